@@ -1,0 +1,11 @@
+//! m365-posture: watches Microsoft 365 tenants for security posture problems.
+//!
+//! One pipeline: `collect` (Graph, DNS) builds a [`snapshot::TenantSnapshot`]; `checks` are pure
+//! functions from the snapshot and a given `now` to findings; `state` reconciles them against
+//! stored state and writes state and outbox in one SQLite transaction; `sinks` deliver events
+//! and `/metrics` reads committed state.
+#![forbid(unsafe_code)]
+
+pub mod checks;
+pub mod findings;
+pub mod snapshot;

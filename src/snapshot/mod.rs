@@ -1,0 +1,135 @@
+//! `TenantSnapshot`: everything one scan collected about one tenant, before any judgement.
+//!
+//! Collection fills it; checks read it. Each data section is either available or
+//! [`Unavailable`] with a reason, so a check whose input is missing is reported as failed and
+//! resolves nothing. Per-user sections keep a result per user, so a 403 on one mailbox fails
+//! only that mailbox's instances.
+
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use types::*;
+
+/// Why a data section (or one user's part of it) did not arrive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unavailable {
+    /// Graph answered 403; names the permission the agent lacks.
+    PermissionDenied {
+        /// The Graph permission, such as `MailboxSettings.Read`.
+        permission: String,
+    },
+    /// Still throttled after the retry budget.
+    Throttled,
+    /// Graph answered with this HTTP status after retries.
+    GraphError {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The answer could not be parsed.
+    Malformed {
+        /// What was wrong, without secrets.
+        detail: String,
+    },
+    /// Transport failure (connection, timeout).
+    Transport {
+        /// What failed.
+        detail: String,
+    },
+    /// DNS SERVFAIL, REFUSED or timeout.
+    DnsFailure {
+        /// The name that failed.
+        name: String,
+        /// `servfail`, `timeout`, ...
+        detail: String,
+    },
+    /// Not collected in this scan (an earlier step failed, or the scan was cut short).
+    NotCollected {
+        /// Why.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PermissionDenied { permission } => write!(f, "permission_denied: {permission}"),
+            Self::Throttled => f.write_str("throttled"),
+            Self::GraphError { status } => write!(f, "graph_error {status}"),
+            Self::Malformed { detail } => write!(f, "malformed_response: {detail}"),
+            Self::Transport { detail } => write!(f, "transport_error: {detail}"),
+            Self::DnsFailure { name, detail } => write!(f, "dns_{detail}: {name}"),
+            Self::NotCollected { detail } => write!(f, "not_collected: {detail}"),
+        }
+    }
+}
+
+/// A data section: available, or unavailable with a reason.
+pub type Section<T> = Result<T, Unavailable>;
+
+/// Per-user data from per-user endpoints, keyed by user id.
+///
+/// A user present with `Ok` was read (a 404 mailbox is `Ok(empty)`). A user present with `Err`
+/// failed. A user absent was not asked for; what that means is documented by the section
+/// (for authentication methods: the registration report showed no relevant method).
+pub type PerUser<T> = BTreeMap<String, Result<Vec<T>, Unavailable>>;
+
+/// TXT answers by lower-case DNS name (no trailing dot).
+///
+/// `Ok(records)` holds one string per TXT record, character-strings already concatenated;
+/// `Ok(vec![])` is NXDOMAIN or no TXT records. `Err` is a failed lookup (not "no record").
+/// A name absent from the map was not looked up.
+pub type DnsAnswers = BTreeMap<String, Result<Vec<String>, Unavailable>>;
+
+/// Everything collected about one tenant in one scan.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TenantSnapshot {
+    /// The tenant id from config.
+    pub tenant_id: String,
+    /// `/organization`.
+    pub organization: Section<Organization>,
+    /// `/domains`.
+    pub domains: Section<Vec<Domain>>,
+    /// `/users` with the full `$select`.
+    pub users: Section<Vec<User>>,
+    /// `/reports/authenticationMethods/userRegistrationDetails`, pre-filtered or not.
+    pub registration_details: Section<Vec<UserRegistrationDetails>>,
+    /// Authentication methods for the users that were asked (see [`PerUser`]); users absent
+    /// had no FIDO2, Windows Hello or TAP registered per the registration report.
+    pub auth_methods: Section<PerUser<AuthMethod>>,
+    /// Primary calendar permissions per mailbox user.
+    pub calendar_permissions: Section<PerUser<CalendarPermission>>,
+    /// Inbox rules per mailbox user.
+    pub message_rules: Section<PerUser<MessageRule>>,
+    /// `/applications`.
+    pub applications: Section<Vec<Application>>,
+    /// `/servicePrincipals`.
+    pub service_principals: Section<Vec<ServicePrincipal>>,
+    /// TXT answers for every checked domain, `_dmarc.` names, include and redirect targets and
+    /// organizational-domain fallbacks.
+    pub dns: DnsAnswers,
+}
+
+impl TenantSnapshot {
+    /// A snapshot where every section is unavailable with `detail`; collection starts here.
+    pub fn empty(tenant_id: &str, detail: &str) -> Self {
+        let missing = || Unavailable::NotCollected {
+            detail: detail.to_owned(),
+        };
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            organization: Err(missing()),
+            domains: Err(missing()),
+            users: Err(missing()),
+            registration_details: Err(missing()),
+            auth_methods: Err(missing()),
+            calendar_permissions: Err(missing()),
+            message_rules: Err(missing()),
+            applications: Err(missing()),
+            service_principals: Err(missing()),
+            dns: DnsAnswers::new(),
+        }
+    }
+}

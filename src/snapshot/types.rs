@@ -1,0 +1,434 @@
+//! Typed Microsoft Graph v1.0 shapes the checks read.
+//!
+//! Tolerant by design: unknown fields are ignored (no `deny_unknown_fields`), every optional
+//! property accepts both null and absent, `createdDateTime` and `creationDateTime` are both read,
+//! and `redirectTo` is accepted as one recipient or a list. Property names are Graph's own.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `GET /organization` (one element of the collection).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Organization {
+    /// Tenant id.
+    pub id: String,
+    /// Tenant display name.
+    pub display_name: Option<String>,
+    /// True when directory sync is on for the tenant.
+    pub on_premises_sync_enabled: Option<bool>,
+    /// Last tenant-wide directory sync.
+    pub on_premises_last_sync_date_time: Option<DateTime<Utc>>,
+}
+
+/// `GET /domains`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Domain {
+    /// Fully qualified domain name.
+    pub id: String,
+    /// Verified by DNS.
+    pub is_verified: Option<bool>,
+    /// The default domain.
+    pub is_default: Option<bool>,
+    /// The initial `*.onmicrosoft.com` domain.
+    pub is_initial: Option<bool>,
+    /// `Managed` or `Federated`.
+    pub authentication_type: Option<String>,
+    /// `Email`, `OfficeCommunicationsOnline`, ...
+    pub supported_services: Vec<String>,
+}
+
+/// One entry of `user.onPremisesProvisioningErrors`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProvisioningError {
+    /// Currently only `PropertyConflict`.
+    pub category: Option<String>,
+    /// When it happened.
+    pub occurred_date_time: Option<DateTime<Utc>>,
+    /// `UserPrincipalName` or `ProxyAddress`.
+    pub property_causing_error: Option<String>,
+    /// The conflicting value.
+    pub value: Option<String>,
+}
+
+/// `GET /users?$select=...` (the properties of `findings-spec.md` section 2.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct User {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    pub user_principal_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Primary SMTP address; null when the user has no mailbox.
+    pub mail: Option<String>,
+    /// `Member` or `Guest`.
+    pub user_type: Option<String>,
+    /// `Invitation` for B2B guests.
+    pub creation_type: Option<String>,
+    /// Sign-in allowed.
+    pub account_enabled: Option<bool>,
+    /// Comma list: `DisablePasswordExpiration`, `DisableStrongPassword`.
+    pub password_policies: Option<String>,
+    /// Last password change or creation.
+    pub last_password_change_date_time: Option<DateTime<Utc>>,
+    /// true synced, false formerly synced, null cloud-only.
+    pub on_premises_sync_enabled: Option<bool>,
+    /// Last sync of this object.
+    pub on_premises_last_sync_date_time: Option<DateTime<Utc>>,
+    /// Source anchor.
+    pub on_premises_immutable_id: Option<String>,
+    /// Sync provisioning errors.
+    #[serde(deserialize_with = "null_as_default")]
+    pub on_premises_provisioning_errors: Vec<ProvisioningError>,
+    /// `minor`, `notAdult`, `adult`.
+    pub age_group: Option<String>,
+    /// `granted`, `denied`, `notRequired`.
+    pub consent_provided_for_minor: Option<String>,
+    /// Computed legal age group.
+    pub legal_age_group_classification: Option<String>,
+    /// `SMTP:primary`, `smtp:alias`, `SIP:...`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub proxy_addresses: Vec<String>,
+    /// Creation time.
+    pub created_date_time: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// The best human name: UPN, else display name, else id.
+    pub fn name(&self) -> &str {
+        self.user_principal_name
+            .as_deref()
+            .or(self.display_name.as_deref())
+            .unwrap_or(&self.id)
+    }
+
+    /// True for `userType == Guest` (case-insensitive).
+    pub fn is_guest(&self) -> bool {
+        self.user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+    }
+}
+
+/// One authentication method from `/users/{id}/authentication/methods` or a typed list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AuthMethod {
+    /// `#microsoft.graph.fido2AuthenticationMethod`.
+    Fido2(Fido2Method),
+    /// `#microsoft.graph.windowsHelloForBusinessAuthenticationMethod`.
+    WindowsHello(WindowsHelloMethod),
+    /// `#microsoft.graph.temporaryAccessPassAuthenticationMethod`.
+    TemporaryAccessPass(TapMethod),
+    /// Any other method type (ignored by the checks).
+    Other {
+        /// The method id.
+        id: String,
+        /// The `@odata.type`, if any.
+        odata_type: Option<String>,
+    },
+}
+
+impl AuthMethod {
+    /// Parses one element of a methods list by its `@odata.type`; `typed_hint` is the type of
+    /// a typed list endpoint, used when an element has no `@odata.type` (Graph omits it there).
+    pub fn from_graph(
+        value: serde_json::Value,
+        typed_hint: Option<&str>,
+    ) -> Result<Self, serde_json::Error> {
+        let odata_type = value
+            .get("@odata.type")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .or_else(|| typed_hint.map(str::to_owned));
+        match odata_type.as_deref() {
+            Some("#microsoft.graph.fido2AuthenticationMethod") => {
+                serde_json::from_value(value).map(Self::Fido2)
+            }
+            Some("#microsoft.graph.windowsHelloForBusinessAuthenticationMethod") => {
+                serde_json::from_value(value).map(Self::WindowsHello)
+            }
+            Some("#microsoft.graph.temporaryAccessPassAuthenticationMethod") => {
+                serde_json::from_value(value).map(Self::TemporaryAccessPass)
+            }
+            _ => {
+                let id = value
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                Ok(Self::Other { id, odata_type })
+            }
+        }
+    }
+}
+
+/// `fido2AuthenticationMethod`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Fido2Method {
+    /// Method id.
+    pub id: String,
+    /// Key name.
+    pub display_name: Option<String>,
+    /// `attested`, `notAttested`, `unknownFutureValue`.
+    pub attestation_level: Option<String>,
+    /// Authenticator AAGUID.
+    pub aa_guid: Option<String>,
+    /// Authenticator model.
+    pub model: Option<String>,
+    /// `deviceBound`, `synced`.
+    pub passkey_type: Option<String>,
+    /// Registration time (`createdDateTime`, or `creationDateTime` in older docs).
+    #[serde(alias = "creationDateTime")]
+    pub created_date_time: Option<DateTime<Utc>>,
+}
+
+/// `windowsHelloForBusinessAuthenticationMethod`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WindowsHelloMethod {
+    /// Method id.
+    pub id: String,
+    /// Device name.
+    pub display_name: Option<String>,
+    /// `normal`, `weak`, `unknown`.
+    pub key_strength: Option<String>,
+    /// Registration time.
+    #[serde(alias = "creationDateTime")]
+    pub created_date_time: Option<DateTime<Utc>>,
+}
+
+/// `temporaryAccessPassAuthenticationMethod`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TapMethod {
+    /// Method id.
+    pub id: String,
+    /// Usable more than once when false.
+    pub is_usable_once: Option<bool>,
+    /// Lifetime.
+    pub lifetime_in_minutes: Option<i64>,
+    /// Start of validity.
+    pub start_date_time: Option<DateTime<Utc>>,
+    /// Currently usable.
+    pub is_usable: Option<bool>,
+    /// Why (not) usable.
+    pub method_usability_reason: Option<String>,
+    /// Creation time.
+    #[serde(alias = "creationDateTime")]
+    pub created_date_time: Option<DateTime<Utc>>,
+}
+
+/// `emailAddress`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EmailAddress {
+    /// Display name.
+    pub name: Option<String>,
+    /// SMTP address (may be legacyExchangeDN or null).
+    pub address: Option<String>,
+}
+
+/// `recipient`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Recipient {
+    /// The address.
+    pub email_address: EmailAddress,
+}
+
+/// `calendarPermission`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CalendarPermission {
+    /// Permission id.
+    pub id: String,
+    /// The sharee; `address` is null for "My Organization".
+    pub email_address: Option<EmailAddress>,
+    /// Sharee inside the organization.
+    pub is_inside_organization: Option<bool>,
+    /// Can be removed.
+    pub is_removable: Option<bool>,
+    /// `calendarRoleType`.
+    pub role: Option<String>,
+}
+
+/// `messageRuleActions` (only the fields the checks read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageRuleActions {
+    /// Forward to.
+    #[serde(deserialize_with = "one_or_many")]
+    pub forward_to: Vec<Recipient>,
+    /// Forward as attachment to.
+    #[serde(deserialize_with = "one_or_many")]
+    pub forward_as_attachment_to: Vec<Recipient>,
+    /// Redirect to (a list in the CSDL, a single recipient in an old doc page).
+    #[serde(deserialize_with = "one_or_many")]
+    pub redirect_to: Vec<Recipient>,
+}
+
+/// `messageRule` of the inbox.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageRule {
+    /// Rule id.
+    pub id: String,
+    /// Rule name (attacker-controlled text).
+    pub display_name: Option<String>,
+    /// Order.
+    pub sequence: Option<i64>,
+    /// Enabled.
+    pub is_enabled: Option<bool>,
+    /// Rule is in error.
+    pub has_error: Option<bool>,
+    /// Actions; absent means none.
+    pub actions: Option<MessageRuleActions>,
+}
+
+/// `certification` of an application.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Certification {
+    /// Details page.
+    pub certification_details_url: Option<String>,
+    /// Expiry.
+    pub certification_expiration_date_time: Option<DateTime<Utc>>,
+    /// Microsoft 365 certified.
+    pub is_certified_by_microsoft: Option<bool>,
+    /// Publisher attestation done.
+    pub is_publisher_attested: Option<bool>,
+    /// Last certification.
+    pub last_certification_date_time: Option<DateTime<Utc>>,
+}
+
+/// `verifiedPublisher`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VerifiedPublisher {
+    /// Publisher name.
+    pub display_name: Option<String>,
+    /// Partner Center id.
+    pub verified_publisher_id: Option<String>,
+}
+
+/// `GET /applications` (registrations owned by the tenant).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Application {
+    /// Object id.
+    pub id: String,
+    /// Client id.
+    pub app_id: Option<String>,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Publisher domain.
+    pub publisher_domain: Option<String>,
+    /// Certification (readable only for the tenant's own apps).
+    pub certification: Option<Certification>,
+    /// `NotDisabled`, `DisabledDueToViolationOfServicesAgreement`, or null.
+    pub disabled_by_microsoft_status: Option<String>,
+    /// Verified publisher.
+    pub verified_publisher: Option<VerifiedPublisher>,
+}
+
+/// `GET /servicePrincipals`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServicePrincipal {
+    /// Object id.
+    pub id: String,
+    /// Client id of the application.
+    pub app_id: Option<String>,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Name of the application.
+    pub app_display_name: Option<String>,
+    /// `Application`, `ManagedIdentity`, `Legacy`, ...
+    pub service_principal_type: Option<String>,
+    /// Tenant that owns the application.
+    pub app_owner_organization_id: Option<String>,
+    /// Sign-in enabled.
+    pub account_enabled: Option<bool>,
+    /// Verified publisher.
+    pub verified_publisher: Option<VerifiedPublisher>,
+    /// `NotDisabled`, `DisabledDueToViolationOfServicesAgreement`, or null.
+    pub disabled_by_microsoft_status: Option<String>,
+}
+
+/// `GET /reports/authenticationMethods/userRegistrationDetails`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UserRegistrationDetails {
+    /// User object id.
+    pub id: String,
+    /// UPN.
+    pub user_principal_name: Option<String>,
+    /// Registered method labels (`fido2`, `windowsHelloForBusiness`, `temporaryAccessPass`, ...).
+    #[serde(deserialize_with = "null_as_default")]
+    pub methods_registered: Vec<String>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<Recipient>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Recipient>),
+        One(Recipient),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::Many(list)) => list,
+        Some(OneOrMany::One(one)) => vec![one],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redirect_to_accepts_object_or_array_and_null() {
+        let one: MessageRuleActions = serde_json::from_value(json!({
+            "redirectTo": {"emailAddress": {"address": "a@x.example"}}
+        }))
+        .unwrap();
+        assert_eq!(one.redirect_to.len(), 1);
+        let many: MessageRuleActions = serde_json::from_value(json!({
+            "redirectTo": [{"emailAddress": {"address": "a@x.example"}}, {"emailAddress": {"address": "b@x.example"}}],
+            "forwardTo": null
+        }))
+        .unwrap();
+        assert_eq!(many.redirect_to.len(), 2);
+        assert!(many.forward_to.is_empty());
+    }
+
+    #[test]
+    fn method_reads_creation_date_time_alias_and_typed_hint() {
+        let m = AuthMethod::from_graph(
+            json!({"id": "k1", "attestationLevel": "notAttested", "creationDateTime": "2020-01-01T00:00:00Z", "extra": 1}),
+            Some("#microsoft.graph.fido2AuthenticationMethod"),
+        )
+        .unwrap();
+        match m {
+            AuthMethod::Fido2(f) => assert!(f.created_date_time.is_some()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
