@@ -7,5 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod events;
 pub mod findings;
 pub mod snapshot;
