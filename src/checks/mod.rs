@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod domains;
 pub mod forwarding;
 pub mod options;
+pub mod spf;
 pub mod users;
 
 use crate::findings::{Finding, FindingId};
