@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod calendar;
+pub mod dmarc;
 pub mod domains;
 pub mod forwarding;
 pub mod options;
