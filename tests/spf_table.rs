@@ -310,3 +310,52 @@ fn names_needed_walks_the_include_tree_round_by_round() {
         "{verdict:?}"
     );
 }
+
+#[test]
+fn terms_parse_into_qualifiers_mechanisms_and_modifiers() {
+    use m365_posture::checks::spf::{parse, Mechanism, Qualifier};
+    let record = parse(
+        "v=spf1 ~A:Mail.Contoso.com/24//64 -mx ?ip4:192.0.2.0/24 ip6:2001:db8::1 redirect=_spf.contoso.com exp=x.contoso.com v-x=1",
+    )
+    .unwrap();
+    assert_eq!(record.directives.len(), 4);
+    assert_eq!(record.directives[0].qualifier, Qualifier::SoftFail);
+    let Mechanism::A {
+        domain,
+        ip4_prefix,
+        ip6_prefix,
+    } = &record.directives[0].mechanism
+    else {
+        panic!("{:?}", record.directives[0]);
+    };
+    assert_eq!(
+        domain.as_ref().and_then(|d| d.lookup_name()).as_deref(),
+        Some("mail.contoso.com")
+    );
+    assert_eq!((*ip4_prefix, *ip6_prefix), (Some(24), Some(64)));
+    assert_eq!(record.directives[1].qualifier, Qualifier::Fail);
+    assert_eq!(record.directives[2].qualifier, Qualifier::Neutral);
+    assert_eq!(
+        record.directives[3].mechanism,
+        Mechanism::Ip6 {
+            network: "2001:db8::1".parse().unwrap(),
+            prefix: 128
+        }
+    );
+    assert_eq!(
+        record
+            .redirect
+            .as_ref()
+            .and_then(|r| r.lookup_name())
+            .as_deref(),
+        Some("_spf.contoso.com")
+    );
+    assert!(record.explanation.is_some());
+    assert_eq!(record.unknown_modifiers, vec!["v-x=1"]);
+    assert!(parse("v=spf1 exp=a.example exp=b.example").is_err());
+    assert!(parse("v=spf1 include:%{i").is_err());
+    assert!(
+        parse("v=spf1 include:example").is_err(),
+        "a domain needs a top label"
+    );
+}

@@ -15,7 +15,7 @@ use super::dmarc::{self, AppliedDmarc, DmarcVerdict, Policy};
 use super::spf::{self, normalize, SpfVerdict, TxtAnswer};
 use super::{CheckOptions, EvalCtx, Evaluation, Outcome};
 use crate::findings::{Finding, FindingId};
-use crate::snapshot::{DnsAnswers, Domain, TenantSnapshot};
+use crate::snapshot::{DnsAnswers, Domain, TenantSnapshot, Unavailable};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -31,49 +31,55 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
     };
     let lookup = |name: &str| snapshot.dns.get(name);
     let options = ctx.options;
-    let mut evaluation = Evaluation::default();
-    match id {
-        FindingId::DomainNotVerified => {
-            evaluation.findings = not_verified(domains);
-        }
-        FindingId::SpfAllowsAny | FindingId::SpfMissing => {
-            for name in spf_domains(domains, options) {
-                match spf::evaluate_spf(&name, &lookup) {
-                    SpfVerdict::DnsError(failure) => {
-                        evaluation
-                            .failed_resources
-                            .push((name, failure.to_string()));
-                    }
-                    verdict => evaluation
-                        .findings
-                        .extend(spf_finding(id, &name, &verdict, options)),
-                }
-            }
-        }
+    let evaluation = match id {
+        FindingId::DomainNotVerified => Evaluation {
+            findings: not_verified(domains),
+            failed_resources: Vec::new(),
+        },
+        FindingId::SpfAllowsAny | FindingId::SpfMissing => per_domain(
+            spf_domains(domains, options),
+            |name| match spf::evaluate_spf(name, &lookup) {
+                SpfVerdict::DnsError(failure) => Err(failure),
+                verdict => Ok(verdict),
+            },
+            |name, verdict| spf_finding(id, name, verdict, options),
+        ),
         FindingId::DmarcMissing
         | FindingId::DmarcNotEnforced
         | FindingId::DmarcSubdomainsNotEnforced
-        | FindingId::DmarcPartial => {
-            for name in dmarc_domains(domains, options) {
-                match dmarc::evaluate_dmarc(&name, &lookup) {
-                    DmarcVerdict::DnsError(failure) => {
-                        evaluation
-                            .failed_resources
-                            .push((name, failure.to_string()));
-                    }
-                    verdict => evaluation
-                        .findings
-                        .extend(dmarc_finding(id, &name, &verdict, options)),
-                }
-            }
-        }
+        | FindingId::DmarcPartial => per_domain(
+            dmarc_domains(domains, options),
+            |name| match dmarc::evaluate_dmarc(name, &lookup) {
+                DmarcVerdict::DnsError(failure) => Err(failure),
+                verdict => Ok(verdict),
+            },
+            |name, verdict| dmarc_finding(id, name, verdict, options),
+        ),
         _ => {
             return Outcome::Skipped {
                 reason: format!("not_a_domain_check: {id}"),
             }
         }
-    }
+    };
     Outcome::Evaluated(evaluation)
+}
+
+/// Judges each domain; a domain whose verdict failed goes to `failed_resources` instead.
+fn per_domain<V>(
+    names: Vec<String>,
+    verdict_of: impl Fn(&str) -> Result<V, Unavailable>,
+    finding_of: impl Fn(&str, &V) -> Option<Finding>,
+) -> Evaluation {
+    let mut evaluation = Evaluation::default();
+    for name in names {
+        match verdict_of(&name) {
+            Ok(verdict) => evaluation.findings.extend(finding_of(&name, &verdict)),
+            Err(failure) => evaluation
+                .failed_resources
+                .push((name, failure.to_string())),
+        }
+    }
+    evaluation
 }
 
 /// The domains whose SPF is checked: verified, not `*.mail.onmicrosoft.com`, and with
