@@ -8,7 +8,7 @@
 
 use super::{CheckOptions, Evaluation, Outcome};
 use crate::findings::{Finding, FindingId};
-use crate::snapshot::{Domain, Section, User};
+use crate::snapshot::{Domain, PerUser, Section, User};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,6 +124,30 @@ pub fn is_excluded_id(user_id: &str, user: Option<&User>, options: &CheckOptions
 /// Users by object id, for per-user sections.
 pub fn users_by_id(users: &[User]) -> BTreeMap<&str, &User> {
     users.iter().map(|u| (u.id.as_str(), u)).collect()
+}
+
+/// Walks a per-user mailbox section: skips excluded users and guests (guests have no mailbox
+/// in the tenant), calls `visit(user_id, resource_name, items)` for every user that was read,
+/// and returns `(user_id, reason)` for every user whose read failed.
+pub fn each_mailbox<T>(
+    section: &PerUser<T>,
+    users: &[User],
+    options: &CheckOptions,
+    mut visit: impl FnMut(&str, &str, &[T]),
+) -> Vec<(String, String)> {
+    let users = users_by_id(users);
+    let mut failed = Vec::new();
+    for (user_id, result) in section {
+        let user = users.get(user_id.as_str()).copied();
+        if is_excluded_id(user_id, user, options) || user.is_some_and(User::is_guest) {
+            continue;
+        }
+        match result {
+            Ok(items) => visit(user_id, user.map_or(user_id.as_str(), User::name), items),
+            Err(reason) => failed.push((user_id.clone(), reason.to_string())),
+        }
+    }
+    failed
 }
 
 /// The section's data, or the [`Outcome::Skipped`] that a check returns when it is unavailable.

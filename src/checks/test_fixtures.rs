@@ -119,3 +119,14 @@ pub(crate) fn user_id(snapshot: &TenantSnapshot, nick: &str) -> String {
         .map(|u| u.id.clone())
         .unwrap_or_else(|| panic!("no fixture user {nick}"))
 }
+
+/// A per-user section keyed by the ids of the fixture users named by `nick`.
+pub(crate) fn per_user<T>(
+    snapshot: &TenantSnapshot,
+    entries: Vec<(&str, Result<Vec<T>, Unavailable>)>,
+) -> crate::snapshot::PerUser<T> {
+    entries
+        .into_iter()
+        .map(|(nick, result)| (user_id(snapshot, nick), result))
+        .collect()
+}
