@@ -141,13 +141,109 @@ step_systemd() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# dashboards
+
+NPM_DIR=${OPS_NPM_DIR:-$ROOT/target/ops-npm}
+NPM_PACKAGES=(@grafana/schema@13.2.3 ts-json-schema-generator@2.4.0)  # the generator brings its own typescript 5
+DASHBOARDS=("$ROOT"/dashboards/m365-posture-*.json)
+DASHTOOL=$ROOT/.ci/ops/dashboards.py
+
+# JSON Schema of the classic dashboard model, generated from @grafana/schema's TypeScript types.
+dashboard_schema() {
+    local types=$NPM_DIR/node_modules/@grafana/schema/dist/types/raw/dashboard/x/types.gen.d.ts
+    if [ ! -f "$NPM_DIR/.installed-$(printf '%s' "${NPM_PACKAGES[*]}" | md5sum | cut -c1-12)" ]; then
+        mkdir -p "$NPM_DIR"
+        (cd "$NPM_DIR" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix . \
+            "${NPM_PACKAGES[@]}") || return 1
+        touch "$NPM_DIR/.installed-$(printf '%s' "${NPM_PACKAGES[*]}" | md5sum | cut -c1-12)"
+    fi
+    (cd "$NPM_DIR" && ./node_modules/.bin/ts-json-schema-generator --path "$types" --type Dashboard \
+        --no-type-check -o "$WORK/dashboard.schema.json") || return 1
+    python3 "$DASHTOOL" schema "$WORK/dashboard.schema.json" "${DASHBOARDS[@]}"
+}
+
+dashboard_promql() {
+    python3 "$DASHTOOL" rules "${DASHBOARDS[@]}" >"$WORK/dashboard-rules.yml" || return 1
+    promtool check rules "$WORK/dashboard-rules.yml"
+}
+
+provisioning_example() {
+    python3 - "$ROOT/dashboards/provisioning" <<'PY'
+import sys, yaml
+d = sys.argv[1]
+prov = yaml.safe_load(open(f"{d}/dashboards.yaml"))
+ds = yaml.safe_load(open(f"{d}/datasource.yaml"))
+p = prov["providers"][0]
+assert prov["apiVersion"] == 1 and p["type"] == "file", "dashboards.yaml: apiVersion 1, type file"
+assert p["options"]["path"] == "/usr/share/m365-posture/dashboards", "dashboards.yaml: path must match the package"
+assert ds["apiVersion"] == 1 and ds["datasources"][0]["type"] == "prometheus", "datasource.yaml: prometheus"
+print("provisioning examples: OK")
+PY
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a loopback Prometheus scraping the fixture exposition; echoes its URL once it has data.
+start_fixture_prometheus() {
+    local fport pport i
+    fport=$(free_port) && pport=$(free_port) || return 1
+    mkdir -p "$WORK/fixture" "$WORK/tsdb"
+    cp "$ROOT/.ci/ops/fixture-metrics.prom" "$WORK/fixture/metrics"
+    python3 -m http.server "$fport" --bind 127.0.0.1 --directory "$WORK/fixture" >"$WORK/http.log" 2>&1 &
+    PIDS+=($!)
+    cat >"$WORK/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: m365-posture
+    static_configs: [{targets: ["127.0.0.1:$fport"]}]
+YML
+    prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+        --web.listen-address="127.0.0.1:$pport" >"$WORK/prometheus.log" 2>&1 &
+    PIDS+=($!)
+    for i in $(seq 60); do
+        if curl -fsS "http://127.0.0.1:$pport/api/v1/query?query=count_over_time(up%5B1m%5D)%3E%3D5" 2>/dev/null |
+            grep -q '"value"'; then
+            echo "http://127.0.0.1:$pport"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "fixture Prometheus did not come up; log:" >&2
+    tail -20 "$WORK/prometheus.log" >&2
+    return 1
+}
+
+# Self-test of .ci/dashboards-live.sh on the fixture exposition (the demo run is wired by the lead).
+dashboards_live_fixture() {
+    promtool check metrics <"$ROOT/.ci/ops/fixture-metrics.prom" || return 1
+    local url
+    url=$(start_fixture_prometheus) || return 1
+    "$ROOT/.ci/dashboards-live.sh" "$url" --rate-interval 1m --range 1h --window 60
+}
+
+step_dashboards() {
+    need python3 python3 && need npm npm && need promtool prometheus && need curl curl || return
+    need_python_module jsonschema && need_python_module yaml || return
+    check "dashboards are up to date with dashboards/build.py" python3 "$ROOT/dashboards/build.py" --check
+    check "dashboards: JSON schema from @grafana/schema" dashboard_schema
+    check "dashboards: lint (datasource/job/tenant variables, units, rate intervals, uids)" \
+        python3 "$DASHTOOL" lint "${DASHBOARDS[@]}"
+    check "dashboards: promtool parses every query" dashboard_promql
+    check "dashboards: provisioning examples" provisioning_example
+    check "dashboards: every query returns data from a Prometheus scraping the fixture" dashboards_live_fixture
+}
+
+# ---------------------------------------------------------------------------------------------
 
 main() {
     local steps=("$@") step
-    [ ${#steps[@]} -gt 0 ] || steps=(systemd)
+    [ ${#steps[@]} -gt 0 ] || steps=(systemd dashboards)
     for step in "${steps[@]}"; do
         case $step in
         systemd) step_systemd ;;
+        dashboards) step_dashboards ;;
         *) fail "unknown step $step" ;;
         esac
     done
