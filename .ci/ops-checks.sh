@@ -141,6 +141,53 @@ step_systemd() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Prometheus rules and config, Alertmanager config
+
+PROM_DIR=$ROOT/config/prometheus
+AM_CONFIG=$ROOT/config/alertmanager/alertmanager.yml
+
+# Where each alert must land: NAME=RECEIVER, or SEVERITY=RECEIVER for the rest.
+expected_receiver() {
+    case "$1/$2" in
+    M365PostureNewHighSeverityFinding/*) echo security-pager ;;
+    M365PostureHighSeverityFindingOpen/*) echo security ;;
+    */critical) echo ops-pager ;;
+    *) echo ops ;;
+    esac
+}
+
+alert_routes() {
+    local name severity want labels rc=0
+    while read -r name severity; do
+        want=$(expected_receiver "$name" "$severity")
+        labels=(alertname="$name" severity="$severity" tenant=contoso job=m365-posture instance=host:9365)
+        if amtool config routes test --config.file="$AM_CONFIG" --verify.receivers="$want" "${labels[@]}" \
+            >"$WORK/route.out" 2>&1; then
+            echo "$name ($severity) -> $want"
+        else
+            echo "$name ($severity): expected receiver $want, got: $(grep -v Warning "$WORK/route.out" | tr '\n' ' ')"
+            rc=1
+        fi
+    done < <(python3 "$ROOT/.ci/ops/alerts_meta.py" labels "$PROM_DIR/alerts.yml")
+    return $rc
+}
+
+step_prometheus() {
+    need promtool prometheus && need_python_module yaml || return
+    check "promtool check rules alerts.yml" promtool check rules "$PROM_DIR/alerts.yml"
+    check "promtool test rules alerts_test.yml" bash -c 'cd "$1" && promtool test rules alerts_test.yml' _ "$PROM_DIR"
+    check "every alert has a firing and a non-firing test case" \
+        python3 "$ROOT/.ci/ops/alerts_meta.py" coverage "$PROM_DIR/alerts.yml" "$PROM_DIR/alerts_test.yml"
+    check "promtool check config prometheus.yml" promtool check config "$PROM_DIR/prometheus.yml"
+}
+
+step_alertmanager() {
+    need amtool prometheus-alertmanager && need_python_module yaml || return
+    check "amtool check-config alertmanager.yml" amtool check-config "$AM_CONFIG"
+    check "amtool: every alert routes to its receiver" alert_routes
+}
+
+# ---------------------------------------------------------------------------------------------
 # dashboards
 
 NPM_DIR=${OPS_NPM_DIR:-$ROOT/target/ops-npm}
@@ -239,10 +286,12 @@ step_dashboards() {
 
 main() {
     local steps=("$@") step
-    [ ${#steps[@]} -gt 0 ] || steps=(systemd dashboards)
+    [ ${#steps[@]} -gt 0 ] || steps=(systemd prometheus alertmanager dashboards)
     for step in "${steps[@]}"; do
         case $step in
         systemd) step_systemd ;;
+        prometheus) step_prometheus ;;
+        alertmanager) step_alertmanager ;;
         dashboards) step_dashboards ;;
         *) fail "unknown step $step" ;;
         esac
