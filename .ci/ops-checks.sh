@@ -9,11 +9,14 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d)
 FAILED=()
-PIDS=()
 
+# Background servers record their PIDs here (also from subshells); cleanup stops exactly those.
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    if [ -f "$WORK/pids" ]; then
+        while read -r pid; do kill "$pid" 2>/dev/null; done <"$WORK/pids"
+        sleep 0.5
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -239,7 +242,7 @@ start_fixture_prometheus() {
     mkdir -p "$WORK/fixture" "$WORK/tsdb"
     cp "$ROOT/.ci/ops/fixture-metrics.prom" "$WORK/fixture/metrics"
     python3 -m http.server "$fport" --bind 127.0.0.1 --directory "$WORK/fixture" >"$WORK/http.log" 2>&1 &
-    PIDS+=($!)
+    echo $! >>"$WORK/pids"
     cat >"$WORK/prometheus.yml" <<YML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
@@ -248,7 +251,7 @@ scrape_configs:
 YML
     prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
         --web.listen-address="127.0.0.1:$pport" >"$WORK/prometheus.log" 2>&1 &
-    PIDS+=($!)
+    echo $! >>"$WORK/pids"
     for i in $(seq 60); do
         if curl -fsS "http://127.0.0.1:$pport/api/v1/query?query=count_over_time(up%5B1m%5D)%3E%3D5" 2>/dev/null |
             grep -q '"value"'; then
