@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod config;
 pub mod events;
 pub mod findings;
 pub mod snapshot;
