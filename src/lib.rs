@@ -10,4 +10,5 @@ pub mod checks;
 pub mod config;
 pub mod events;
 pub mod findings;
+pub mod metrics;
 pub mod snapshot;
