@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod config;
 pub mod events;
 pub mod findings;
+pub mod metrics;
 pub mod snapshot;
