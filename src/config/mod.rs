@@ -17,6 +17,7 @@ mod walk;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use load::{from_toml_str, load, load_with_env};
+pub use walk::known_keys;
 
 use crate::checks::CheckOptions;
 use crate::findings::{FindingId, Severity};

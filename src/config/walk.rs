@@ -45,6 +45,39 @@ pub(crate) fn raw_from_tree(tree: &Value, problems: &mut Problems) -> RawConfig 
     }
 }
 
+/// Every key the config accepts, as dotted paths without indexes (`tenants.name`,
+/// `sinks.tls.ca_file`, `checks.tap_usable_only`), in file order. The keys of
+/// `severity_overrides` are finding ids and are not listed.
+pub fn known_keys() -> Vec<String> {
+    fn keys_of<T: DeserializeOwned>(section: &str, nested: &[&str]) -> Vec<String> {
+        field_names::<T>()
+            .iter()
+            .filter(|key| !nested.contains(key))
+            .map(|key| format!("{section}.{key}"))
+            .collect()
+    }
+    let mut keys = Vec::new();
+    for section in field_names::<RawConfig>() {
+        let mut section_keys = match *section {
+            "tenants" => keys_of::<RawTenant>(section, &[]),
+            "dns" => keys_of::<super::raw::RawDns>(section, &[]),
+            "scan" => keys_of::<super::raw::RawScan>(section, &[]),
+            "state" => keys_of::<super::raw::RawState>(section, &[]),
+            "metrics" => keys_of::<super::raw::RawMetrics>(section, &[]),
+            "sinks" => [
+                keys_of::<RawSink>(section, &["tls"]),
+                keys_of::<RawTls>("sinks.tls", &[]),
+            ]
+            .concat(),
+            "checks" => keys_of::<crate::checks::CheckOptions>(section, &[]),
+            "suppressions" => keys_of::<RawSuppression>(section, &[]),
+            other => vec![other.to_owned()],
+        };
+        keys.append(&mut section_keys);
+    }
+    keys
+}
+
 /// The key path of a severity override, quoted because finding ids contain dots.
 pub(crate) fn override_path(finding: &str) -> String {
     format!("severity_overrides.\"{finding}\"")
@@ -255,6 +288,20 @@ mod tests {
         assert!(field_names::<RawSink>().contains(&"type"));
         assert!(field_names::<RawSink>().contains(&"max_message_bytes"));
         assert!(field_names::<crate::checks::CheckOptions>().contains(&"tap_usable_only"));
+    }
+
+    #[test]
+    fn known_keys_cover_every_section_and_nested_tls() {
+        let keys = known_keys();
+        for key in [
+            "tenants.client_secret_file",
+            "sinks.type",
+            "sinks.tls.server_name",
+        ] {
+            assert!(keys.contains(&key.to_owned()), "{key}");
+        }
+        assert!(keys.contains(&"severity_overrides".to_owned()));
+        assert!(!keys.contains(&"sinks.tls".to_owned()));
     }
 
     #[test]
