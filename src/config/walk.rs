@@ -217,7 +217,16 @@ fn kind(value: &Value) -> &'static str {
 fn unknown_key_message(key: &str, known: &[&str]) -> String {
     let closest = known
         .iter()
-        .map(|candidate| (edit_distance(key, candidate), candidate))
+        .map(|candidate| {
+            let prefix =
+                key.len() >= 4 && (candidate.starts_with(key) || key.starts_with(candidate));
+            let distance = if prefix {
+                1
+            } else {
+                edit_distance(key, candidate)
+            };
+            (distance, candidate)
+        })
         .filter(|(distance, _)| *distance <= 2)
         .min_by_key(|(distance, _)| *distance);
     match closest {
@@ -311,6 +320,10 @@ mod tests {
             "unknown key, did you mean \"interval\"?"
         );
         assert_eq!(unknown_key_message("nope", &["interval"]), "unknown key");
+        assert_eq!(
+            unknown_key_message("password_max_age", &["password_max_age_days"]),
+            "unknown key, did you mean \"password_max_age_days\"?"
+        );
     }
 
     #[test]
