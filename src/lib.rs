@@ -7,8 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod events;
 pub mod findings;
 pub mod metrics;
 pub mod snapshot;
+pub mod telemetry;
