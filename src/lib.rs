@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod findings;
 pub mod metrics;
