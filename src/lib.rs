@@ -11,4 +11,6 @@ pub mod config;
 pub mod events;
 pub mod findings;
 pub mod metrics;
+pub mod sinks;
 pub mod snapshot;
+pub mod state;
