@@ -101,3 +101,32 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
     }
     map
 }
+
+/// Keys the size cap may shorten (ending in the truncation mark) or drop.
+pub const SHORTENABLE: [&str; 5] = ["msg", "flexString1", "cs4", "duser", "cs3"];
+
+/// Checks parsed fields against the event: every field exact, except that a shortenable one
+/// may be a prefix of its value followed by `…[truncated]`, or be missing with its label.
+pub fn check_fields(fields: &BTreeMap<String, String>, event: &FindingEvent, version: &str) -> Result<(), String> {
+    let want = expected_fields(event, version);
+    for (key, full) in &want {
+        let shortenable = SHORTENABLE.iter().any(|k| key == k || key.strip_suffix("Label") == Some(k));
+        match fields.get(key) {
+            Some(got) if got == full => {}
+            Some(got) if shortenable => {
+                let kept = got
+                    .strip_suffix("…[truncated]")
+                    .ok_or_else(|| format!("{key}: {got:?} != {full:?}"))?;
+                if !full.starts_with(kept) {
+                    return Err(format!("{key}: {got:?} is not a prefix of the value"));
+                }
+            }
+            None if shortenable => {}
+            got => return Err(format!("{key}: {got:?} != {full:?}")),
+        }
+    }
+    if let Some(extra) = fields.keys().find(|k| !want.contains_key(*k)) {
+        return Err(format!("unexpected key {extra}"));
+    }
+    Ok(())
+}
