@@ -12,7 +12,7 @@ mod harness;
 #[path = "receivers/sample.rs"]
 mod sample;
 
-use harness::{Kind, Receiver, Received, Tools};
+use harness::{Kind, Received, Receiver, Tools};
 use m365_posture::config::{
     Framing, Payload, SinkConfig, SinkKind, SyslogFormat, SyslogSink, TlsConfig, Transport,
 };
@@ -61,7 +61,14 @@ fn pending(state: &Path) -> u64 {
     outbox::pending_by_sink(&conn, &[SINK.to_owned()]).unwrap()[SINK]
 }
 
-fn syslog_sink(receiver: &Receiver, transport: Transport, format: SyslogFormat, framing: Framing, tls: Option<TlsConfig>, max: usize) -> SinkConfig {
+fn syslog_sink(
+    receiver: &Receiver,
+    transport: Transport,
+    format: SyslogFormat,
+    framing: Framing,
+    tls: Option<TlsConfig>,
+    max: usize,
+) -> SinkConfig {
     SinkConfig {
         name: SINK.into(),
         payload: Payload::Cef,
@@ -85,19 +92,41 @@ struct Worker {
 }
 
 fn start_worker(sink: SinkConfig, state: &Path) -> Worker {
-    let (cancel, wake, metrics) = (CancellationToken::new(), Arc::new(Notify::new()), Metrics::new().unwrap());
-    let handle = tokio::spawn(run_sink_tuned(sink, state.to_owned(), metrics.clone(), wake.clone(), cancel.clone(), tuning()));
-    Worker { cancel, wake, handle, metrics }
+    let (cancel, wake, metrics) = (
+        CancellationToken::new(),
+        Arc::new(Notify::new()),
+        Metrics::new().unwrap(),
+    );
+    let handle = tokio::spawn(run_sink_tuned(
+        sink,
+        state.to_owned(),
+        metrics.clone(),
+        wake.clone(),
+        cancel.clone(),
+        tuning(),
+    ));
+    Worker {
+        cancel,
+        wake,
+        handle,
+        metrics,
+    }
 }
 
 impl Worker {
     async fn stop(self) -> Metrics {
         self.cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.handle).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .unwrap()
+            .unwrap();
         self.metrics
     }
     fn delivered(&self) -> u64 {
-        self.metrics.events_delivered.with_label_values(&[SINK]).get()
+        self.metrics
+            .events_delivered
+            .with_label_values(&[SINK])
+            .get()
     }
     fn failed(&self) -> u64 {
         self.metrics.events_failed.with_label_values(&[SINK]).get()
@@ -107,7 +136,11 @@ impl Worker {
 async fn wait_drained(state: &Path, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while pending(state) > 0 {
-        assert!(Instant::now() < deadline, "outbox not drained: {} pending", pending(state));
+        assert!(
+            Instant::now() < deadline,
+            "outbox not drained: {} pending",
+            pending(state)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -117,7 +150,10 @@ fn test_events() -> Vec<FindingEvent> {
     let mut big = sample::hostile_event(99);
     big.event_id = "big-values".into();
     big.resource_name = "Display=Name\\|\n".repeat(800);
-    big.details.insert("recipients".into(), serde_json::json!("ü=x@evil.test; ".repeat(700)));
+    big.details.insert(
+        "recipients".into(),
+        serde_json::json!("ü=x@evil.test; ".repeat(700)),
+    );
     let mut events = vec![sample::new_event(), sample::resolved_event()];
     events.extend((1..=4).map(sample::hostile_event));
     events.push(big);
@@ -125,7 +161,12 @@ fn test_events() -> Vec<FindingEvent> {
 }
 
 /// Delivers `events` through one worker and returns what the receiver stored.
-async fn deliver(receiver: &Receiver, sink: SinkConfig, dir: &Path, events: &[FindingEvent]) -> Vec<Received> {
+async fn deliver(
+    receiver: &Receiver,
+    sink: SinkConfig,
+    dir: &Path,
+    events: &[FindingEvent],
+) -> Vec<Received> {
     let state = state_file(dir);
     enqueue(&state, events);
     let worker = start_worker(sink, &state);
@@ -133,12 +174,22 @@ async fn deliver(receiver: &Receiver, sink: SinkConfig, dir: &Path, events: &[Fi
     wait_drained(&state, Duration::from_secs(60)).await;
     let received = receiver.wait_for(events.len(), Duration::from_secs(20));
     let metrics = worker.stop().await;
-    assert_eq!(metrics.events_delivered.with_label_values(&[SINK]).get(), events.len() as u64);
+    assert_eq!(
+        metrics.events_delivered.with_label_values(&[SINK]).get(),
+        events.len() as u64
+    );
     received
 }
 
 /// Checks every stored message with both oracles and the syslog header fields.
-fn verify(tools: &Tools, dir: &Path, received: &[Received], events: &[FindingEvent], format: SyslogFormat, check_host: bool) {
+fn verify(
+    tools: &Tools,
+    dir: &Path,
+    received: &[Received],
+    events: &[FindingEvent],
+    format: SyslogFormat,
+    check_host: bool,
+) {
     assert_eq!(received.len(), events.len(), "{received:#?}");
     let lines: Vec<String> = received
         .iter()
@@ -149,14 +200,30 @@ fn verify(tools: &Tools, dir: &Path, received: &[Received], events: &[FindingEve
         .collect();
     let lognorm = harness::parse_lognormalizer(tools, dir, &lines);
     let cefp = harness::parse_cefp(tools, &lines);
-    let host: String = m365_posture::sinks::syslog_header::local_hostname().chars().filter(|c| c.is_ascii_graphic()).collect();
+    let host: String = m365_posture::sinks::syslog_header::local_hostname()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .collect();
     for (i, record) in received.iter().enumerate() {
-        assert!(!lines[i].contains(['\r', '\n']), "raw line break: {:?}", lines[i]);
-        let by_cefp = cefp[i].as_ref().unwrap_or_else(|e| panic!("cefp: {e}: {}", lines[i]));
-        let by_lognorm = lognorm[i].as_ref().unwrap_or_else(|e| panic!("lognormalizer: {e}"));
-        let event = events.iter().find(|e| Some(&e.event_id) == by_cefp.get("cs6")).unwrap_or_else(|| panic!("unknown event: {}", lines[i]));
-        expected::check_fields(by_cefp, event, VERSION).unwrap_or_else(|e| panic!("cefp: {e}\n{}", lines[i]));
-        expected::check_fields(by_lognorm, event, VERSION).unwrap_or_else(|e| panic!("lognormalizer: {e}\n{}", lines[i]));
+        assert!(
+            !lines[i].contains(['\r', '\n']),
+            "raw line break: {:?}",
+            lines[i]
+        );
+        let by_cefp = cefp[i]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("cefp: {e}: {}", lines[i]));
+        let by_lognorm = lognorm[i]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("lognormalizer: {e}"));
+        let event = events
+            .iter()
+            .find(|e| Some(&e.event_id) == by_cefp.get("cs6"))
+            .unwrap_or_else(|| panic!("unknown event: {}", lines[i]));
+        expected::check_fields(by_cefp, event, VERSION)
+            .unwrap_or_else(|e| panic!("cefp: {e}\n{}", lines[i]));
+        expected::check_fields(by_lognorm, event, VERSION)
+            .unwrap_or_else(|e| panic!("lognormalizer: {e}\n{}", lines[i]));
         match format {
             SyslogFormat::Rfc5424 => {
                 assert_eq!(record.app, "m365-posture");
@@ -170,14 +237,26 @@ fn verify(tools: &Tools, dir: &Path, received: &[Received], events: &[FindingEve
         }
     }
     let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let mut got: Vec<String> = cefp.iter().map(|f| f.as_ref().unwrap()["cs6"].clone()).collect();
+    let mut got: Vec<String> = cefp
+        .iter()
+        .map(|f| f.as_ref().unwrap()["cs6"].clone())
+        .collect();
     ids.sort_unstable();
     got.sort_unstable();
     assert_eq!(got, ids, "every event exactly once");
 }
 
-async fn round_trip(kind: Kind, transport: Transport, format: SyslogFormat, framing: Framing, mutual_tls: bool, max: usize) {
-    let Some(tools) = harness::tools() else { return };
+async fn round_trip(
+    kind: Kind,
+    transport: Transport,
+    format: SyslogFormat,
+    framing: Framing,
+    mutual_tls: bool,
+    max: usize,
+) {
+    let Some(tools) = harness::tools() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let certs = harness::make_certs(&tools, dir.path());
     let receiver = Receiver::start(&tools, kind, &dir.path().join("rx"), &certs);
@@ -190,55 +269,142 @@ async fn round_trip(kind: Kind, transport: Transport, format: SyslogFormat, fram
     let sink = syslog_sink(&receiver, transport, format, framing, tls, max);
     let events = test_events();
     let received = deliver(&receiver, sink, dir.path(), &events).await;
-    verify(&tools, dir.path(), &received, &events, format, kind != Kind::RsyslogUnix);
+    verify(
+        &tools,
+        dir.path(),
+        &received,
+        &events,
+        format,
+        kind != Kind::RsyslogUnix,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_tcp_octet_counting() {
-    round_trip(Kind::RsyslogTcp, Transport::Tcp, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 4096).await;
+    round_trip(
+        Kind::RsyslogTcp,
+        Transport::Tcp,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_tcp_lf_framing() {
-    round_trip(Kind::RsyslogTcp, Transport::Tcp, SyslogFormat::Rfc5424, Framing::Lf, false, 4096).await;
+    round_trip(
+        Kind::RsyslogTcp,
+        Transport::Tcp,
+        SyslogFormat::Rfc5424,
+        Framing::Lf,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_tcp_rfc3164_classic_cef() {
-    round_trip(Kind::RsyslogTcp, Transport::Tcp, SyslogFormat::Rfc3164, Framing::Lf, false, 4096).await;
+    round_trip(
+        Kind::RsyslogTcp,
+        Transport::Tcp,
+        SyslogFormat::Rfc3164,
+        Framing::Lf,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_udp_one_message_per_datagram() {
-    round_trip(Kind::RsyslogUdp, Transport::Udp, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 1400).await;
+    round_trip(
+        Kind::RsyslogUdp,
+        Transport::Udp,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        1400,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_tls_through_gtls() {
-    round_trip(Kind::RsyslogTls, Transport::Tls, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 4096).await;
+    round_trip(
+        Kind::RsyslogTls,
+        Transport::Tls,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_local_unix_socket() {
-    round_trip(Kind::RsyslogUnix, Transport::Unix, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 4096).await;
+    round_trip(
+        Kind::RsyslogUnix,
+        Transport::Unix,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_ng_syslog_source_octet_counting() {
-    round_trip(Kind::SyslogNgSyslogTcp, Transport::Tcp, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 4096).await;
+    round_trip(
+        Kind::SyslogNgSyslogTcp,
+        Transport::Tcp,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_ng_network_source_lf() {
-    round_trip(Kind::SyslogNgNetworkTcp, Transport::Tcp, SyslogFormat::Rfc5424, Framing::Lf, false, 4096).await;
+    round_trip(
+        Kind::SyslogNgNetworkTcp,
+        Transport::Tcp,
+        SyslogFormat::Rfc5424,
+        Framing::Lf,
+        false,
+        4096,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_ng_network_source_udp() {
-    round_trip(Kind::SyslogNgNetworkUdp, Transport::Udp, SyslogFormat::Rfc5424, Framing::OctetCounting, false, 1400).await;
+    round_trip(
+        Kind::SyslogNgNetworkUdp,
+        Transport::Udp,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        false,
+        1400,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_ng_tls_with_client_certificate() {
-    round_trip(Kind::SyslogNgTlsMutual, Transport::Tls, SyslogFormat::Rfc5424, Framing::OctetCounting, true, 4096).await;
+    round_trip(
+        Kind::SyslogNgTlsMutual,
+        Transport::Tls,
+        SyslogFormat::Rfc5424,
+        Framing::OctetCounting,
+        true,
+        4096,
+    )
+    .await;
 }

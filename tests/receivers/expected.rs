@@ -107,10 +107,16 @@ pub const SHORTENABLE: [&str; 5] = ["msg", "flexString1", "cs4", "duser", "cs3"]
 
 /// Checks parsed fields against the event: every field exact, except that a shortenable one
 /// may be a prefix of its value followed by `…[truncated]`, or be missing with its label.
-pub fn check_fields(fields: &BTreeMap<String, String>, event: &FindingEvent, version: &str) -> Result<(), String> {
+pub fn check_fields(
+    fields: &BTreeMap<String, String>,
+    event: &FindingEvent,
+    version: &str,
+) -> Result<(), String> {
     let want = expected_fields(event, version);
     for (key, full) in &want {
-        let shortenable = SHORTENABLE.iter().any(|k| key == k || key.strip_suffix("Label") == Some(k));
+        let shortenable = SHORTENABLE
+            .iter()
+            .any(|k| key == k || key.strip_suffix("Label") == Some(k));
         match fields.get(key) {
             Some(got) if got == full => {}
             Some(got) if shortenable => {

@@ -37,7 +37,8 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// outside CI. Under `CI=true` a missing tool is a test failure.
 pub fn tools() -> Option<Tools> {
     let dir = PathBuf::from(
-        std::env::var("M365_RECEIVERS_DIR").unwrap_or_else(|_| "/opt/m365-posture-receivers".into()),
+        std::env::var("M365_RECEIVERS_DIR")
+            .unwrap_or_else(|_| "/opt/m365-posture-receivers".into()),
     );
     let rsyslogd = dir.join("rsyslog/usr/sbin/rsyslogd");
     let rsyslog_modules = std::fs::read_dir(dir.join("rsyslog/usr/lib"))
@@ -58,9 +59,21 @@ pub fn tools() -> Option<Tools> {
         on_path("openssl"),
     );
     match found {
-        (Some(rsyslogd), Some(rsyslog_modules), Some(syslog_ng), Some(lognormalizer), Some(python), Some(openssl)) => {
-            Some(Tools { rsyslogd, rsyslog_modules, syslog_ng, lognormalizer, python, openssl })
-        }
+        (
+            Some(rsyslogd),
+            Some(rsyslog_modules),
+            Some(syslog_ng),
+            Some(lognormalizer),
+            Some(python),
+            Some(openssl),
+        ) => Some(Tools {
+            rsyslogd,
+            rsyslog_modules,
+            syslog_ng,
+            lognormalizer,
+            python,
+            openssl,
+        }),
         missing => {
             let reason = format!(
                 "syslog receivers or CEF oracles missing under {} or on PATH ({missing:?}); run .ci/receivers-setup.sh",
@@ -95,9 +108,28 @@ pub fn make_certs(tools: &Tools, dir: &Path) -> Certs {
             .unwrap();
         assert!(status.success(), "openssl {args:?}");
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=m365-posture test CA"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=m365-posture test CA",
+    ]);
     for (name, cn, usage, san) in [
-        ("server", "localhost", "serverAuth", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"),
+        (
+            "server",
+            "localhost",
+            "serverAuth",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        ),
         ("client", "m365-posture", "clientAuth", ""),
     ] {
         std::fs::write(
@@ -105,8 +137,35 @@ pub fn make_certs(tools: &Tools, dir: &Path) -> Certs {
             format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{san}"),
         )
         .unwrap();
-        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={cn}")]);
-        run(&["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{name}.pem"), "-days", "2", "-extfile", &format!("{name}.ext")]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
     }
     Certs {
         ca: dir.join("ca.pem"),
@@ -143,7 +202,10 @@ impl Kind {
         matches!(self, Self::RsyslogUdp | Self::SyslogNgNetworkUdp)
     }
     fn is_rsyslog(self) -> bool {
-        matches!(self, Self::RsyslogTcp | Self::RsyslogUdp | Self::RsyslogTls | Self::RsyslogUnix)
+        matches!(
+            self,
+            Self::RsyslogTcp | Self::RsyslogUdp | Self::RsyslogTls | Self::RsyslogUnix
+        )
     }
 }
 
@@ -170,9 +232,17 @@ pub struct Receiver {
 
 fn free_port(udp: bool) -> u16 {
     if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 }
 
@@ -190,14 +260,40 @@ impl Receiver {
         let command = if kind.is_rsyslog() {
             std::fs::create_dir_all(dir.join("work")).unwrap();
             std::fs::write(&conf, rsyslog_conf(kind, port, &address, dir, &out, certs)).unwrap();
-            let args = ["-n".to_owned(), "-f".into(), path_str(&conf), "-M".into(), path_str(&tools.rsyslog_modules), "-i".into(), path_str(&dir.join("rsyslog.pid"))];
+            let args = [
+                "-n".to_owned(),
+                "-f".into(),
+                path_str(&conf),
+                "-M".into(),
+                path_str(&tools.rsyslog_modules),
+                "-i".into(),
+                path_str(&dir.join("rsyslog.pid")),
+            ];
             (tools.rsyslogd.clone(), args.to_vec())
         } else {
             std::fs::write(&conf, syslog_ng_conf(kind, port, &out, certs)).unwrap();
-            let args = ["-F".to_owned(), "--no-caps".into(), "-f".into(), path_str(&conf), "-R".into(), path_str(&dir.join("persist")), "-p".into(), path_str(&dir.join("syslog-ng.pid")), "-c".into(), path_str(&dir.join("syslog-ng.ctl"))];
+            let args = [
+                "-F".to_owned(),
+                "--no-caps".into(),
+                "-f".into(),
+                path_str(&conf),
+                "-R".into(),
+                path_str(&dir.join("persist")),
+                "-p".into(),
+                path_str(&dir.join("syslog-ng.pid")),
+                "-c".into(),
+                path_str(&dir.join("syslog-ng.ctl")),
+            ];
             (tools.syslog_ng.clone(), args.to_vec())
         };
-        let mut receiver = Receiver { kind, address, dir: dir.to_owned(), out, child: None, command };
+        let mut receiver = Receiver {
+            kind,
+            address,
+            dir: dir.to_owned(),
+            out,
+            child: None,
+            command,
+        };
         receiver.launch();
         receiver
     }
@@ -229,7 +325,12 @@ impl Receiver {
             if ready {
                 return;
             }
-            assert!(Instant::now() < deadline, "{:?} not ready: {}", self.kind, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{:?} not ready: {}",
+                self.kind,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -237,7 +338,10 @@ impl Receiver {
     /// UDP has no connect: send a probe until the receiver has written it.
     fn probe_udp(&self) -> bool {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let _ = socket.send_to(b"<165>1 2026-01-01T00:00:00Z probe probe - probe - probe", &self.address);
+        let _ = socket.send_to(
+            b"<165>1 2026-01-01T00:00:00Z probe probe - probe - probe",
+            &self.address,
+        );
         std::thread::sleep(Duration::from_millis(100));
         std::fs::read_to_string(&self.out).is_ok_and(|text| text.contains("probe"))
     }
@@ -257,6 +361,21 @@ impl Receiver {
         }
     }
 
+    /// Stops the receiver with SIGTERM (it drains what it has read) and starts it again.
+    pub fn restart_graceful(&mut self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        self.launch();
+    }
+
     /// Starts the receiver again on the same address, appending to the same output.
     pub fn restart(&mut self) {
         self.kill();
@@ -267,9 +386,17 @@ impl Receiver {
     pub fn received(&self) -> Vec<Received> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
         text.lines()
-            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("{e}: {line}"))
+            })
             .map(|v| {
-                let get = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(|x| x.as_str())).unwrap_or("").to_owned();
+                let get = |keys: &[&str]| {
+                    keys.iter()
+                        .find_map(|k| v.get(*k).and_then(|x| x.as_str()))
+                        .unwrap_or("")
+                        .to_owned()
+                };
                 Received {
                     msg: get(&["msg", "MESSAGE"]),
                     host: get(&["hostname", "HOST"]),
@@ -290,7 +417,13 @@ impl Receiver {
             if got.len() >= count {
                 return got;
             }
-            assert!(Instant::now() < deadline, "{:?}: {} of {count} events arrived; log: {}", self.kind, got.len(), self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{:?}: {} of {count} events arrived; log: {}",
+                self.kind,
+                got.len(),
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -306,22 +439,37 @@ fn path_str(path: &Path) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn rsyslog_conf(kind: Kind, port: u16, address: &str, dir: &Path, out: &Path, certs: &Certs) -> String {
+fn rsyslog_conf(
+    kind: Kind,
+    port: u16,
+    address: &str,
+    dir: &Path,
+    out: &Path,
+    certs: &Certs,
+) -> String {
     let tls_global = if kind == Kind::RsyslogTls {
         format!(
             r#" defaultNetstreamDriverCAFile="{}" defaultNetstreamDriverCertFile="{}" defaultNetstreamDriverKeyFile="{}""#,
-            certs.ca.display(), certs.server_cert.display(), certs.server_key.display()
+            certs.ca.display(),
+            certs.server_cert.display(),
+            certs.server_key.display()
         )
     } else {
         String::new()
     };
     let input = match kind {
-        Kind::RsyslogTcp => format!(r#"module(load="imtcp") input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="r")"#),
+        Kind::RsyslogTcp => format!(
+            r#"module(load="imtcp") input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="r")"#
+        ),
         Kind::RsyslogTls => format!(
             r#"module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon") input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="r")"#
         ),
-        Kind::RsyslogUdp => format!(r#"module(load="imudp") input(type="imudp" port="{port}" address="127.0.0.1" ruleset="r")"#),
-        _ => format!(r#"module(load="imuxsock" SysSock.Use="off") input(type="imuxsock" Socket="{address}" UseSpecialParser="off" ruleset="r")"#),
+        Kind::RsyslogUdp => format!(
+            r#"module(load="imudp") input(type="imudp" port="{port}" address="127.0.0.1" ruleset="r")"#
+        ),
+        _ => format!(
+            r#"module(load="imuxsock" SysSock.Use="off") input(type="imuxsock" Socket="{address}" UseSpecialParser="off" ruleset="r")"#
+        ),
     };
     format!(
         r#"global(workDirectory="{work}" maxMessageSize="64k"{tls_global})
@@ -336,12 +484,20 @@ ruleset(name="r") {{ action(type="omfile" file="{out}" template="j") }}
 
 fn syslog_ng_conf(kind: Kind, port: u16, out: &Path, certs: &Certs) -> String {
     let source = match kind {
-        Kind::SyslogNgSyslogTcp => format!(r#"syslog(ip("127.0.0.1") port({port}) transport("tcp"))"#),
-        Kind::SyslogNgNetworkTcp => format!(r#"network(ip("127.0.0.1") port({port}) transport("tcp") flags(syslog-protocol))"#),
-        Kind::SyslogNgNetworkUdp => format!(r#"network(ip("127.0.0.1") port({port}) transport("udp") flags(syslog-protocol))"#),
+        Kind::SyslogNgSyslogTcp => {
+            format!(r#"syslog(ip("127.0.0.1") port({port}) transport("tcp"))"#)
+        }
+        Kind::SyslogNgNetworkTcp => format!(
+            r#"network(ip("127.0.0.1") port({port}) transport("tcp") flags(syslog-protocol))"#
+        ),
+        Kind::SyslogNgNetworkUdp => format!(
+            r#"network(ip("127.0.0.1") port({port}) transport("udp") flags(syslog-protocol))"#
+        ),
         _ => format!(
             r#"syslog(ip("127.0.0.1") port({port}) transport("tls") tls(key-file("{}") cert-file("{}") ca-file("{}") peer-verify(required-trusted)))"#,
-            certs.server_key.display(), certs.server_cert.display(), certs.ca.display()
+            certs.server_key.display(),
+            certs.server_cert.display(),
+            certs.ca.display()
         ),
     };
     format!(
@@ -362,20 +518,47 @@ const RULEBASE: &str = "version=2\nrule=:%x:cef%\n";
 /// `flatten` (`header.0`..`header.6` and the extension keys). liblognorm 2.0.6 drops the first
 /// character of the first extension key (rsyslog/liblognorm#363) unless a space follows the
 /// seventh `|`, so one is inserted (a workaround in the oracle, not in the sender).
-pub fn parse_lognormalizer(tools: &Tools, dir: &Path, lines: &[String]) -> Vec<Result<BTreeMap<String, String>, String>> {
+pub fn parse_lognormalizer(
+    tools: &Tools,
+    dir: &Path,
+    lines: &[String],
+) -> Vec<Result<BTreeMap<String, String>, String>> {
     let rulebase = dir.join("cef.rb");
     std::fs::write(&rulebase, RULEBASE).unwrap();
-    let input: String = lines.iter().map(|l| format!("{}\n", space_after_header(l))).collect();
-    let output = pipe(Command::new(&tools.lognormalizer).arg("-r").arg(&rulebase).args(["-e", "json"]), &input);
+    let input: String = lines
+        .iter()
+        .map(|l| format!("{}\n", space_after_header(l)))
+        .collect();
+    let output = pipe(
+        Command::new(&tools.lognormalizer)
+            .arg("-r")
+            .arg(&rulebase)
+            .args(["-e", "json"]),
+        &input,
+    );
     output
         .lines()
         .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
             let cef = v.get("x").ok_or_else(|| format!("not parsed: {line}"))?;
             let mut map = BTreeMap::new();
             map.insert("header.0".to_owned(), "0".to_owned());
-            for (i, key) in ["DeviceVendor", "DeviceProduct", "DeviceVersion", "SignatureID", "Name", "Severity"].iter().enumerate() {
-                map.insert(format!("header.{}", i + 1), cef[key].as_str().unwrap_or_default().to_owned());
+            for (i, key) in [
+                "DeviceVendor",
+                "DeviceProduct",
+                "DeviceVersion",
+                "SignatureID",
+                "Name",
+                "Severity",
+            ]
+            .iter()
+            .enumerate()
+            {
+                map.insert(
+                    format!("header.{}", i + 1),
+                    cef[key].as_str().unwrap_or_default().to_owned(),
+                );
             }
             for (key, value) in cef["Extensions"].as_object().ok_or("no Extensions")? {
                 map.insert(key.clone(), value.as_str().unwrap_or_default().to_owned());
@@ -421,9 +604,15 @@ json.dump(out, sys.stdout)
 "#;
 
 /// Parses CEF lines with PyPI `cefp`, fields named like the strict parser's `flatten`.
-pub fn parse_cefp(tools: &Tools, lines: &[String]) -> Vec<Result<BTreeMap<String, String>, String>> {
+pub fn parse_cefp(
+    tools: &Tools,
+    lines: &[String],
+) -> Vec<Result<BTreeMap<String, String>, String>> {
     let input = serde_json::to_string(lines).unwrap();
-    let output = pipe(Command::new(&tools.python).args(["-c", CEFP_SCRIPT]), &input);
+    let output = pipe(
+        Command::new(&tools.python).args(["-c", CEFP_SCRIPT]),
+        &input,
+    );
     let results: Vec<serde_json::Value> = serde_json::from_str(&output).unwrap();
     results
         .into_iter()
@@ -435,8 +624,18 @@ pub fn parse_cefp(tools: &Tools, lines: &[String]) -> Vec<Result<BTreeMap<String
 }
 
 fn pipe(command: &mut Command, input: &str) -> String {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{command:?} failed");
     String::from_utf8(output.stdout).unwrap()
