@@ -1,6 +1,13 @@
 //! CEF rendering: golden lines, escaping of hostile values, the size cap, and a property test
 //! that a strict parser gives back every field unchanged.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 #[path = "receivers/cef_parser.rs"]
 mod cef_parser;
 #[path = "receivers/expected.rs"]

@@ -4,6 +4,13 @@
 //! that was not written, nothing is lost, and duplicates are limited to a batch whose write
 //! was cut. (The same scenario with the full daemon restarted lives with the daemon tests.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 #[path = "receivers/harness.rs"]
 mod harness;
 #[path = "receivers/sample.rs"]
