@@ -312,3 +312,92 @@ pub fn open_state(path: &Path) -> Result<rusqlite::Connection, OutboxError> {
     conn.execute_batch(outbox::SCHEMA)?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Framing, SyslogFormat, SyslogSink, Transport};
+    use crate::events::EventAction;
+    use crate::findings::FindingId;
+    use chrono::TimeZone;
+
+    fn event() -> FindingEvent {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let finding = FindingId::SpfAllowsAny;
+        FindingEvent {
+            event_id: "e1".into(),
+            action: EventAction::New,
+            detected_at: at,
+            tenant: "contoso".into(),
+            finding,
+            title: finding.meta().title.into(),
+            category: finding.meta().category,
+            severity: finding.meta().severity,
+            resource_id: "contoso.com".into(),
+            resource_name: "x".repeat(5000),
+            user_principal_name: None,
+            fingerprint: "f".repeat(32),
+            first_seen: at,
+            last_seen: at,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    fn syslog(transport: Transport, framing: Framing, payload: Payload) -> SinkConfig {
+        SinkConfig {
+            name: "s".into(),
+            payload,
+            kind: SinkKind::Syslog(SyslogSink {
+                transport,
+                address: "127.0.0.1:514".into(),
+                format: SyslogFormat::Rfc5424,
+                framing,
+                tls: None,
+                max_message_bytes: 1400,
+            }),
+        }
+    }
+
+    #[test]
+    fn datagrams_are_unframed_and_capped_with_the_header_included() {
+        for payload in [Payload::Cef, Payload::Json] {
+            let bytes = Encoder::new(&syslog(Transport::Udp, Framing::OctetCounting, payload))
+                .encode(&event());
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.starts_with("<164>1 2026-01-01T00:00:00.000Z "),
+                "{text}"
+            );
+            assert!(text.len() <= 1400, "{}", text.len());
+            assert!(!text.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn streams_are_framed() {
+        let octet = Encoder::new(&syslog(
+            Transport::Tcp,
+            Framing::OctetCounting,
+            Payload::Cef,
+        ))
+        .encode(&event());
+        let text = String::from_utf8(octet).unwrap();
+        let (len, message) = text.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), message.len());
+        let lf = Encoder::new(&syslog(Transport::Tls, Framing::Lf, Payload::Cef)).encode(&event());
+        assert_eq!(lf.iter().filter(|b| **b == b'\n').count(), 1);
+        assert_eq!(lf.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn stdout_lines_are_plain_cef() {
+        let sink = SinkConfig {
+            name: "stdout".into(),
+            payload: Payload::Cef,
+            kind: SinkKind::Stdout,
+        };
+        let line = String::from_utf8(Encoder::new(&sink).encode(&event())).unwrap();
+        assert!(line.starts_with("CEF:0|m365-posture|m365-posture|"));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    }
+}
