@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod events;
 pub mod findings;
@@ -14,3 +16,4 @@ pub mod metrics;
 pub mod sinks;
 pub mod snapshot;
 pub mod state;
+pub mod telemetry;
