@@ -14,5 +14,7 @@ pub mod demo;
 pub mod events;
 pub mod findings;
 pub mod metrics;
+pub mod sinks;
 pub mod snapshot;
+pub mod state;
 pub mod telemetry;
