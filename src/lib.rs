@@ -10,5 +10,6 @@ pub mod checks;
 pub mod config;
 pub mod events;
 pub mod findings;
+pub mod graph;
 pub mod metrics;
 pub mod snapshot;
