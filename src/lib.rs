@@ -7,9 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod collect;
+pub mod commands;
 pub mod config;
+pub mod dns;
 pub mod events;
 pub mod findings;
 pub mod graph;
 pub mod metrics;
+pub mod report;
 pub mod snapshot;
