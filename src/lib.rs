@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod graph;
 pub mod metrics;
 pub mod report;
 pub mod snapshot;
+pub mod telemetry;

@@ -8,7 +8,8 @@
 use crate::checks::Outcome;
 use crate::collect::CollectReport;
 use crate::config::{Config, TenantConfig};
-use crate::findings::{Finding, FindingId};
+use crate::events::{fingerprint, EventAction, FindingEvent};
+use crate::findings::{Category, Finding, FindingId, Severity};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -95,10 +96,10 @@ pub struct ReportedFinding {
     pub finding: FindingId,
     /// Catalogue title.
     pub title: &'static str,
-    /// Category label.
-    pub category: &'static str,
+    /// Category.
+    pub category: Category,
     /// Effective severity after config overrides.
-    pub severity: &'static str,
+    pub severity: Severity,
     /// Instance key.
     pub resource_id: String,
     /// UPN, app or domain name.
@@ -204,12 +205,41 @@ fn reported(config: &Config, finding: Finding) -> ReportedFinding {
     ReportedFinding {
         finding: finding.finding,
         title: meta.title,
-        category: meta.category.as_str(),
-        severity: config.severity_of(finding.finding).as_str(),
+        category: meta.category,
+        severity: config.severity_of(finding.finding),
         resource_id: finding.resource_id,
         resource_name: finding.resource_name,
         details: finding.details,
     }
+}
+
+/// Every finding of a tenant scan as a `new` event detected at `detected_at`, for
+/// `scan --format cef` (rendered by the CEF sink's renderer).
+pub fn new_events(scan: &TenantScan, detected_at: DateTime<Utc>) -> Vec<FindingEvent> {
+    scan.findings
+        .iter()
+        .map(|f| FindingEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            action: EventAction::New,
+            detected_at,
+            tenant: scan.tenant.clone(),
+            finding: f.finding,
+            title: f.title.to_owned(),
+            category: f.category,
+            severity: f.severity,
+            resource_id: f.resource_id.clone(),
+            resource_name: f.resource_name.clone(),
+            user_principal_name: matches!(
+                f.category,
+                Category::UserAccountSettings | Category::FileSharing | Category::EmailForwarding
+            )
+            .then(|| f.resource_name.clone()),
+            fingerprint: fingerprint(&scan.tenant_id, f.finding, &f.resource_id),
+            first_seen: detected_at,
+            last_seen: detected_at,
+            details: f.details.clone(),
+        })
+        .collect()
 }
 
 /// The JSON document, pretty-printed.
@@ -245,7 +275,7 @@ pub fn render_table(document: &ScanDocument) -> String {
             let _ = writeln!(
                 out,
                 "{:<8} {:<40} {:<40} {}",
-                f.severity,
+                f.severity.as_str(),
                 f.finding.as_str(),
                 one_line(&f.resource_name),
                 f.resource_id
@@ -302,7 +332,10 @@ mod tests {
             status_of(false, &[ok.clone(), err.clone()]),
             ScanStatus::Partial
         );
-        assert_eq!(status_of(false, std::slice::from_ref(&err)), ScanStatus::Failed);
+        assert_eq!(
+            status_of(false, std::slice::from_ref(&err)),
+            ScanStatus::Failed
+        );
         assert_eq!(status_of(true, &[ok]), ScanStatus::Failed);
     }
 }

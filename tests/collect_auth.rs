@@ -54,25 +54,38 @@ async fn client_assertion_with_wrong_key_is_refused_in_words() {
     let files = Files::new();
     let report = collect(&context(config(&sim, certificate_auth(&files, OTHER_KEY)))).await;
     let error = report.error.expect("scan must fail");
-    assert!(error.contains("client assertion refused") && error.ends_with("(AADSTS700027)"), "{error}");
+    assert!(
+        error.contains("client assertion refused") && error.ends_with("(AADSTS700027)"),
+        "{error}"
+    );
     assert!(report.snapshot.users.is_err() && report.snapshot.domains.is_err());
-    assert_eq!(sim.stats().total_to("/v1.0/users"), 0, "no Graph call without a token");
+    assert_eq!(
+        sim.stats().total_to("/v1.0/users"),
+        0,
+        "no Graph call without a token"
+    );
 }
 
 #[tokio::test]
 async fn wrong_secret_names_the_cause_without_the_secret() {
     let sim = sim(contoso()).await;
     let files = Files::new();
-    let auth = TenantAuth::ClientSecret { secret_file: files.write("s", "not-the-secret-value") };
+    let auth = TenantAuth::ClientSecret {
+        secret_file: files.write("s", "not-the-secret-value"),
+    };
     let error = collect(&context(config(&sim, auth))).await.error.unwrap();
-    assert!(error.contains("invalid client secret") && error.ends_with("(AADSTS7000215)"), "{error}");
+    assert!(
+        error.contains("invalid client secret") && error.ends_with("(AADSTS7000215)"),
+        "{error}"
+    );
     assert!(!error.contains("not-the-secret-value"));
 }
 
 #[tokio::test]
 async fn tokens_expiring_mid_scan_are_replaced() {
     let mut tenant = contoso();
-    tenant.faults = serde_json::from_value(json!({"paths": {"*": {"latency_ms": [150, 200]}}})).unwrap();
+    tenant.faults =
+        serde_json::from_value(json!({"paths": {"*": {"latency_ms": [150, 200]}}})).unwrap();
     let sim = Arc::new(sim(tenant).await);
     let files = Files::new();
     let ctx = context(config(&sim, files.secret()));
@@ -86,7 +99,11 @@ async fn tokens_expiring_mid_scan_are_replaced() {
     let report = collect(&ctx).await;
     expirer.await.unwrap();
     let stats = sim.stats();
-    let rejected: u64 = stats.by_template.values().filter_map(|codes| codes.get("401")).sum();
+    let rejected: u64 = stats
+        .by_template
+        .values()
+        .filter_map(|codes| codes.get("401"))
+        .sum();
     assert!(rejected > 0, "no request met the expired token: {stats:?}");
     assert!(stats.tokens_issued >= 2);
     assert_eq!(report.error, None);
@@ -98,7 +115,8 @@ async fn tokens_expiring_mid_scan_are_replaced() {
 #[tokio::test]
 async fn short_lived_tokens_are_refreshed_ahead_of_expiry() {
     let mut tenant = contoso();
-    tenant.faults = serde_json::from_value(json!({"paths": {"*": {"latency_ms": [300, 400]}}})).unwrap();
+    tenant.faults =
+        serde_json::from_value(json!({"paths": {"*": {"latency_ms": [300, 400]}}})).unwrap();
     let sim = sim(tenant).await;
     sim.set_token_lifetime(Duration::from_secs(1));
     let files = Files::new();
@@ -115,12 +133,21 @@ async fn delegated_consent_then_refresh_tokens_rotate_and_persist() {
     let config = config(&sim, TenantAuth::Delegated);
     let store = Arc::new(MemoryTokens::default());
     let before = collect(&context_with(config.clone(), store.clone())).await;
-    assert!(before.error.unwrap().contains("consent"), "no token stored yet");
+    assert!(
+        before.error.unwrap().contains("consent"),
+        "no token stored yet"
+    );
 
-    consent(&config, "contoso", store.as_ref(), |prompt| {
-        assert!(!prompt.user_code.is_empty() && !prompt.verification_uri.is_empty());
-        assert!(sim.approve_device_code(&prompt.user_code));
-    }, &CancellationToken::new())
+    consent(
+        &config,
+        "contoso",
+        store.as_ref(),
+        |prompt| {
+            assert!(!prompt.user_code.is_empty() && !prompt.verification_uri.is_empty());
+            assert!(sim.approve_device_code(&prompt.user_code));
+        },
+        &CancellationToken::new(),
+    )
     .await
     .unwrap();
     assert_eq!(store.saves.lock().unwrap().len(), 1);
@@ -136,6 +163,12 @@ async fn delegated_consent_then_refresh_tokens_rotate_and_persist() {
     assert_eq!(store.load("contoso").unwrap().expose(), saves[2]);
 
     sim.revoke_refresh_tokens();
-    let error = collect(&context_with(config, store.clone())).await.error.unwrap();
-    assert!(error.contains("run consent again") && error.contains("AADSTS50173"), "{error}");
+    let error = collect(&context_with(config, store.clone()))
+        .await
+        .error
+        .unwrap();
+    assert!(
+        error.contains("run consent again") && error.contains("AADSTS50173"),
+        "{error}"
+    );
 }

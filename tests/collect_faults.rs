@@ -11,6 +11,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
 
+#[allow(clippy::unwrap_used)]
 fn faults(value: serde_json::Value) -> Faults {
     serde_json::from_value(value).unwrap()
 }
@@ -19,7 +20,9 @@ fn faults(value: serde_json::Value) -> Faults {
 async fn inner_batch_429_and_5xx_are_retried_per_item() {
     let clean_sim = sim(contoso()).await;
     let files = Files::new();
-    let clean = collect(&context(config(&clean_sim, files.secret()))).await.snapshot;
+    let clean = collect(&context(config(&clean_sim, files.secret())))
+        .await
+        .snapshot;
 
     let mut tenant = contoso();
     tenant.faults = faults(json!({"seed": 3, "paths": {
@@ -32,9 +35,15 @@ async fn inner_batch_429_and_5xx_are_retried_per_item() {
     let stats = sim.stats();
     let inner_429 = stats.batch_count("/v1.0/users/{id}/mailFolders/inbox/messageRules", 429);
     let inner_500 = stats.batch_count("/v1.0/users/{id}/calendar/calendarPermissions", 500);
-    assert!(inner_429 > 0 && inner_500 > 0, "faults were not injected: {stats:?}");
+    assert!(
+        inner_429 > 0 && inner_500 > 0,
+        "faults were not injected: {stats:?}"
+    );
     assert_eq!(report.snapshot.message_rules, clean.message_rules);
-    assert_eq!(report.snapshot.calendar_permissions, clean.calendar_permissions);
+    assert_eq!(
+        report.snapshot.calendar_permissions,
+        clean.calendar_permissions
+    );
     assert!(metric_sum(&ctx, "m365_posture_graph_throttled_total") >= inner_429);
 }
 
@@ -50,8 +59,14 @@ async fn outer_throttling_waits_retry_after_then_succeeds() {
     let report = collect(&ctx).await;
     let throttled = sim.stats().count("/v1.0/domains", 429);
     assert!(throttled > 0, "no 429 was injected");
-    assert_eq!(report.snapshot.domains.as_ref().map(Vec::len).ok(), Some(sim.tenant().domains.len()));
-    assert_eq!(metric_sum(&ctx, "m365_posture_graph_throttled_total"), throttled);
+    assert_eq!(
+        report.snapshot.domains.as_ref().map(Vec::len).ok(),
+        Some(sim.tenant().domains.len())
+    );
+    assert_eq!(
+        metric_sum(&ctx, "m365_posture_graph_throttled_total"),
+        throttled
+    );
 }
 
 #[tokio::test]
@@ -66,7 +81,10 @@ async fn persistent_throttling_fails_only_that_section_after_retries() {
     let report = collect(&context(config(&sim, files.secret()))).await;
     let snap = report.snapshot;
     assert_eq!(snap.service_principals, Err(Unavailable::Throttled));
-    assert!(started.elapsed() >= Duration::from_millis(6 * 200), "retried before Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_millis(6 * 200),
+        "retried before Retry-After"
+    );
     assert_eq!(sim.stats().count("/v1.0/servicePrincipals", 429), 7);
     assert!(snap.applications.is_ok() && snap.users.is_ok() && snap.domains.is_ok());
     assert_eq!(report.error, None);
@@ -78,13 +96,22 @@ async fn forbidden_permission_fails_only_its_sections() {
     tenant.faults = faults(json!({"forbidden_roles": ["MailboxSettings.Read"]}));
     let sim = sim(tenant).await;
     let files = Files::new();
-    let snap = collect(&context(config(&sim, files.secret()))).await.snapshot;
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
     assert_eq!(
-        snap.message_rules.as_ref().map(|_| ()).unwrap_err().to_string(),
+        snap.message_rules
+            .as_ref()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string(),
         "permission_denied: MailboxSettings.Read"
     );
     let calendar = snap.calendar_permissions.as_ref().unwrap();
-    assert!(!calendar.is_empty() && calendar.values().all(Result::is_ok), "{calendar:?}");
+    assert!(
+        !calendar.is_empty() && calendar.values().all(Result::is_ok),
+        "{calendar:?}"
+    );
     assert!(snap.users.is_ok() && snap.auth_methods.is_ok() && snap.service_principals.is_ok());
 }
 
@@ -95,10 +122,24 @@ async fn one_denied_mailbox_fails_only_that_mailbox() {
     tenant.faults = faults(json!({"denied_mailboxes": [BOB]}));
     let sim = sim(tenant).await;
     let files = Files::new();
-    let snap = collect(&context(config(&sim, files.secret()))).await.snapshot;
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
     let rules = snap.message_rules.as_ref().unwrap();
-    assert!(matches!(rules.get(BOB), Some(Err(Unavailable::PermissionDenied { .. }))), "{rules:?}");
-    assert!(rules.iter().filter(|(id, _)| *id != BOB).all(|(_, r)| r.is_ok()), "{rules:?}");
+    assert!(
+        matches!(
+            rules.get(BOB),
+            Some(Err(Unavailable::PermissionDenied { .. }))
+        ),
+        "{rules:?}"
+    );
+    assert!(
+        rules
+            .iter()
+            .filter(|(id, _)| *id != BOB)
+            .all(|(_, r)| r.is_ok()),
+        "{rules:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +150,11 @@ async fn malformed_page_fails_the_section_and_its_dependants() {
     let files = Files::new();
     let report = collect(&context(config(&sim, files.secret()))).await;
     let snap = report.snapshot;
-    assert!(matches!(snap.users, Err(Unavailable::Malformed { .. })), "{:?}", snap.users);
+    assert!(
+        matches!(snap.users, Err(Unavailable::Malformed { .. })),
+        "{:?}",
+        snap.users
+    );
     assert!(snap.message_rules.is_err() && snap.calendar_permissions.is_err());
     assert!(snap.domains.is_ok() && snap.applications.is_ok());
     assert_eq!(report.error, None);
@@ -121,7 +166,9 @@ async fn dns_servfail_is_an_error_for_that_name_only() {
     tenant.faults = faults(json!({"dns_servfail": ["fabrikam.net"]}));
     let sim = sim(tenant).await;
     let files = Files::new();
-    let snap = collect(&context(config(&sim, files.secret()))).await.snapshot;
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
     let failed = snap.dns.get("fabrikam.net").cloned();
     assert_eq!(
         failed.map(|r| r.map_err(|e| e.to_string())),

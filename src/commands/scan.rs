@@ -3,17 +3,103 @@
 //! tenant's rotated refresh token is still stored, or the stored one would go stale).
 
 use crate::checks::{evaluate_all, EvalCtx};
+use crate::cli::ScanArgs;
+use crate::collect::probe::probe_tenant;
 use crate::collect::{collect_tenant, CollectContext, CollectError};
 use crate::config::{Config, TenantConfig};
+use crate::graph::auth::NoRefreshTokens;
 use crate::graph::RefreshTokenStore;
 use crate::metrics::{Metrics, MetricsError};
 use crate::report::{render_json, render_table, tenant_scan, ScanDocument, ScanStatus, TenantScan};
 use chrono::{DateTime, Utc};
+use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// The refresh-token store of the command line: delegated tenants need the state file's
+/// store, which is wired in here when the state module lands.
+fn cli_token_store() -> Arc<dyn RefreshTokenStore> {
+    Arc::new(NoRefreshTokens)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("m365-posture: cannot start the async runtime: {err}");
+            ExitCode::from(super::exit::FAILURE)
+        })
+}
+
+/// Runs `scan` from the command line: prints the output on stdout, errors on stderr.
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let config = match super::load_config(&args.config.path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(scan(
+        &config,
+        args.tenant.as_deref(),
+        args.format,
+        cli_token_store(),
+    ));
+    match result {
+        Ok(result) => {
+            print!("{}", result.output);
+            ExitCode::from(result.exit_code)
+        }
+        Err(err) => {
+            eprintln!("m365-posture: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// `check-config --probe`: a token and one request per permission for every tenant; prints
+/// one line per check and exits 1 when a token or a permission is missing.
+pub fn probe(config: &Config) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let all_ok = runtime.block_on(async {
+        let metrics = match Metrics::new() {
+            Ok(m) => m,
+            Err(err) => {
+                eprintln!("m365-posture: {err}");
+                return false;
+            }
+        };
+        let ctx = match CollectContext::new(Arc::new(config.clone()), metrics, cli_token_store()) {
+            Ok(ctx) => ctx,
+            Err(err) => {
+                eprintln!("m365-posture: {err}");
+                return false;
+            }
+        };
+        let cancel = CancellationToken::new();
+        let mut ok = true;
+        for tenant in &config.tenants {
+            let report = probe_tenant(&ctx, tenant, &cancel).await;
+            print!("{}", report.render());
+            ok &= report.ok();
+        }
+        ok
+    });
+    ExitCode::from(if all_ok {
+        super::exit::OK
+    } else {
+        super::exit::FAILURE
+    })
+}
+
 /// Output format of `scan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ScanFormat {
     /// The JSON document of CONTRACT section 5 (default).
     #[default]

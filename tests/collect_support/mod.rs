@@ -1,7 +1,14 @@
 //! Shared helpers of the collection tests: a simulator, a config pointing at it, a context.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
-use graph_sim::{start, SimHandle, SimOptions, TenantFile, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use graph_sim::{
+    start, SimHandle, SimOptions, TenantFile, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+};
 use m365_posture::checks::CheckOptions;
 use m365_posture::collect::{collect_tenant, CollectContext, CollectReport};
 use m365_posture::config::*;
@@ -25,7 +32,11 @@ pub fn contoso() -> TenantFile {
 
 /// A tenant fixture of this crate (`tests/fixtures/collect/<name>`).
 pub fn fixture(name: &str) -> TenantFile {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/collect")).join(name);
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/collect"
+    ))
+    .join(name);
     TenantFile::load(&path).unwrap()
 }
 
@@ -40,7 +51,9 @@ pub struct Files {
 
 impl Files {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -71,7 +84,10 @@ pub fn tenant_config(sim: &SimHandle, auth: TenantAuth) -> TenantConfig {
 pub fn config(sim: &SimHandle, auth: TenantAuth) -> Config {
     Config {
         tenants: vec![tenant_config(sim, auth)],
-        dns: DnsConfig { servers: vec![sim.dns_addr()], timeout: Duration::from_millis(500) },
+        dns: DnsConfig {
+            servers: vec![sim.dns_addr()],
+            timeout: Duration::from_millis(500),
+        },
         scan: ScanConfig {
             interval: Duration::from_secs(3600),
             timeout: Duration::from_secs(120),
@@ -80,8 +96,13 @@ pub fn config(sim: &SimHandle, auth: TenantAuth) -> Config {
             mailbox_concurrency: 4,
             shutdown_grace: Duration::from_secs(5),
         },
-        state: StateConfig { path: PathBuf::from("unused.db"), outbox_max_events: 1000 },
-        metrics: MetricsConfig { listen: "127.0.0.1:0".parse().unwrap() },
+        state: StateConfig {
+            path: PathBuf::from("unused.db"),
+            outbox_max_events: 1000,
+        },
+        metrics: MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
         sinks: Vec::new(),
         checks: CheckOptions::default(),
         severity_overrides: BTreeMap::new(),
@@ -130,7 +151,10 @@ impl RefreshTokenStore for MemoryTokens {
         self.tokens.lock().unwrap().get(tenant).cloned()
     }
     fn save(&self, tenant: &str, token: &Secret) -> Result<(), String> {
-        self.tokens.lock().unwrap().insert(tenant.to_owned(), token.clone());
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(tenant.to_owned(), token.clone());
         self.saves.lock().unwrap().push(token.expose().to_owned());
         Ok(())
     }
