@@ -14,6 +14,7 @@ use std::collections::HashSet;
 const REPORT: &str = "/reports/authenticationMethods/userRegistrationDetails";
 const FILTER: &str = "methodsRegistered/any(m:m eq 'fido2') \
 or methodsRegistered/any(m:m eq 'passKeyDeviceBound') \
+or methodsRegistered/any(m:m eq 'passKeySynced') \
 or methodsRegistered/any(m:m eq 'windowsHelloForBusiness') \
 or methodsRegistered/any(m:m eq 'temporaryAccessPass')";
 
