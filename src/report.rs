@@ -10,6 +10,7 @@ use crate::collect::CollectReport;
 use crate::config::{Config, TenantConfig};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
+use crate::sinks::cef::render_cef;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -52,6 +53,9 @@ pub struct TenantScan {
     pub checks: Vec<CheckReport>,
     /// Every finding instance, catalogue order then resource id.
     pub findings: Vec<ReportedFinding>,
+    /// Scan start (the detection time of `new` events).
+    #[serde(skip)]
+    pub started: DateTime<Utc>,
 }
 
 /// A tenant scan's overall status.
@@ -149,6 +153,7 @@ pub fn tenant_scan(
         status: status_of(collected.error.is_some(), &checks),
         checks,
         findings,
+        started: started_at,
     }
 }
 
@@ -213,9 +218,10 @@ fn reported(config: &Config, finding: Finding) -> ReportedFinding {
     }
 }
 
-/// Every finding of a tenant scan as a `new` event detected at `detected_at`, for
+/// Every finding of a tenant scan as a `new` event detected at the scan's start, for
 /// `scan --format cef` (rendered by the CEF sink's renderer).
-pub fn new_events(scan: &TenantScan, detected_at: DateTime<Utc>) -> Vec<FindingEvent> {
+pub fn new_events(scan: &TenantScan) -> Vec<FindingEvent> {
+    let detected_at = scan.started;
     scan.findings
         .iter()
         .map(|f| FindingEvent {
@@ -238,6 +244,20 @@ pub fn new_events(scan: &TenantScan, detected_at: DateTime<Utc>) -> Vec<FindingE
             first_seen: detected_at,
             last_seen: detected_at,
             details: f.details.clone(),
+        })
+        .collect()
+}
+
+/// One CEF line per finding, each a `new` event.
+pub fn render_cef_lines(document: &ScanDocument) -> String {
+    document
+        .tenants
+        .iter()
+        .flat_map(new_events)
+        .map(|event| {
+            let mut line = render_cef(&event, env!("CARGO_PKG_VERSION"), usize::MAX);
+            line.push('\n');
+            line
         })
         .collect()
 }

@@ -29,8 +29,10 @@ fn tenant(users: usize) -> TenantFile {
         organization: json!({"id": id(0xfeed, 1), "displayName": "Scale"}),
         ..TenantFile::default()
     };
-    t.domains.push(json!({"id": "scale.example", "isVerified": true, "supportedServices": ["Email"]}));
-    t.dns.insert("scale.example".into(), vec!["v=spf1 -all".into()]);
+    t.domains
+        .push(json!({"id": "scale.example", "isVerified": true, "supportedServices": ["Email"]}));
+    t.dns
+        .insert("scale.example".into(), vec!["v=spf1 -all".into()]);
     for n in 0..users {
         let user = id(0xa, n);
         let has_mailbox = n % 10 != 0;
@@ -42,8 +44,10 @@ fn tenant(users: usize) -> TenantFile {
         }
         let mut methods = Vec::new();
         if n % 17 == 0 {
-            methods.push(json!({"@odata.type": "#microsoft.graph.fido2AuthenticationMethod",
-                "id": id(0xf, n), "attestationLevel": "attested", "model": "Key"}));
+            methods.push(
+                json!({"@odata.type": "#microsoft.graph.fido2AuthenticationMethod",
+                "id": id(0xf, n), "attestationLevel": "attested", "model": "Key"}),
+            );
         }
         if n % 23 == 0 {
             methods.push(json!({"@odata.type": "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
@@ -53,12 +57,15 @@ fn tenant(users: usize) -> TenantFile {
         t.authentication_methods.insert(user, methods);
     }
     for n in 0..SERVICE_PRINCIPALS {
-        t.service_principals.push(json!({"id": id(0xb, n), "appId": id(0xc, n),
+        t.service_principals
+            .push(json!({"id": id(0xb, n), "appId": id(0xc, n),
             "displayName": format!("App {n}"), "servicePrincipalType": "Application",
             "appOwnerOrganizationId": id(0xfeed, 1)}));
     }
     for n in 0..APPLICATIONS {
-        t.applications.push(json!({"id": id(0x9, n), "appId": id(0xc, n), "displayName": format!("App {n}")}));
+        t.applications.push(
+            json!({"id": id(0x9, n), "appId": id(0xc, n), "displayName": format!("App {n}")}),
+        );
     }
     t
 }
@@ -100,14 +107,20 @@ async fn scan_of_2000_users_is_within_two_percent_of_the_lower_bound() {
         + (2 * mailboxes as u64).div_ceil(20); // calendar permissions and inbox rules
     let stats = sim.stats();
     let actual = stats.total_requests;
-    assert!(actual >= lower_bound, "{actual} below the bound {lower_bound}? {stats:?}");
+    assert!(
+        actual >= lower_bound,
+        "{actual} below the bound {lower_bound}? {stats:?}"
+    );
     assert!(
         actual as f64 <= lower_bound as f64 * 1.02,
         "{actual} requests, lower bound {lower_bound}: {:?}",
         stats.by_template
     );
     assert_eq!(counted_requests(&ctx), actual);
-    assert_eq!(stats.total_to("/v1.0/users/{id}/authentication/methods"), relevant as u64);
+    assert_eq!(
+        stats.total_to("/v1.0/users/{id}/authentication/methods"),
+        relevant as u64
+    );
     assert_eq!(snap.auth_methods.as_ref().unwrap().len(), relevant);
     assert_eq!(snap.message_rules.as_ref().unwrap().len(), mailboxes);
 }
@@ -118,11 +131,17 @@ async fn report_refused_falls_back_to_every_user() {
     t.faults = serde_json::from_value(json!({"non_premium": true})).unwrap();
     let sim = sim(t).await;
     let files = Files::new();
-    let snap = collect(&context(config(&sim, files.secret()))).await.snapshot;
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
     assert!(snap.registration_details.is_err());
     let methods = snap.auth_methods.as_ref().unwrap();
     assert_eq!(methods.len(), 300, "every user's methods are read");
-    assert_eq!(sim.stats().total_to("/v1.0/users/{id}/authentication/methods"), 300);
+    assert_eq!(
+        sim.stats()
+            .total_to("/v1.0/users/{id}/authentication/methods"),
+        300
+    );
 }
 
 #[tokio::test]
@@ -132,11 +151,18 @@ async fn pager_follows_next_links_across_many_pages() {
     let ctx = context(config(&sim, files.secret()));
     let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
     let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
-    let mut pager = Pager::new(&client, client.url("/users?$select=id&$top=7"), Pool::Directory);
+    let mut pager = Pager::new(
+        &client,
+        client.url("/users?$select=id&$top=7"),
+        Pool::Directory,
+    );
     let mut ids = BTreeSet::new();
     while let Some(page) = pager.next_page().await.unwrap() {
         assert!(page.len() <= 7);
-        ids.extend(page.iter().filter_map(|u| u.get("id").and_then(Value::as_str).map(str::to_owned)));
+        ids.extend(
+            page.iter()
+                .filter_map(|u| u.get("id").and_then(Value::as_str).map(str::to_owned)),
+        );
     }
     assert_eq!(pager.pages(), 36);
     assert_eq!(ids.len(), 250);

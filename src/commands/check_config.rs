@@ -6,7 +6,9 @@
 
 use super::load_config;
 use crate::cli::CheckConfigArgs;
-use crate::config::{Config, FirstScan, Payload, SinkKind, TenantAuth, Transport};
+use crate::config::{
+    Config, FirstScan, Payload, SinkConfig, SinkKind, TenantAuth, TenantConfig, Transport,
+};
 use std::process::ExitCode;
 
 /// Runs `check-config`.
@@ -26,40 +28,8 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
 
 /// The effective settings, one line per tenant and sink (no secrets: files are not read).
 pub fn summary(config: &Config) -> String {
-    let mut lines = Vec::new();
-    for tenant in &config.tenants {
-        let auth = match tenant.auth {
-            TenantAuth::ClientSecret { .. } => "client secret",
-            TenantAuth::Certificate { .. } => "certificate",
-            TenantAuth::Delegated => "delegated",
-        };
-        lines.push(format!(
-            "tenant {}: {} ({auth}), every {}, graph {}",
-            tenant.name,
-            tenant.tenant_id,
-            humantime::format_duration(tenant.interval),
-            tenant.graph_url
-        ));
-    }
-    for sink in &config.sinks {
-        let target = match &sink.kind {
-            SinkKind::Stdout => "stdout".to_owned(),
-            SinkKind::Syslog(syslog) => {
-                let transport = match syslog.transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                    Transport::Tls => "tls",
-                    Transport::Unix => "unix",
-                };
-                format!("syslog {transport} {}", syslog.address)
-            }
-        };
-        let payload = match sink.payload {
-            Payload::Cef => "cef",
-            Payload::Json => "json",
-        };
-        lines.push(format!("sink {}: {target}, {payload}", sink.name));
-    }
+    let mut lines: Vec<String> = config.tenants.iter().map(tenant_line).collect();
+    lines.extend(config.sinks.iter().map(sink_line));
     let scan = &config.scan;
     let first_scan = match scan.first_scan {
         FirstScan::Emit => "emit",
@@ -78,4 +48,39 @@ pub fn summary(config: &Config) -> String {
         config.suppressions.len()
     ));
     lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
+fn tenant_line(tenant: &TenantConfig) -> String {
+    let auth = match tenant.auth {
+        TenantAuth::ClientSecret { .. } => "client secret",
+        TenantAuth::Certificate { .. } => "certificate",
+        TenantAuth::Delegated => "delegated",
+    };
+    format!(
+        "tenant {}: {} ({auth}), every {}, graph {}",
+        tenant.name,
+        tenant.tenant_id,
+        humantime::format_duration(tenant.interval),
+        tenant.graph_url
+    )
+}
+
+fn sink_line(sink: &SinkConfig) -> String {
+    let target = match &sink.kind {
+        SinkKind::Stdout => "stdout".to_owned(),
+        SinkKind::Syslog(syslog) => {
+            let transport = match syslog.transport {
+                Transport::Udp => "udp",
+                Transport::Tcp => "tcp",
+                Transport::Tls => "tls",
+                Transport::Unix => "unix",
+            };
+            format!("syslog {transport} {}", syslog.address)
+        }
+    };
+    let payload = match sink.payload {
+        Payload::Cef => "cef",
+        Payload::Json => "json",
+    };
+    format!("sink {}: {target}, {payload}", sink.name)
 }

@@ -10,7 +10,9 @@ use crate::config::{Config, TenantConfig};
 use crate::graph::auth::NoRefreshTokens;
 use crate::graph::RefreshTokenStore;
 use crate::metrics::{Metrics, MetricsError};
-use crate::report::{render_json, render_table, tenant_scan, ScanDocument, ScanStatus, TenantScan};
+use crate::report::{
+    render_cef_lines, render_json, render_table, tenant_scan, ScanDocument, ScanStatus, TenantScan,
+};
 use chrono::{DateTime, Utc};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -119,9 +121,6 @@ pub enum ScanError {
     /// The config lists no tenant.
     #[error("the config lists no tenants")]
     NoTenants,
-    /// The format is not available in this build.
-    #[error("output format {0} is not available yet")]
-    FormatUnavailable(&'static str),
     /// Collection could not be set up.
     #[error(transparent)]
     Collect(#[from] CollectError),
@@ -158,9 +157,6 @@ pub async fn scan(
     format: ScanFormat,
     tokens: Arc<dyn RefreshTokenStore>,
 ) -> Result<ScanResult, ScanError> {
-    if format == ScanFormat::Cef {
-        return Err(ScanError::FormatUnavailable("cef"));
-    }
     let selected = select_tenants(config, tenant)?;
     let ctx = CollectContext::new(Arc::new(config.clone()), Metrics::new()?, tokens)?;
     let scans = futures::future::join_all(selected.iter().map(|t| scan_tenant(&ctx, t))).await;
@@ -168,7 +164,8 @@ pub async fn scan(
     let document = ScanDocument { tenants: scans };
     let output = match format {
         ScanFormat::Table => render_table(&document),
-        ScanFormat::Json | ScanFormat::Cef => render_json(&document),
+        ScanFormat::Json => render_json(&document),
+        ScanFormat::Cef => render_cef_lines(&document),
     };
     Ok(ScanResult {
         output,

@@ -47,7 +47,8 @@ impl fmt::Display for ConfigProblem {
 /// The configuration is not usable; holds every problem found (never empty).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
-    /// All problems, in file order (sections in the order of `config/example.toml`).
+    /// All problems, grouped by section (in the order of `config/example.toml`) and array
+    /// index; within one entry, values that could not be read come before validation problems.
     pub problems: Vec<ConfigProblem>,
 }
 

@@ -58,25 +58,7 @@ fn suppression(
     let at = |key: &str| format!("{path}.{key}");
     let finding = required(&at("finding"), raw.finding.as_deref(), p)
         .and_then(|text| finding_id(&at("finding"), text, p));
-    if let Some(tenant) = raw.tenant.as_deref() {
-        if !tenants.iter().any(|t| t.name.as_deref() == Some(tenant)) {
-            p.push(
-                at("tenant"),
-                format!("unknown tenant {tenant:?}: no [[tenants]] entry has that name"),
-            );
-        }
-    }
-    for (key, value) in [
-        ("resource_id", &raw.resource_id),
-        ("resource_name", &raw.resource_name),
-    ] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            p.push(
-                at(key),
-                "must not be empty (leave it out to match every resource)",
-            );
-        }
-    }
+    check_scope(path, raw, tenants, p);
     let reason = non_blank(
         &at("reason"),
         raw.reason.as_deref(),
@@ -97,6 +79,30 @@ fn suppression(
         owner: owner?,
         expires: expires?,
     })
+}
+
+/// The optional tenant and resource filters of a suppression.
+fn check_scope(path: &str, raw: &RawSuppression, tenants: &[RawTenant], p: &mut Problems) {
+    let at = |key: &str| format!("{path}.{key}");
+    if let Some(tenant) = raw.tenant.as_deref() {
+        if !tenants.iter().any(|t| t.name.as_deref() == Some(tenant)) {
+            p.push(
+                at("tenant"),
+                format!("unknown tenant {tenant:?}: no [[tenants]] entry has that name"),
+            );
+        }
+    }
+    for (key, value) in [
+        ("resource_id", &raw.resource_id),
+        ("resource_name", &raw.resource_name),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            p.push(
+                at(key),
+                "must not be empty (leave it out to match every resource)",
+            );
+        }
+    }
 }
 
 fn timestamp(path: &str, text: &str, p: &mut Problems) -> Option<DateTime<Utc>> {

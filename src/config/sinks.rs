@@ -104,21 +104,8 @@ fn syslog(path: &str, raw: &RawSink, p: &mut Problems) -> Option<SinkKind> {
     if raw.framing.is_some() && !stream {
         p.push(format!("{path}.framing"), "only for transport tcp or tls");
     }
-    let tls = match (&raw.tls, transport) {
-        (Some(tls), Transport::Tls) => tls_config(&format!("{path}.tls"), tls, p).map(Some),
-        (Some(_), _) => {
-            p.push(format!("{path}.tls"), "only for transport = \"tls\"");
-            None
-        }
-        (None, _) => Some(None),
-    };
-    let max_message_bytes = raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
-    if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&max_message_bytes) {
-        p.push(
-            format!("{path}.max_message_bytes"),
-            format!("must be between {MIN_MESSAGE_BYTES} and {MAX_MESSAGE_BYTES}, got {max_message_bytes}"),
-        );
-    }
+    let tls = tls_for_transport(path, raw.tls.as_ref(), transport, p);
+    let max_message_bytes = message_size(path, raw.max_message_bytes, p);
     Some(SinkKind::Syslog(SyslogSink {
         transport,
         address: address?,
@@ -133,6 +120,34 @@ fn syslog(path: &str, raw: &RawSink, p: &mut Problems) -> Option<SinkKind> {
         tls: tls?,
         max_message_bytes,
     }))
+}
+
+/// `[sinks.tls]`: only with transport tls; `Some(None)` when absent, `None` on problems.
+fn tls_for_transport(
+    path: &str,
+    raw: Option<&RawTls>,
+    transport: Transport,
+    p: &mut Problems,
+) -> Option<Option<TlsConfig>> {
+    match (raw, transport) {
+        (Some(tls), Transport::Tls) => tls_config(&format!("{path}.tls"), tls, p).map(Some),
+        (Some(_), _) => {
+            p.push(format!("{path}.tls"), "only for transport = \"tls\"");
+            None
+        }
+        (None, _) => Some(None),
+    }
+}
+
+fn message_size(path: &str, value: Option<usize>, p: &mut Problems) -> usize {
+    let value = value.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+    if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&value) {
+        p.push(
+            format!("{path}.max_message_bytes"),
+            format!("must be between {MIN_MESSAGE_BYTES} and {MAX_MESSAGE_BYTES}, got {value}"),
+        );
+    }
+    value
 }
 
 fn address(

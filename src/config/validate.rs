@@ -117,18 +117,24 @@ fn tenant_config(
     })
 }
 
+/// The auth methods a tenant entry sets, as the user wrote them.
+fn auth_methods(raw: &RawTenant) -> Vec<&'static str> {
+    [
+        (raw.client_secret_file.is_some(), "client_secret_file"),
+        (
+            raw.certificate_file.is_some() || raw.private_key_file.is_some(),
+            "certificate_file/private_key_file",
+        ),
+        (raw.auth == Some(RawAuth::Delegated), "auth = \"delegated\""),
+    ]
+    .into_iter()
+    .filter_map(|(set, method)| set.then_some(method))
+    .collect()
+}
+
 fn tenant_auth(path: &str, raw: &RawTenant, p: &mut Problems) -> Option<TenantAuth> {
     let certificate = raw.certificate_file.is_some() || raw.private_key_file.is_some();
-    let mut methods = Vec::new();
-    if raw.client_secret_file.is_some() {
-        methods.push("client_secret_file");
-    }
-    if certificate {
-        methods.push("certificate_file/private_key_file");
-    }
-    if raw.auth == Some(RawAuth::Delegated) {
-        methods.push("auth = \"delegated\"");
-    }
+    let methods = auth_methods(raw);
     if methods.is_empty() {
         p.push(path, "no auth method: set client_secret_file, certificate_file and private_key_file, or auth = \"delegated\"");
         return None;
