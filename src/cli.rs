@@ -49,6 +49,11 @@ pub enum Command {
     /// Checks keys, values and that every credential file it names can be read. Exits 0 when
     /// the config is usable, 78 when it is not.
     CheckConfig(CheckConfigArgs),
+    /// Scan the configured tenants once and print the findings.
+    ///
+    /// Touches no daemon state and sends no events. Exits 0 when the scan ran (findings or
+    /// not), 1 when a tenant's scan failed.
+    Scan(ScanArgs),
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.
@@ -65,6 +70,23 @@ pub struct CheckConfigArgs {
     /// Which config.
     #[command(flatten)]
     pub config: ConfigPath,
+    /// Also get a token for each tenant and check each Graph permission the checks need.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// `scan [--config PATH] [--tenant NAME] [--format json|table|cef]`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Only this tenant (by name).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::commands::scan::ScanFormat::Json)]
+    pub format: crate::commands::scan::ScanFormat,
 }
 
 #[cfg(test)]
@@ -80,7 +102,9 @@ mod tests {
     #[test]
     fn config_path_defaults_to_etc() {
         let cli = Cli::try_parse_from(["m365-posture", "check-config"]).unwrap();
-        let Command::CheckConfig(args) = cli.command;
+        let Command::CheckConfig(args) = cli.command else {
+            panic!("not check-config");
+        };
         assert_eq!(args.config.path, PathBuf::from(DEFAULT_CONFIG_PATH));
     }
 

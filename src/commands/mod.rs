@@ -7,6 +7,8 @@
 //! runtime inside `run`.
 
 pub mod check_config;
+pub mod consent;
+pub mod scan;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
@@ -29,6 +31,7 @@ pub mod exit {
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::Scan(args) => scan::run(&args),
     }
 }
 
