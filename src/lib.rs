@@ -12,3 +12,5 @@ pub mod events;
 pub mod findings;
 pub mod metrics;
 pub mod snapshot;
+pub mod state;
+pub mod suppress;
