@@ -8,9 +8,12 @@
 
 pub mod checks;
 pub mod config;
+pub mod daemon;
 pub mod events;
 pub mod findings;
 pub mod metrics;
+pub mod scan;
+pub mod sinks;
 pub mod snapshot;
 pub mod state;
 pub mod suppress;

@@ -1,5 +1,10 @@
 //! The state file: creation mode, schema version, atomic scan commits, outbox bound, restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use chrono::{DateTime, TimeZone, Utc};
 use m365_posture::checks::{Evaluation, Outcome};

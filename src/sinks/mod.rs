@@ -1,0 +1,3 @@
+//! Outputs: the Prometheus endpoint over committed state, and the event sinks.
+
+pub mod metrics;
