@@ -9,8 +9,12 @@ pub mod apps;
 pub mod calendar;
 pub mod domains;
 pub mod forwarding;
+pub mod internal;
 pub mod options;
 pub mod users;
+
+#[cfg(test)]
+mod test_fixtures;
 
 use crate::findings::{Finding, FindingId};
 use crate::snapshot::TenantSnapshot;
