@@ -7,18 +7,21 @@
 //! (it is one short transaction).
 
 use crate::config::Config;
+use crate::config::SinkConfig;
 use crate::metrics::{Metrics, MetricsError};
 use crate::scan::{run_scheduler, ScanEnv, TenantScanner};
 use crate::sinks::metrics::{serve, Scope, StateCollector};
 use crate::state::{StateError, Store};
 use prometheus::{Gauge, IntGauge};
 use sd_notify::NotifyState;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -61,6 +64,8 @@ pub struct Daemon {
     scope: Arc<RwLock<Scope>>,
     reload_ok: IntGauge,
     reload_time: Gauge,
+    store: Store,
+    sinks: Mutex<SinkWorkers>,
 }
 
 impl Daemon {
@@ -72,7 +77,12 @@ impl Daemon {
         scanner: Arc<dyn TenantScanner>,
     ) -> Result<Self, DaemonError> {
         let path = config.state.path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path)).await??;
+        let sink_names = sink_names(&config.sinks);
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path)?;
+            store.register_sinks(&sink_names).map(|()| store)
+        })
+        .await??;
         let scope = StateCollector::register(store.clone(), Scope::of(&config), &metrics)?;
         let (reload_ok, reload_time) = reload_gauges(&metrics)?;
         let addr = config.metrics.listen;
@@ -92,14 +102,24 @@ impl Daemon {
             cancel.child_token(),
             tracker.clone(),
         ));
+        let mut sinks = SinkWorkers {
+            running: BTreeMap::new(),
+            wake: Arc::new(Notify::new()),
+            state_path: config_tx.borrow().state.path.clone(),
+            metrics: metrics.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+        };
+        sinks.sync(&config_tx.borrow().sinks);
         let env = ScanEnv {
             store: store.clone(),
             metrics,
             scanner,
             config: config_rx,
+            outbox_wake: Arc::clone(&sinks.wake),
         };
         tracker.spawn(run_scheduler(env, cancel.child_token(), tracker.clone()));
-        tracker.spawn(watchdog(store, cancel.child_token()));
+        tracker.spawn(watchdog(store.clone(), cancel.child_token()));
         tracing::info!(metrics = %metrics_addr, "Daemon ready");
         notify(&[NotifyState::Ready]);
         Ok(Self {
@@ -111,18 +131,27 @@ impl Daemon {
             scope,
             reload_ok,
             reload_time,
+            store,
+            sinks: Mutex::new(sinks),
         })
     }
 
     /// Applies a new, already validated config: tenants start and stop, intervals, sinks,
     /// suppressions and severities take effect for the next scans. The state path and the
-    /// listen address need a restart.
-    pub fn apply_config(&self, config: Config) {
+    /// listen address need a restart. Fails (keeping the old config) only if the sink
+    /// cursors cannot be updated.
+    pub fn apply_config(&self, config: Config) -> Result<(), String> {
         let current = self.config_tx.borrow().clone();
         if config.state.path != current.state.path
             || config.metrics.listen != current.metrics.listen
         {
             tracing::warn!("State path or metrics listen address changed; takes effect on restart");
+        }
+        self.store
+            .register_sinks(&sink_names(&config.sinks))
+            .map_err(|err| err.to_string())?;
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.sync(&config.sinks);
         }
         if let Ok(mut scope) = self.scope.write() {
             *scope = Scope::of(&config);
@@ -131,12 +160,13 @@ impl Daemon {
         self.reload_ok.set(1);
         self.reload_time
             .set(crate::scan::clock_now().timestamp_millis() as f64 / 1000.0);
+        Ok(())
     }
 
     /// Reloads the config file; on error the old config stays and the error is returned.
     pub fn reload(&self, path: &Path, loader: &ConfigLoader) -> Result<(), String> {
         notify_reloading();
-        let result = loader(path).map(|config| self.apply_config(config));
+        let result = loader(path).and_then(|config| self.apply_config(config));
         match &result {
             Ok(()) => tracing::info!(path = %path.display(), "Config reloaded"),
             Err(err) => {
@@ -194,6 +224,49 @@ pub async fn run_until_signalled(
     let grace = daemon.config().scan.shutdown_grace;
     daemon.shutdown(grace).await;
     Ok(())
+}
+
+fn sink_names(sinks: &[SinkConfig]) -> Vec<String> {
+    sinks.iter().map(|s| s.name.clone()).collect()
+}
+
+/// One delivery worker per configured sink; restarted when its config changes.
+struct SinkWorkers {
+    running: BTreeMap<String, (SinkConfig, CancellationToken)>,
+    wake: Arc<Notify>,
+    state_path: PathBuf,
+    metrics: Metrics,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl SinkWorkers {
+    fn sync(&mut self, sinks: &[SinkConfig]) {
+        self.running.retain(|name, (running, token)| {
+            let keep = sinks.iter().any(|s| s == running);
+            if !keep {
+                tracing::info!(sink = %name, "Stopping the sink worker");
+                token.cancel();
+            }
+            keep
+        });
+        let starting: Vec<&SinkConfig> = sinks
+            .iter()
+            .filter(|s| !self.running.contains_key(&s.name))
+            .collect();
+        for sink in starting {
+            let token = self.cancel.child_token();
+            self.running
+                .insert(sink.name.clone(), (sink.clone(), token.clone()));
+            self.tracker.spawn(crate::sinks::run_sink(
+                sink.clone(),
+                self.state_path.clone(),
+                self.metrics.clone(),
+                Arc::clone(&self.wake),
+                token,
+            ));
+        }
+    }
 }
 
 fn reload_gauges(metrics: &Metrics) -> Result<(IntGauge, Gauge), MetricsError> {

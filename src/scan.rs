@@ -105,6 +105,8 @@ pub struct ScanEnv {
     pub scanner: Arc<dyn TenantScanner>,
     /// The current config (replaced on reload).
     pub config: watch::Receiver<Arc<Config>>,
+    /// Woken after a commit that enqueued events, so sink workers deliver at once.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// How one scan attempt ended.
@@ -191,8 +193,11 @@ async fn commit(
         output,
     };
     match tokio::task::spawn_blocking(move || job.run(&store)).await {
-        Ok(Ok(status)) => {
-            tracing::info!(tenant = %tenant.name, status = status.as_str(), "Scan committed");
+        Ok(Ok((status, events))) => {
+            tracing::info!(tenant = %tenant.name, status = status.as_str(), events, "Scan committed");
+            if events > 0 {
+                env.outbox_wake.notify_waiters();
+            }
             status
         }
         Ok(Err(StateError::OutboxFull {
@@ -218,7 +223,8 @@ struct CommitJob {
 }
 
 impl CommitJob {
-    fn run(self, store: &Store) -> Result<ScanStatus, StateError> {
+    /// Returns the scan status and how many events were enqueued.
+    fn run(self, store: &Store) -> Result<(ScanStatus, usize), StateError> {
         let name = self.tenant.name.as_str();
         let stored = store.load_instances(name)?;
         let evaluated: BTreeSet<FindingId> = store.evaluated_findings(name)?.into_iter().collect();
@@ -254,7 +260,7 @@ impl CommitJob {
             max: self.config.state.outbox_max_events,
         };
         store.apply(name, &changes, &record, limit)?;
-        Ok(status)
+        Ok((status, changes.events.len()))
     }
 }
 

@@ -136,6 +136,7 @@ fn full_outbox_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     let sinks = vec!["stdout".to_owned()];
+    store.register_sinks(&sinks).unwrap();
     let limit = OutboxLimit {
         sinks: &sinks,
         max: 2,

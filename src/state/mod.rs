@@ -8,16 +8,11 @@
 //! half. Times are stored as Unix milliseconds.
 
 pub mod commit;
-mod outbox_standin;
+pub mod outbox;
 pub mod reconcile;
 mod schema;
 pub mod summary;
 pub mod tokens;
-
-/// The event outbox (stand-in until the events module's `outbox.rs` lands).
-pub mod outbox {
-    pub use super::outbox_standin::*;
-}
 
 use crate::findings::{FindingId, Severity};
 use chrono::{DateTime, Utc};
@@ -110,6 +105,13 @@ impl Store {
         let conn = self.lock()?;
         conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
         Ok(())
+    }
+
+    /// Makes the outbox cursors match the configured sinks (at start and on reload, before
+    /// the next enqueue): new sinks start at the head, removed sinks release their rows.
+    pub fn register_sinks(&self, sinks: &[String]) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        Ok(outbox::register_sinks(&conn, sinks)?)
     }
 
     /// Every stored instance of a tenant (open and resolved).

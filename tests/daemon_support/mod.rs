@@ -58,10 +58,18 @@ pub fn config(state: &Path, tenants: &[&str], interval: Duration) -> Config {
         metrics: MetricsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
+        // A SIEM that is down: events stay in the outbox, where the tests read them.
         sinks: vec![SinkConfig {
-            name: "stdout".into(),
+            name: "siem".into(),
             payload: Payload::Cef,
-            kind: SinkKind::Stdout,
+            kind: SinkKind::Syslog(SyslogSink {
+                transport: Transport::Tcp,
+                address: "127.0.0.1:1".into(),
+                format: SyslogFormat::Rfc5424,
+                framing: Framing::OctetCounting,
+                tls: None,
+                max_message_bytes: 8192,
+            }),
         }],
         checks: CheckOptions::default(),
         severity_overrides: BTreeMap::new(),
@@ -230,7 +238,7 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 pub fn outbox(state: &Path) -> Vec<(String, String, String, String)> {
     let conn = rusqlite::Connection::open(state).unwrap();
     let mut stmt = conn
-        .prepare("SELECT body FROM outbox ORDER BY seq")
+        .prepare("SELECT event FROM outbox ORDER BY seq")
         .unwrap();
     let rows = stmt.query_map([], |row| row.get::<_, String>(0)).unwrap();
     rows.map(|body| {
