@@ -245,6 +245,7 @@ start_fixture_prometheus() {
     echo $! >>"$WORK/pids"
     cat >"$WORK/prometheus.yml" <<YML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$ROOT/config/prometheus/alerts.yml"]
 scrape_configs:
   - job_name: m365-posture
     static_configs: [{targets: ["127.0.0.1:$fport"]}]
@@ -270,7 +271,15 @@ dashboards_live_fixture() {
     promtool check metrics <"$ROOT/.ci/ops/fixture-metrics.prom" || return 1
     local url
     url=$(start_fixture_prometheus) || return 1
-    "$ROOT/.ci/dashboards-live.sh" "$url" --rate-interval 1m --range 1h --window 60
+    "$ROOT/.ci/dashboards-live.sh" "$url" --rate-interval 1m --range 1h --window 60 || return 1
+    echo "alert rules evaluated by the same Prometheus:"
+    curl -fsS "$url/api/v1/rules" | python3 -c '
+import json, sys
+rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
+bad = [r for r in rules if r.get("health") != "ok"]
+for r in rules:
+    print("  %s: %s %s" % (r.get("health"), r["name"], r.get("lastError", "")))
+sys.exit(1 if bad or not rules else 0)'
 }
 
 step_dashboards() {
@@ -282,7 +291,8 @@ step_dashboards() {
         python3 "$DASHTOOL" lint "${DASHBOARDS[@]}"
     check "dashboards: promtool parses every query" dashboard_promql
     check "dashboards: provisioning examples" provisioning_example
-    check "dashboards: every query returns data from a Prometheus scraping the fixture" dashboards_live_fixture
+    check "dashboards: every query returns data, alert rules evaluate, on a Prometheus scraping the fixture" \
+        dashboards_live_fixture
 }
 
 # ---------------------------------------------------------------------------------------------

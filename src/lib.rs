@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod events;
@@ -17,3 +19,4 @@ pub mod sinks;
 pub mod snapshot;
 pub mod state;
 pub mod suppress;
+pub mod telemetry;

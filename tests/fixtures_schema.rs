@@ -57,7 +57,7 @@ pub mod graph_schema {
             "message_rules" => "messageRule",
             "applications" => "application",
             "service_principals" => "servicePrincipal",
-            "domains" => "domain",
+            "domains" | "domains_checks" => "domain",
             "organization" => "organization",
             "user_registration_details" => "userRegistrationDetails",
             _ => return None,

@@ -1,1 +1,63 @@
-fn main() {}
+//! `graph-sim`: the Microsoft Graph + Entra token + DNS simulator as a binary (CONTRACT
+//! section 2). Prints `http=ADDR` and `dns=ADDR` as its first stdout lines.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use graph_sim::{generate, start, SimOptions, TenantFile};
+
+/// Simulator of Microsoft Graph v1.0, the Entra ID token endpoint and DNS.
+#[derive(Debug, Parser)]
+#[command(name = "graph-sim", version, about)]
+struct Cli {
+    /// Tenant file (CONTRACT section 6).
+    #[arg(long, conflicts_with_all = ["users", "seed"])]
+    tenant: Option<PathBuf>,
+    /// Generate a tenant with this many users.
+    #[arg(long, required_unless_present = "tenant")]
+    users: Option<usize>,
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// DNS listen address (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:5353")]
+    dns_listen: SocketAddr,
+    /// Write the tenant as JSON to this file and exit (with `--users`).
+    #[arg(long)]
+    dump: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let tenant = match (&cli.tenant, cli.users) {
+        (Some(path), _) => TenantFile::load(path)?,
+        (None, Some(users)) => generate(users, cli.seed),
+        (None, None) => anyhow::bail!("either --tenant or --users is required"),
+    };
+    if let Some(path) = &cli.dump {
+        std::fs::write(path, tenant.to_json())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(());
+    }
+    let options = SimOptions {
+        http_listen: cli.listen,
+        dns_listen: cli.dns_listen,
+        seed: cli.seed,
+        ..SimOptions::default()
+    };
+    let handle = start(tenant, options).await?;
+    println!("http={}", handle.http_addr());
+    println!("dns={}", handle.dns_addr());
+    println!("tenant_id={}", handle.tenant_id());
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for ctrl-c")?;
+    handle.shutdown().await;
+    Ok(())
+}

@@ -7,10 +7,12 @@
 
 pub mod apps;
 pub mod calendar;
+pub mod dmarc;
 pub mod domains;
 pub mod forwarding;
 pub mod internal;
 pub mod options;
+pub mod spf;
 pub mod users;
 
 #[cfg(test)]

@@ -5,6 +5,20 @@
 //! every problem at once with its key path live in the submodules. Secrets are never in the
 //! config text: only paths to files (systemd `LoadCredential=`), read at use through [`Secret`].
 
+mod error;
+mod fields;
+pub mod files;
+pub mod load;
+mod overrides;
+pub mod raw;
+mod sinks;
+pub mod validate;
+mod walk;
+
+pub use error::{ConfigError, ConfigProblem};
+pub use load::{from_toml_str, load, load_with_env};
+pub use walk::known_keys;
+
 use crate::checks::CheckOptions;
 use crate::findings::{FindingId, Severity};
 use chrono::{DateTime, Utc};

@@ -1,0 +1,232 @@
+//! An authoritative DNS server on UDP and TCP for the tenant's `dns` map.
+//!
+//! TXT strings longer than 255 bytes are split into several character-strings, as real
+//! servers publish them. Names in the map answer their TXT records (other types: NOERROR with
+//! no answer); ancestors of mapped names (empty non-terminals) answer NOERROR with no answer;
+//! anything else is NXDOMAIN. UDP answers larger than the client's limit (512 bytes without
+//! EDNS) come back truncated with TC set, so resolvers must retry over TCP. Faults:
+//! `dns_servfail`, `dns_timeout` (no answer at all) and `dns_latency_ms`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
+
+use crate::faults::{decision_rng, Faults};
+use crate::state::{lock, Shared};
+
+const TTL: u32 = 300;
+
+/// Serves DNS over UDP until shutdown.
+pub(crate) async fn serve_udp(
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let socket = Arc::new(socket);
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buffer) => r,
+            _ = shutdown.changed() => break,
+        };
+        let Ok((len, peer)) = received else { continue };
+        let query = buffer.get(..len).map(<[u8]>::to_vec).unwrap_or_default();
+        let (socket, shared) = (Arc::clone(&socket), Arc::clone(&shared));
+        tokio::spawn(async move {
+            if let Some(answer) = answer(&shared, &query, true).await {
+                let _ = socket.send_to(&answer, peer).await;
+            }
+        });
+    }
+}
+
+/// Serves DNS over TCP (two-byte length prefix) until shutdown.
+pub(crate) async fn serve_tcp(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move { serve_tcp_connection(stream, shared).await });
+    }
+}
+
+async fn serve_tcp_connection(mut stream: TcpStream, shared: Arc<Shared>) {
+    loop {
+        let mut length = [0u8; 2];
+        if stream.read_exact(&mut length).await.is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        if stream.read_exact(&mut query).await.is_err() {
+            return;
+        }
+        let Some(answer) = answer(&shared, &query, false).await else {
+            continue;
+        };
+        let Ok(prefix) = u16::try_from(answer.len()) else {
+            return;
+        };
+        if stream.write_all(&prefix.to_be_bytes()).await.is_err()
+            || stream.write_all(&answer).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Splits a TXT string into character-strings of at most 255 bytes.
+pub(crate) fn character_strings(text: &str) -> Vec<&[u8]> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return vec![bytes];
+    }
+    bytes.chunks(255).collect()
+}
+
+fn rcode_name(code: ResponseCode) -> String {
+    format!("{code:?}")
+}
+
+/// Builds the answer to one query message; `None` means stay silent.
+async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+    let request = Message::from_vec(query).ok()?;
+    let question = request.queries().first().cloned();
+    let name = question
+        .as_ref()
+        .map(|q| {
+            q.name()
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let (faults, records, exists) = {
+        let data = shared.read();
+        let records = data
+            .file
+            .dns
+            .iter()
+            .find(|(k, _)| k.trim_end_matches('.').eq_ignore_ascii_case(&name))
+            .map(|(_, v)| v.clone());
+        let suffix = format!(".{name}");
+        let exists = records.is_some()
+            || data.file.dns.keys().any(|k| {
+                k.to_ascii_lowercase()
+                    .trim_end_matches('.')
+                    .ends_with(&suffix)
+            });
+        (data.file.faults.clone(), records, exists)
+    };
+    if let Some([low, high]) = faults.dns_latency_ms {
+        let mut rng = decision_rng(
+            faults.seed,
+            &format!("dns {name}"),
+            shared.occurrence(&format!("dns {name}")),
+        );
+        let ms = if high > low {
+            rng.gen_range(low..=high)
+        } else {
+            low
+        };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if Faults::dns_listed(&faults.dns_timeout, &name) {
+        *lock(&shared.stats)
+            .dns_by_rcode
+            .entry("Dropped".into())
+            .or_default() += 1;
+        return None;
+    }
+    let mut response = Message::new();
+    response
+        .set_id(request.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Query)
+        .set_authoritative(true)
+        .set_recursion_desired(request.recursion_desired())
+        .set_recursion_available(false);
+    if let Some(q) = question.clone() {
+        response.add_query(q);
+    }
+    if request.extensions().is_some() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        response.set_edns(edns);
+    }
+    let code = match (&question, &records) {
+        (None, _) => ResponseCode::FormErr,
+        _ if Faults::dns_listed(&faults.dns_servfail, &name) => ResponseCode::ServFail,
+        (Some(q), Some(texts)) => {
+            if matches!(q.query_type(), RecordType::TXT | RecordType::ANY) {
+                for text in texts {
+                    let rdata = RData::TXT(TXT::from_bytes(character_strings(text)));
+                    response.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
+                }
+            }
+            ResponseCode::NoError
+        }
+        (Some(_), None) if exists => ResponseCode::NoError,
+        (Some(_), None) => ResponseCode::NXDomain,
+    };
+    response.set_response_code(code);
+    *lock(&shared.stats)
+        .dns_by_rcode
+        .entry(rcode_name(code))
+        .or_default() += 1;
+    let mut bytes = response.to_vec().ok()?;
+    let limit = if udp {
+        request
+            .extensions()
+            .as_ref()
+            .map_or(512, |e| usize::from(e.max_payload().max(512)))
+    } else {
+        usize::MAX
+    };
+    if bytes.len() > limit {
+        response.take_answers();
+        response.set_truncated(true);
+        bytes = response.to_vec().ok()?;
+    }
+    Some(bytes)
+}
+
+/// A TXT query message, for tests and for callers without a resolver.
+pub fn txt_query(id: u16, name: &str) -> Option<Vec<u8>> {
+    let mut message = Message::new();
+    message.set_id(id).set_recursion_desired(true);
+    message.add_query(hickory_proto::op::Query::query(
+        Name::from_ascii(name).ok()?,
+        RecordType::TXT,
+    ));
+    message.to_vec().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_strings_split_at_255_bytes() {
+        let long = "a".repeat(600);
+        let parts = character_strings(&long);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            vec![255, 255, 90]
+        );
+        assert_eq!(character_strings("v=spf1 -all").len(), 1);
+    }
+}

@@ -1,0 +1,308 @@
+//! Graph path resolution: concrete `/v1.0/...` paths to resources, path templates and the
+//! permissions each needs.
+//!
+//! Segment names compare case-insensitively (Graph accepts `mailfolders/Inbox/messagerules`);
+//! ids are percent-decoded so a user may be addressed by id or by userPrincipalName.
+
+use percent_encoding::percent_decode_str;
+
+/// The kinds of authentication method lists under `/users/{id}/authentication/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MethodList {
+    All,
+    Typed(&'static str),
+}
+
+/// A Graph resource the simulator serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resource {
+    Organization,
+    Domains,
+    Domain(String),
+    Users,
+    User(String),
+    Applications,
+    Application(String),
+    ServicePrincipals,
+    ServicePrincipal(String),
+    RegistrationDetails,
+    AuthMethods(String, MethodList),
+    CalendarPermissions(String),
+    MessageRules(String),
+    MailboxSettings(String),
+}
+
+/// Throttling and error families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workload {
+    Directory,
+    Reports,
+    Exchange,
+}
+
+/// `(segment, @odata.type suffix, template)` of the typed method lists.
+const METHOD_LISTS: &[(&str, &str, &str)] = &[
+    (
+        "fido2methods",
+        "fido2AuthenticationMethod",
+        "/v1.0/users/{id}/authentication/fido2Methods",
+    ),
+    (
+        "windowshelloforbusinessmethods",
+        "windowsHelloForBusinessAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/windowsHelloForBusinessMethods",
+    ),
+    (
+        "temporaryaccesspassmethods",
+        "temporaryAccessPassAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/temporaryAccessPassMethods",
+    ),
+    (
+        "microsoftauthenticatormethods",
+        "microsoftAuthenticatorAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/microsoftAuthenticatorMethods",
+    ),
+    (
+        "phonemethods",
+        "phoneAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/phoneMethods",
+    ),
+    (
+        "emailmethods",
+        "emailAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/emailMethods",
+    ),
+    (
+        "softwareoathmethods",
+        "softwareOathAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/softwareOathMethods",
+    ),
+    (
+        "passwordmethods",
+        "passwordAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/passwordMethods",
+    ),
+    (
+        "platformcredentialmethods",
+        "platformCredentialAuthenticationMethod",
+        "/v1.0/users/{id}/authentication/platformCredentialMethods",
+    ),
+];
+
+impl Resource {
+    /// The path template used in stats and fault configuration.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Resource::Organization => "/v1.0/organization",
+            Resource::Domains => "/v1.0/domains",
+            Resource::Domain(_) => "/v1.0/domains/{id}",
+            Resource::Users => "/v1.0/users",
+            Resource::User(_) => "/v1.0/users/{id}",
+            Resource::Applications => "/v1.0/applications",
+            Resource::Application(_) => "/v1.0/applications/{id}",
+            Resource::ServicePrincipals => "/v1.0/servicePrincipals",
+            Resource::ServicePrincipal(_) => "/v1.0/servicePrincipals/{id}",
+            Resource::RegistrationDetails => {
+                "/v1.0/reports/authenticationMethods/userRegistrationDetails"
+            }
+            Resource::AuthMethods(_, MethodList::All) => "/v1.0/users/{id}/authentication/methods",
+            Resource::AuthMethods(_, MethodList::Typed(kind)) => METHOD_LISTS
+                .iter()
+                .find(|(_, k, _)| k == kind)
+                .map(|(_, _, t)| *t)
+                .unwrap_or("/v1.0/users/{id}/authentication/methods"),
+            Resource::CalendarPermissions(_) => "/v1.0/users/{id}/calendar/calendarPermissions",
+            Resource::MessageRules(_) => "/v1.0/users/{id}/mailFolders/inbox/messageRules",
+            Resource::MailboxSettings(_) => "/v1.0/users/{id}/mailboxSettings",
+        }
+    }
+
+    pub fn workload(&self) -> Workload {
+        match self {
+            Resource::CalendarPermissions(_)
+            | Resource::MessageRules(_)
+            | Resource::MailboxSettings(_) => Workload::Exchange,
+            Resource::RegistrationDetails => Workload::Reports,
+            _ => Workload::Directory,
+        }
+    }
+
+    /// Application permissions any one of which allows the read.
+    pub fn accepted_roles(&self) -> &'static [&'static str] {
+        match self {
+            Resource::Organization => &[
+                "Organization.Read.All",
+                "Organization.ReadWrite.All",
+                "User.Read.All",
+                "Directory.Read.All",
+            ],
+            Resource::Domains | Resource::Domain(_) => &[
+                "Domain.Read.All",
+                "Domain.ReadWrite.All",
+                "Directory.Read.All",
+            ],
+            Resource::Users | Resource::User(_) => {
+                &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"]
+            }
+            Resource::Applications
+            | Resource::Application(_)
+            | Resource::ServicePrincipals
+            | Resource::ServicePrincipal(_) => &[
+                "Application.Read.All",
+                "Application.ReadWrite.All",
+                "Directory.Read.All",
+            ],
+            Resource::RegistrationDetails => {
+                &["AuditLog.Read.All", "UserAuthenticationMethod.Read.All"]
+            }
+            Resource::AuthMethods(..) => &[
+                "UserAuthenticationMethod.Read.All",
+                "UserAuthenticationMethod.ReadWrite.All",
+            ],
+            Resource::CalendarPermissions(_) => &[
+                "Calendars.ReadBasic",
+                "Calendars.Read",
+                "Calendars.ReadWrite",
+            ],
+            Resource::MessageRules(_) | Resource::MailboxSettings(_) => {
+                &["MailboxSettings.Read", "MailboxSettings.ReadWrite"]
+            }
+        }
+    }
+
+    /// The user a per-user resource belongs to.
+    pub fn user_key(&self) -> Option<&str> {
+        match self {
+            Resource::User(u)
+            | Resource::AuthMethods(u, _)
+            | Resource::CalendarPermissions(u)
+            | Resource::MessageRules(u)
+            | Resource::MailboxSettings(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves a path below `/v1.0` (such as `/users/abc/authentication/methods`). The error is
+/// the first segment Graph would not recognise.
+pub(crate) fn resolve(path: &str) -> Result<Resource, String> {
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let words: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let id = |position: usize| segments.get(position).cloned().unwrap_or_default();
+    let resource = match words.as_slice() {
+        ["organization"] => Resource::Organization,
+        ["domains"] => Resource::Domains,
+        ["domains", _] => Resource::Domain(id(1)),
+        ["users"] => Resource::Users,
+        ["users", _] => Resource::User(id(1)),
+        ["applications"] => Resource::Applications,
+        ["applications", _] => Resource::Application(id(1)),
+        ["serviceprincipals"] => Resource::ServicePrincipals,
+        ["serviceprincipals", _] => Resource::ServicePrincipal(id(1)),
+        ["reports", "authenticationmethods", "userregistrationdetails"] => {
+            Resource::RegistrationDetails
+        }
+        ["users", _, "authentication", "methods"] => Resource::AuthMethods(id(1), MethodList::All),
+        ["users", _, "authentication", list] => {
+            let kind = METHOD_LISTS
+                .iter()
+                .find(|(segment, _, _)| segment == list)
+                .map(|(_, kind, _)| *kind)
+                .ok_or_else(|| id(3))?;
+            Resource::AuthMethods(id(1), MethodList::Typed(kind))
+        }
+        ["users", _, "calendar", "calendarpermissions"] => Resource::CalendarPermissions(id(1)),
+        ["users", _, "mailfolders", "inbox", "messagerules"] => Resource::MessageRules(id(1)),
+        ["users", _, "mailboxsettings"] => Resource::MailboxSettings(id(1)),
+        _ => return Err(first_unknown(&segments, &words)),
+    };
+    Ok(resource)
+}
+
+fn first_unknown(segments: &[String], words: &[&str]) -> String {
+    const KNOWN: &[&str] = &[
+        "organization",
+        "domains",
+        "users",
+        "applications",
+        "serviceprincipals",
+        "reports",
+        "authenticationmethods",
+        "userregistrationdetails",
+        "authentication",
+        "methods",
+        "calendar",
+        "calendarpermissions",
+        "mailfolders",
+        "inbox",
+        "messagerules",
+        "mailboxsettings",
+    ];
+    words
+        .iter()
+        .enumerate()
+        .find(|(position, w)| {
+            let is_id = position % 2 == 1 && words.first() != Some(&"reports");
+            !(KNOWN.contains(w) || is_id)
+        })
+        .and_then(|(position, _)| segments.get(position).cloned())
+        .or_else(|| segments.last().cloned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_every_agent_path() {
+        let cases = [
+            ("/organization", "/v1.0/organization"),
+            ("/users", "/v1.0/users"),
+            ("/users/u1", "/v1.0/users/{id}"),
+            (
+                "/users/u1/authentication/methods",
+                "/v1.0/users/{id}/authentication/methods",
+            ),
+            (
+                "/users/u1/authentication/fido2Methods",
+                "/v1.0/users/{id}/authentication/fido2Methods",
+            ),
+            (
+                "/users/u1/mailfolders/Inbox/messagerules",
+                "/v1.0/users/{id}/mailFolders/inbox/messageRules",
+            ),
+            (
+                "/users/u1/calendar/calendarPermissions",
+                "/v1.0/users/{id}/calendar/calendarPermissions",
+            ),
+            (
+                "/reports/authenticationMethods/userRegistrationDetails",
+                "/v1.0/reports/authenticationMethods/userRegistrationDetails",
+            ),
+            ("/servicePrincipals", "/v1.0/servicePrincipals"),
+        ];
+        for (path, template) in cases {
+            assert_eq!(resolve(path).unwrap().template(), template, "{path}");
+        }
+    }
+
+    #[test]
+    fn upn_is_percent_decoded() {
+        assert_eq!(
+            resolve("/users/a%40contoso.com").unwrap(),
+            Resource::User("a@contoso.com".into())
+        );
+    }
+
+    #[test]
+    fn unknown_segment_is_named() {
+        assert_eq!(resolve("/users/u1/bogus").unwrap_err(), "bogus");
+        assert_eq!(resolve("/groups").unwrap_err(), "groups");
+    }
+}
