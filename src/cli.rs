@@ -49,6 +49,11 @@ pub enum Command {
     /// Checks keys, values and that every credential file it names can be read. Exits 0 when
     /// the config is usable, 78 when it is not.
     CheckConfig(CheckConfigArgs),
+    /// Run the daemon: rescan every tenant on its interval, serve /metrics, deliver events.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
+    /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
+    Run(RunArgs),
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.
@@ -57,6 +62,14 @@ pub struct ConfigPath {
     /// Config file (TOML); `M365_POSTURE__SECTION__KEY` variables override its values.
     #[arg(long = "config", value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
     pub path: PathBuf,
+}
+
+/// `run [--config PATH]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
 }
 
 /// `check-config [--config PATH]`.
@@ -80,7 +93,9 @@ mod tests {
     #[test]
     fn config_path_defaults_to_etc() {
         let cli = Cli::try_parse_from(["m365-posture", "check-config"]).unwrap();
-        let Command::CheckConfig(args) = cli.command;
+        let Command::CheckConfig(args) = cli.command else {
+            panic!("expected check-config");
+        };
         assert_eq!(args.config.path, PathBuf::from(DEFAULT_CONFIG_PATH));
     }
 

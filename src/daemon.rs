@@ -69,20 +69,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens state, binds the listener, starts the HTTP server and the scheduler, and sends
-    /// `READY=1`.
+    /// With the state opened ([`Store::open`]): registers the sinks' outbox cursors, binds the
+    /// listener, starts the HTTP server, the sink workers and the scheduler, and sends `READY=1`.
     pub async fn start(
         config: Config,
+        store: Store,
         metrics: Metrics,
         scanner: Arc<dyn TenantScanner>,
     ) -> Result<Self, DaemonError> {
-        let path = config.state.path.clone();
         let sink_names = sink_names(&config.sinks);
-        let store = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path)?;
-            store.register_sinks(&sink_names).map(|()| store)
-        })
-        .await??;
+        let registering = store.clone();
+        tokio::task::spawn_blocking(move || registering.register_sinks(&sink_names)).await??;
         let scope = StateCollector::register(store.clone(), Scope::of(&config), &metrics)?;
         let (reload_ok, reload_time) = reload_gauges(&metrics)?;
         let addr = config.metrics.listen;

@@ -8,12 +8,16 @@
 
 pub mod checks;
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod events;
 pub mod findings;
+pub mod graph;
 pub mod metrics;
+pub mod report;
 pub mod scan;
 pub mod sinks;
 pub mod snapshot;

@@ -37,7 +37,8 @@ async fn next_scan(metrics: &Metrics, scanner: &ScriptedScanner, tenant: &str) {
 
 async fn start(config: Config, scanner: &ScriptedScanner) -> (Daemon, Metrics) {
     let metrics = Metrics::new().unwrap();
-    let daemon = Daemon::start(config, metrics.clone(), Arc::new(scanner.clone()))
+    let store = m365_posture::state::Store::open(&config.state.path).unwrap();
+    let daemon = Daemon::start(config, store, metrics.clone(), Arc::new(scanner.clone()))
         .await
         .unwrap();
     (daemon, metrics)

@@ -7,6 +7,9 @@
 //! runtime inside `run`.
 
 pub mod check_config;
+pub mod consent;
+pub mod run;
+pub mod scan;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
@@ -29,6 +32,7 @@ pub mod exit {
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::Run(args) => run::command(&args),
     }
 }
 

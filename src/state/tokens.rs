@@ -36,3 +36,21 @@ impl Store {
         Ok(())
     }
 }
+
+/// The Graph client's view of the token store: load and durable save by tenant name.
+impl crate::graph::RefreshTokenStore for Store {
+    fn load(&self, tenant: &str) -> Option<Secret> {
+        match self.load_refresh_token(tenant) {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::warn!(tenant, error = %err, "Cannot read the stored refresh token");
+                None
+            }
+        }
+    }
+
+    fn save(&self, tenant: &str, token: &Secret) -> Result<(), String> {
+        self.save_refresh_token(tenant, token, crate::scan::clock_now())
+            .map_err(|err| err.to_string())
+    }
+}
