@@ -54,6 +54,11 @@ pub enum Command {
     /// Touches no daemon state and sends no events. Exits 0 when the scan ran (findings or
     /// not), 1 when a tenant's scan failed.
     Scan(ScanArgs),
+    /// Run the daemon: rescan every tenant on its interval, serve /metrics, deliver events.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
+    /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
+    Run(RunArgs),
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.
@@ -62,6 +67,14 @@ pub struct ConfigPath {
     /// Config file (TOML); `M365_POSTURE__SECTION__KEY` variables override its values.
     #[arg(long = "config", value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
     pub path: PathBuf,
+}
+
+/// `run [--config PATH]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
 }
 
 /// `check-config [--config PATH]`.

@@ -8,6 +8,7 @@
 
 pub mod check_config;
 pub mod consent;
+pub mod run;
 pub mod scan;
 
 use crate::cli::{Cli, Command};
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Scan(args) => scan::run(&args),
+        Command::Run(args) => run::command(&args),
     }
 }
 
