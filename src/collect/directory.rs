@@ -2,7 +2,8 @@
 //! `/servicePrincipals`, with `$select` lists and `$top=999` (findings-spec.md section 2.2),
 //! and the TXT answers for the domains.
 
-use super::dns_plan::{checked_domains, names_to_resolve};
+use crate::checks::domains::dns_names_needed;
+use crate::checks::CheckOptions;
 use crate::config::DnsConfig;
 use crate::dns::TxtResolver;
 use crate::graph::paging::collect_all;
@@ -74,22 +75,23 @@ pub async fn service_principals(client: &GraphClient) -> Section<Vec<ServicePrin
 }
 
 /// TXT answers for the checked domains, their `_dmarc.` names, SPF include and redirect
-/// targets and organizational-domain fallbacks; nothing when the domains did not arrive.
+/// targets and organizational-domain fallbacks, as the SPF/DMARC checks ask for them
+/// ([`dns_names_needed`]); nothing when the domains did not arrive.
 pub async fn dns_answers(
     config: &DnsConfig,
+    options: &CheckOptions,
     domains: &Section<Vec<Domain>>,
     cancel: &CancellationToken,
 ) -> DnsAnswers {
     let Ok(domains) = domains else {
         return DnsAnswers::new();
     };
-    let checked = checked_domains(domains);
     let mut answers = DnsAnswers::new();
     let resolver = match TxtResolver::new(config) {
         Ok(r) => r,
         Err(err) => {
             tracing::warn!(error = %err, "No DNS resolver");
-            for name in names_to_resolve(&checked, &answers) {
+            for name in dns_names_needed(domains, options, &answers) {
                 let failure = Unavailable::DnsFailure {
                     name: name.clone(),
                     detail: "no_resolver".to_owned(),
@@ -100,7 +102,7 @@ pub async fn dns_answers(
         }
     };
     for _ in 0..DNS_ROUNDS {
-        let names = names_to_resolve(&checked, &answers);
+        let names = dns_names_needed(domains, options, &answers);
         if names.is_empty() || cancel.is_cancelled() {
             break;
         }

@@ -7,7 +7,6 @@
 //! the [`CollectContext`] across scans.
 
 pub mod directory;
-pub mod dns_plan;
 mod per_user;
 pub mod probe;
 mod registration;
@@ -180,7 +179,8 @@ async fn collect_sections(
 ) -> TenantSnapshot {
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
-        let dns = directory::dns_answers(&ctx.config.dns, &domains, cancel).await;
+        let dns =
+            directory::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
         (domains, dns)
     };
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
