@@ -1,12 +1,19 @@
 //! The daemon with the real collector against graph-sim: mutations between scans produce new,
 //! resolved and reopened events; a Graph outage or a 403 on the users source across scans
 //! resolves nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod daemon_support;
 
 use daemon_support::*;
-use graph_sim::{start, CollectionName, Faults, Mutation, PathFault, SimHandle, SimOptions, TenantFile};
+use graph_sim::{
+    start, CollectionName, Faults, Mutation, PathFault, SimHandle, SimOptions, TenantFile,
+};
 use m365_posture::config::{DnsConfig, TenantAuth};
 use m365_posture::daemon::Daemon;
 use m365_posture::metrics::Metrics;
@@ -72,18 +79,25 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     let mut cfg = config(&state, &["contoso"], Duration::from_millis(100));
     // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
     cfg.scan.timeout = Duration::from_secs(4);
-    cfg.dns = DnsConfig { servers: vec![sim.dns_addr()], timeout: Duration::from_millis(500) };
+    cfg.dns = DnsConfig {
+        servers: vec![sim.dns_addr()],
+        timeout: Duration::from_millis(500),
+    };
     let tenant = &mut cfg.tenants[0];
     tenant.tenant_id = sim.tenant_id();
     tenant.client_id = graph_sim::DEFAULT_CLIENT_ID.into();
-    tenant.auth = TenantAuth::ClientSecret { secret_file: secret };
+    tenant.auth = TenantAuth::ClientSecret {
+        secret_file: secret,
+    };
     tenant.authority_url = sim.base_url();
     tenant.graph_url = sim.base_url();
 
     let store = Store::open(&state).unwrap();
     let metrics = Metrics::new().unwrap();
     let scanner = m365_posture::commands::run::graph_scanner(&cfg, &store, &metrics).unwrap();
-    let daemon = Daemon::start(cfg, store, metrics.clone(), scanner).await.unwrap();
+    let daemon = Daemon::start(cfg, store, metrics.clone(), scanner)
+        .await
+        .unwrap();
 
     fresh_scan(&metrics).await;
     assert_eq!(disabled_events(&state), vec![pair("new", BOB)]);
@@ -91,11 +105,21 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     enabled(&sim, BOB, true);
     enabled(&sim, ADELE, false);
     fresh_scan(&metrics).await;
-    assert_eq!(sorted(&disabled_events(&state)[1..]), [pair("new", ADELE), pair("resolved", BOB)]);
+    assert_eq!(
+        sorted(&disabled_events(&state)[1..]),
+        [pair("new", ADELE), pair("resolved", BOB)]
+    );
 
     // Graph down for every path across scans: Adele's fix is not seen, nothing resolves.
     let mut outage = Faults::default();
-    outage.paths.insert("*".into(), PathFault { status: Some(500), rate: 1.0, ..PathFault::default() });
+    outage.paths.insert(
+        "*".into(),
+        PathFault {
+            status: Some(500),
+            rate: 1.0,
+            ..PathFault::default()
+        },
+    );
     sim.set_faults(outage);
     enabled(&sim, ADELE, true);
     fresh_scan(&metrics).await;
@@ -103,23 +127,38 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     let (_, body) = get(daemon.metrics_addr, "/metrics").await;
     let m = samples(&body);
     assert_eq!(m[r#"m365_posture_scan_success{tenant="contoso"}"#], 0.0);
-    assert_eq!(sum(&m, "m365_posture_findings{", &["user.account_disabled"]), 1.0);
+    assert_eq!(
+        sum(&m, "m365_posture_findings{", &["user.account_disabled"]),
+        1.0
+    );
 
     // The permission for the users source is withdrawn: a 403 across scans resolves nothing.
-    sim.set_faults(Faults { forbidden_roles: vec!["User.Read.All".into()], ..Faults::default() });
+    sim.set_faults(Faults {
+        forbidden_roles: vec!["User.Read.All".into()],
+        ..Faults::default()
+    });
     sim.expire_access_tokens();
     fresh_scan(&metrics).await;
     assert_eq!(disabled_events(&state).len(), 3);
     let (_, body) = get(daemon.metrics_addr, "/metrics").await;
     let m = samples(&body);
-    assert_eq!(m[r#"m365_posture_check_success{finding="user.account_disabled",tenant="contoso"}"#], 0.0);
-    assert_eq!(sum(&m, "m365_posture_findings{", &["user.account_disabled"]), 1.0);
+    assert_eq!(
+        m[r#"m365_posture_check_success{finding="user.account_disabled",tenant="contoso"}"#],
+        0.0
+    );
+    assert_eq!(
+        sum(&m, "m365_posture_findings{", &["user.account_disabled"]),
+        1.0
+    );
 
     // Everything back: Adele resolves; Bob disabled again reopens with the same fingerprint.
     sim.set_faults(Faults::default());
     sim.expire_access_tokens();
     enabled(&sim, BOB, false);
     fresh_scan(&metrics).await;
-    assert_eq!(sorted(&disabled_events(&state)[3..]), [pair("new", BOB), pair("resolved", ADELE)]);
+    assert_eq!(
+        sorted(&disabled_events(&state)[3..]),
+        [pair("new", BOB), pair("resolved", ADELE)]
+    );
     daemon.shutdown(Duration::from_secs(5)).await;
 }
