@@ -10,7 +10,7 @@ use crate::collect::{collect_tenant, CollectContext, CollectError};
 use crate::config::{self, Config, TenantConfig};
 use crate::daemon::{run_until_signalled, ConfigLoader, Daemon, DaemonError};
 use crate::metrics::{Metrics, MetricsError};
-use crate::scan::{CollectAndEvaluate, CollectedSnapshot, SnapshotSource};
+use crate::scan::{CollectAndEvaluate, CollectedSnapshot, SnapshotSource, TenantScanner};
 use crate::state::{StateError, Store};
 use futures::future::BoxFuture;
 use std::path::Path;
@@ -95,12 +95,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), RunError> {
             source,
         })?;
     let metrics = Metrics::new()?;
-    let collect = CollectContext::new(
-        Arc::new(config.clone()),
-        metrics.clone(),
-        Arc::new(store.clone()),
-    )?;
-    let scanner = Arc::new(CollectAndEvaluate(GraphSource(collect)));
+    let scanner = graph_scanner(&config, &store, &metrics)?;
     let daemon = Daemon::start(config, store, metrics, scanner).await?;
     let loader: ConfigLoader = Arc::new(|path: &Path| {
         let config = config::load(path).map_err(|err| err.to_string())?;
@@ -111,6 +106,21 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), RunError> {
     });
     run_until_signalled(daemon, config_path, loader).await?;
     Ok(())
+}
+
+/// The daemon's scanner: Graph and DNS collection (the state file keeps delegated refresh
+/// tokens) followed by every check.
+pub fn graph_scanner(
+    config: &Config,
+    store: &Store,
+    metrics: &Metrics,
+) -> Result<Arc<dyn TenantScanner>, CollectError> {
+    let collect = CollectContext::new(
+        Arc::new(config.clone()),
+        metrics.clone(),
+        Arc::new(store.clone()),
+    )?;
+    Ok(Arc::new(CollectAndEvaluate(GraphSource(collect))))
 }
 
 /// Microsoft Graph and DNS collection as the daemon's [`SnapshotSource`].

@@ -223,9 +223,9 @@ pub fn sum(samples: &BTreeMap<String, f64>, prefix: &str, needles: &[&str]) -> f
         .sum()
 }
 
-/// Waits until `done` holds, checking every 20 ms, for at most 20 s.
+/// Waits until `done` holds, checking every 20 ms, for at most 60 s.
 pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if done() {
             return;
         }
