@@ -399,3 +399,23 @@ fn collecting_in_rounds_until_nothing_is_needed_reaches_a_full_verdict() {
     let spf_missing = run_with(FindingId::SpfMissing, &snapshot, &options);
     assert!(fired(&spf_missing).contains(&"uncollected.example"));
 }
+
+#[test]
+fn spf_missing_needs_only_the_domains_own_answer() {
+    // open.example has exactly one SPF record; its include target failing leaves
+    // domain.spf_allows_any unknown but domain.spf_missing decided (not missing).
+    let mut snapshot = snapshot();
+    snapshot.dns.insert(
+        "bad-relay.example".to_owned(),
+        Err(Unavailable::DnsFailure {
+            name: "bad-relay.example".to_owned(),
+            detail: "servfail".to_owned(),
+        }),
+    );
+    let any = run_with(FindingId::SpfAllowsAny, &snapshot, &CheckOptions::default());
+    assert!(failed(&any).contains(&("open.example", "dns_servfail: bad-relay.example")));
+    let missing = run_with(FindingId::SpfMissing, &snapshot, &CheckOptions::default());
+    let failed_ids: Vec<_> = failed(&missing).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(failed_ids, vec!["broken.example", "uncollected.example"]);
+    assert!(!fired(&missing).contains(&"open.example"));
+}

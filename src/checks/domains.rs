@@ -39,7 +39,13 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         FindingId::SpfAllowsAny | FindingId::SpfMissing => per_domain(
             spf_domains(domains, options),
             |name| match spf::evaluate_spf(name, &lookup) {
-                SpfVerdict::DnsError(failure) => Err(failure),
+                // `spf_missing` needs only the domain's own answer: when that arrived, a failed
+                // include or redirect target leaves exactly one record, so "not missing" holds.
+                SpfVerdict::DnsError(failure)
+                    if id == FindingId::SpfAllowsAny || !matches!(lookup(name), Some(Ok(_))) =>
+                {
+                    Err(failure)
+                }
                 verdict => Ok(verdict),
             },
             |name, verdict| spf_finding(id, name, verdict, options),
