@@ -419,3 +419,31 @@ fn spf_missing_needs_only_the_domains_own_answer() {
     assert_eq!(failed_ids, vec!["broken.example", "uncollected.example"]);
     assert!(!fired(&missing).contains(&"open.example"));
 }
+
+#[test]
+fn not_verified_findings_come_in_resource_id_order() {
+    let mut snapshot = snapshot();
+    let mut domains = fixture_domains();
+    for id in ["zeta.example", "Alpha.example"] {
+        domains.push(Domain {
+            id: id.to_owned(),
+            is_verified: Some(false),
+            ..Domain::default()
+        });
+    }
+    snapshot.domains = Ok(domains);
+    let evaluation = run_with(
+        FindingId::DomainNotVerified,
+        &snapshot,
+        &CheckOptions::default(),
+    );
+    let in_output_order: Vec<&str> = evaluation
+        .findings
+        .iter()
+        .map(|f| f.resource_id.as_str())
+        .collect();
+    assert_eq!(
+        in_output_order,
+        vec!["alpha.example", "pending.example", "zeta.example"]
+    );
+}

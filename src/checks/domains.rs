@@ -142,9 +142,10 @@ pub fn dns_names_needed(
     needed.into_iter().collect()
 }
 
+/// Unverified domains, one finding each, in resource id order like every other check.
 fn not_verified(domains: &[Domain]) -> Vec<Finding> {
     let mut names = BTreeSet::new();
-    domains
+    let mut findings: Vec<Finding> = domains
         .iter()
         .filter(|d| d.is_verified == Some(false))
         .filter(|d| names.insert(normalize(&d.id)))
@@ -155,7 +156,9 @@ fn not_verified(domains: &[Domain]) -> Vec<Finding> {
             details.insert("supported_services".into(), json!(d.supported_services));
             finding(FindingId::DomainNotVerified, &normalize(&d.id), details)
         })
-        .collect()
+        .collect();
+    findings.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+    findings
 }
 
 fn spf_finding(
