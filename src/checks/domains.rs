@@ -9,7 +9,8 @@
 //! Invariants: `/domains` unavailable skips all seven checks; a domain whose DNS data failed or
 //! was not collected is listed in `failed_resources` (reason like `dns_servfail: <name>`) and
 //! gets no finding, so its stored instances stay as they were. An SPF permerror (syntax, more
-//! than 10 lookups, loops) is a definite answer: no finding, nothing failed.
+//! than 10 lookups, loops) is a definite answer: no finding, nothing failed. `spf_missing`
+//! depends only on the domain's own TXT answer, not on include or redirect targets.
 
 use super::dmarc::{self, AppliedDmarc, DmarcVerdict, Policy};
 use super::spf::{self, normalize, SpfVerdict, TxtAnswer};
