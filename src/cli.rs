@@ -59,6 +59,28 @@ pub enum Command {
     /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
     /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
     Run(RunArgs),
+    /// The zero-setup demo: graph-sim in-process on loopback, a tenant that changes every
+    /// cycle, and the real daemon scanning it.
+    ///
+    /// CEF events go to standard output, metrics to `--listen`. Stops on Ctrl-C (exit 0).
+    Demo(DemoArgs),
+}
+
+/// `demo [--listen ADDR] [--users N]`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where `/metrics` listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9365")]
+    pub listen: std::net::SocketAddr,
+    /// Users in the generated tenant.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub users: usize,
+    /// Time between scans (and between tenant changes).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Seed of the generated tenant.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.

@@ -8,6 +8,7 @@
 
 pub mod check_config;
 pub mod consent;
+pub mod demo;
 pub mod run;
 pub mod scan;
 
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Run(args) => run::command(&args),
+        Command::Demo(args) => demo::command(&args),
     }
 }
 
