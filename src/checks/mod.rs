@@ -7,10 +7,16 @@
 
 pub mod apps;
 pub mod calendar;
+pub mod dmarc;
 pub mod domains;
 pub mod forwarding;
+pub mod internal;
 pub mod options;
+pub mod spf;
 pub mod users;
+
+#[cfg(test)]
+mod test_fixtures;
 
 use crate::findings::{Finding, FindingId};
 use crate::snapshot::TenantSnapshot;

@@ -1,0 +1,137 @@
+//! The command line (CONTRACT section 2), parsed with clap.
+//!
+//! Global options come before the subcommand. A subcommand is listed here only once it works;
+//! each has an `Args` struct here and its code in `commands/<name>.rs`.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Where the config is read from unless `--config` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/m365-posture/config.toml";
+
+/// `m365-posture [--log-format text|json] [-v] <COMMAND>`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "m365-posture",
+    version,
+    about = "Watches Microsoft 365 tenants for security posture problems",
+    long_about = "Watches Microsoft 365 tenants for security posture problems: rescans tenants \
+                  through Microsoft Graph and DNS, exports Prometheus metrics and sends CEF \
+                  events over syslog.\n\nExit codes: 0 ok, 1 runtime failure, 64 usage error, \
+                  78 bad config."
+)]
+pub struct Cli {
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// More log detail: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config file (and environment overrides) and print every problem at once.
+    ///
+    /// Checks keys, values and that every credential file it names can be read. Exits 0 when
+    /// the config is usable, 78 when it is not.
+    CheckConfig(CheckConfigArgs),
+    /// Scan the configured tenants once and print the findings.
+    ///
+    /// Touches no daemon state and sends no events. Exits 0 when the scan ran (findings or
+    /// not), 1 when a tenant's scan failed.
+    Scan(ScanArgs),
+    /// Run the daemon: rescan every tenant on its interval, serve /metrics, deliver events.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
+    /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
+    Run(RunArgs),
+}
+
+/// `--config PATH`, shared by every subcommand that reads the config.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigPath {
+    /// Config file (TOML); `M365_POSTURE__SECTION__KEY` variables override its values.
+    #[arg(long = "config", value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    pub path: PathBuf,
+}
+
+/// `run [--config PATH]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+}
+
+/// `check-config [--config PATH]`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckConfigArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Also get a token for each tenant and check each Graph permission the checks need.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// `scan [--config PATH] [--tenant NAME] [--format json|table|cef]`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Only this tenant (by name).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::commands::scan::ScanFormat::Json)]
+    pub format: crate::commands::scan::ScanFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_path_defaults_to_etc() {
+        let cli = Cli::try_parse_from(["m365-posture", "check-config"]).unwrap();
+        let Command::CheckConfig(args) = cli.command else {
+            panic!("not check-config");
+        };
+        assert_eq!(args.config.path, PathBuf::from(DEFAULT_CONFIG_PATH));
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "m365-posture",
+            "-vv",
+            "check-config",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,101 @@
+//! The process-wide Prometheus metrics that are counted as things happen (Graph requests,
+//! deliveries, scans). Gauges over committed state (findings, outbox depth) are not here: the
+//! daemon computes them from the state file at scrape time, so they survive restarts.
+//!
+//! Labels are bounded: tenant names from config, finding ids, sink names, HTTP status codes.
+//! Never user, app or domain names.
+
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Errors registering metrics (only on duplicate names, a programming error).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registration failed: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Counters and gauges updated by collection, the daemon and the sinks.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` gathers (plus the committed-state collector).
+    pub registry: Registry,
+    /// `m365_posture_graph_requests_total{tenant,code}`; code `0` for transport errors.
+    pub graph_requests: IntCounterVec,
+    /// `m365_posture_graph_throttled_total{tenant}`: 429 and 503-with-Retry-After answers.
+    pub graph_throttled: IntCounterVec,
+    /// `m365_posture_scans_total{tenant,status}` with status ok|partial|failed.
+    pub scans: IntCounterVec,
+    /// `m365_posture_events_delivered_total{sink}`.
+    pub events_delivered: IntCounterVec,
+    /// `m365_posture_events_failed_total{sink}`: failed delivery attempts.
+    pub events_failed: IntCounterVec,
+    /// `m365_posture_outbox_full_total`: scans not committed because the outbox was full.
+    pub outbox_full: IntCounter,
+    /// `m365_posture_credential_expiry_timestamp_seconds{tenant}` when known (certificate).
+    pub credential_expiry: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric, plus process metrics on Linux.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let metrics = Self {
+            graph_requests: counter_vec(
+                "m365_posture_graph_requests_total",
+                "Microsoft Graph and token endpoint HTTP requests by status code (0 = transport error).",
+                &["tenant", "code"],
+            )?,
+            graph_throttled: counter_vec(
+                "m365_posture_graph_throttled_total",
+                "Graph answers that asked the agent to back off (429, 503 with Retry-After).",
+                &["tenant"],
+            )?,
+            scans: counter_vec(
+                "m365_posture_scans_total",
+                "Finished scans by outcome (ok, partial, failed).",
+                &["tenant", "status"],
+            )?,
+            events_delivered: counter_vec(
+                "m365_posture_events_delivered_total",
+                "Events written to the sink successfully.",
+                &["sink"],
+            )?,
+            events_failed: counter_vec(
+                "m365_posture_events_failed_total",
+                "Failed attempts to deliver an event to the sink.",
+                &["sink"],
+            )?,
+            outbox_full: IntCounter::new(
+                "m365_posture_outbox_full_total",
+                "Scans whose results were not committed because the outbox was full.",
+            )?,
+            credential_expiry: IntGaugeVec::new(
+                Opts::new(
+                    "m365_posture_credential_expiry_timestamp_seconds",
+                    "When the tenant's client certificate expires (Unix time), when known.",
+                ),
+                &["tenant"],
+            )?,
+            registry,
+        };
+        metrics.register_all()?;
+        Ok(metrics)
+    }
+
+    fn register_all(&self) -> Result<(), MetricsError> {
+        let r = &self.registry;
+        r.register(Box::new(self.graph_requests.clone()))?;
+        r.register(Box::new(self.graph_throttled.clone()))?;
+        r.register(Box::new(self.scans.clone()))?;
+        r.register(Box::new(self.events_delivered.clone()))?;
+        r.register(Box::new(self.events_failed.clone()))?;
+        r.register(Box::new(self.outbox_full.clone()))?;
+        r.register(Box::new(self.credential_expiry.clone()))?;
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(())
+    }
+}

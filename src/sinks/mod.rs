@@ -1,0 +1,20 @@
+//! Event sinks: deliver outbox events to a SIEM or stdout; and [`metrics`], the Prometheus
+//! endpoint over committed state.
+//!
+//! Layers, each in its own module: [`cef`] and [`json`] render one event (payload);
+//! [`syslog_header`] adds the RFC 5424 / RFC 3164 header and the stream framing; [`transport`]
+//! (with [`tls`]) owns the sockets; [`delivery`] runs one worker per sink over the outbox
+//! (`crate::state::outbox`) with at-least-once semantics. The `syslog` crate is not used: it is
+//! blocking, has no TLS and sends no TCP framing (`docs/siem.md`).
+
+pub mod cef;
+pub mod delivery;
+pub mod json;
+pub mod metrics;
+pub mod syslog_header;
+pub mod tls;
+pub mod transport;
+
+pub use cef::render_cef;
+pub use delivery::{run_sink, run_sink_tuned, DeliveryTuning};
+pub use json::render_json;

@@ -1,0 +1,361 @@
+//! SPF verdict table: real-world-shaped records (with the DNS answers of their include and
+//! redirect targets) against the verdict `checks::spf::evaluate_spf` must give.
+//!
+//! Row format: name, the TXT records at `contoso.com` (each a list of character-strings, which
+//! DNS concatenates), the other answers (`SERVFAIL` marks a failed lookup), the expected verdict:
+//! `ok`, `any:<reason>`, `missing`, `multiple`, `perm:<kind>` or `dns:<reason prefix>`.
+
+use m365_posture::checks::spf::{
+    evaluate_spf, spf_names_needed, AllowsAnyReason, SpfVerdict, TxtAnswer,
+};
+use m365_posture::snapshot::{DnsAnswers, Unavailable};
+
+const EXO: (&str, &[&str]) = (
+    "spf.protection.outlook.com",
+    &["v=spf1 ip4:40.92.0.0/15 ip4:40.107.0.0/16 ip4:52.100.0.0/15 ip4:52.102.0.0/16 ip4:104.47.0.0/17 ip6:2a01:111:f400::/48 ip6:2a01:111:f403::/49 include:spfd.protection.outlook.com -all"],
+);
+const EXO_D: (&str, &[&str]) = (
+    "spfd.protection.outlook.com",
+    &["v=spf1 ip4:51.4.72.0/24 ip4:51.5.72.0/24 ip4:51.5.80.0/27 ip4:20.47.149.138/32 -all"],
+);
+const GOOGLE: (&str, &[&str]) = (
+    "_spf.google.com",
+    &["v=spf1 include:_netblocks.google.com include:_netblocks2.google.com include:_netblocks3.google.com ~all"],
+);
+const GOOGLE1: (&str, &[&str]) = (
+    "_netblocks.google.com",
+    &["v=spf1 ip4:35.190.247.0/24 ip4:64.233.160.0/19 ip4:66.102.0.0/20 ~all"],
+);
+const GOOGLE2: (&str, &[&str]) = (
+    "_netblocks2.google.com",
+    &["v=spf1 ip6:2001:4860:4000::/36 ip6:2404:6800:4000::/36 ~all"],
+);
+const GOOGLE3: (&str, &[&str]) = (
+    "_netblocks3.google.com",
+    &["v=spf1 ip4:172.217.0.0/19 ip4:172.217.32.0/20 ~all"],
+);
+const PLUS: (&str, &[&str]) = ("bad.example", &["v=spf1 +all"]);
+const SOFT: (&str, &[&str]) = ("soft.example", &["v=spf1 ~all"]);
+const NEUTRAL: (&str, &[&str]) = ("neutral.example", &["v=spf1 ?all"]);
+const V4ANY: (&str, &[&str]) = ("v4any.example", &["v=spf1 +ip4:0.0.0.0/0 -all"]);
+const REDIR_PLUS: (&str, &[&str]) = ("_spf.example.net", &["v=spf1 +all"]);
+const STRICT: (&str, &[&str]) = ("strict.example", &["v=spf1 ip4:192.0.2.0/24 -all"]);
+const SERVFAIL: &[&str] = &["SERVFAIL"];
+
+type Row = (
+    &'static str,
+    &'static [&'static [&'static str]],
+    &'static [(&'static str, &'static [&'static str])],
+    &'static str,
+);
+
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    // Microsoft 365 and Google shapes.
+    ("exo only -all", &[&["v=spf1 include:spf.protection.outlook.com -all"]], &[EXO, EXO_D], "ok"),
+    ("exo ~all", &[&["v=spf1 include:spf.protection.outlook.com ~all"]], &[EXO, EXO_D], "ok"),
+    ("exo ?all", &[&["v=spf1 include:spf.protection.outlook.com ?all"]], &[EXO, EXO_D], "any:neutral_all"),
+    ("exo no all", &[&["v=spf1 include:spf.protection.outlook.com"]], &[EXO, EXO_D], "any:no_all"),
+    ("exo +all", &[&["v=spf1 include:spf.protection.outlook.com +all"]], &[EXO, EXO_D], "any:plus_all"),
+    ("google and exo", &[&["v=spf1 include:_spf.google.com include:spf.protection.outlook.com ~all"]], &[EXO, EXO_D, GOOGLE, GOOGLE1, GOOGLE2, GOOGLE3], "ok"),
+    ("upper case names", &[&["V=SPF1 INCLUDE:_SPF.GOOGLE.COM ~ALL"]], &[GOOGLE, GOOGLE1, GOOGLE2, GOOGLE3], "ok"),
+    ("mixed case +All", &[&["v=SPF1 Ip4:192.0.2.0/24 +All"]], &[], "any:plus_all"),
+    ("space after include colon", &[&["v=spf1 include: spf.protection.outlook.com -all"]], &[EXO, EXO_D], "perm:syntax"),
+    // Terminal all.
+    ("+all", &[&["v=spf1 +all"]], &[], "any:plus_all"),
+    ("bare all", &[&["v=spf1 all"]], &[], "any:plus_all"),
+    ("-all", &[&["v=spf1 -all"]], &[], "ok"),
+    ("~all", &[&["v=spf1 ~all"]], &[], "ok"),
+    ("?all", &[&["v=spf1 ?all"]], &[], "any:neutral_all"),
+    ("first all wins (+)", &[&["v=spf1 +all -all"]], &[], "any:plus_all"),
+    ("first all wins (-)", &[&["v=spf1 -all +all"]], &[], "ok"),
+    ("ip then bare all", &[&["v=spf1 ip4:192.0.2.1 all"]], &[], "any:plus_all"),
+    ("empty record", &[&["v=spf1"]], &[], "any:no_all"),
+    ("mx only", &[&["v=spf1 mx"]], &[], "any:no_all"),
+    ("a mx ptr -all", &[&["v=spf1 a mx ptr -all"]], &[], "ok"),
+    ("cidr forms", &[&["v=spf1 a:mail.contoso.com/24 mx//64 a/28//120 -all"]], &[], "ok"),
+    ("ip6 range", &[&["v=spf1 ip6:2001:db8::/32 -all"]], &[], "ok"),
+    // Whole-address-family ranges.
+    ("ip4 /0", &[&["v=spf1 ip4:0.0.0.0/0 -all"]], &[], "any:ip_any"),
+    ("+ip4 /0", &[&["v=spf1 +ip4:0.0.0.0/0 ~all"]], &[], "any:ip_any"),
+    ("ip6 /0", &[&["v=spf1 ip6:::/0 -all"]], &[], "any:ip_any"),
+    ("a/0", &[&["v=spf1 a/0 -all"]], &[], "any:ip_any"),
+    ("mx//0", &[&["v=spf1 mx/24//0 -all"]], &[], "any:ip_any"),
+    ("-ip4 /0 is not a pass", &[&["v=spf1 -ip4:0.0.0.0/0 ~all"]], &[], "ok"),
+    ("?ip4 /0 then -all", &[&["v=spf1 ?ip4:0.0.0.0/0 -all"]], &[], "ok"),
+    ("ip4 /00 leading zero", &[&["v=spf1 ip4:0.0.0.0/00 -all"]], &[], "perm:syntax"),
+    // Includes.
+    ("include +all", &[&["v=spf1 include:bad.example ~all"]], &[PLUS], "any:include_plus_all:bad.example"),
+    ("include ~all does not propagate", &[&["v=spf1 include:soft.example -all"]], &[SOFT], "ok"),
+    ("include ?all does not propagate", &[&["v=spf1 include:neutral.example -all"]], &[NEUTRAL], "ok"),
+    ("include without all does not match", &[&["v=spf1 include:strict.example include:noall.example -all"]], &[STRICT, ("noall.example", &["v=spf1 ip4:198.51.100.1"])], "ok"),
+    ("include of a /0 pass", &[&["v=spf1 include:v4any.example -all"]], &[V4ANY], "any:include_plus_all:v4any.example"),
+    ("~include of +all closes", &[&["v=spf1 ~include:bad.example +all"]], &[PLUS], "ok"),
+    ("?include of +all is neutral", &[&["v=spf1 ?include:bad.example -all"]], &[PLUS], "any:neutral_all"),
+    ("-include of v4 /0 leaves v6 to +all", &[&["v=spf1 -include:v4any.example +all"]], &[V4ANY], "any:plus_all"),
+    ("nested include +all", &[&["v=spf1 include:outer.example -all"]], &[("outer.example", &["v=spf1 include:bad.example -all"]), PLUS], "any:include_plus_all:outer.example"),
+    ("include target nxdomain", &[&["v=spf1 include:gone.example -all"]], &[("gone.example", &[])], "perm:target_missing"),
+    ("include target without spf", &[&["v=spf1 include:txtonly.example -all"]], &[("txtonly.example", &["google-site-verification=abc"])], "perm:target_missing"),
+    ("include target two records", &[&["v=spf1 include:twice.example -all"]], &[("twice.example", &["v=spf1 -all", "v=spf1 ~all"])], "perm:target_multiple"),
+    ("include target servfail", &[&["v=spf1 include:broken.example -all"]], &[("broken.example", SERVFAIL)], "dns:dns_servfail"),
+    ("include target not collected", &[&["v=spf1 include:unseen.example -all"]], &[], "dns:not_collected"),
+    ("servfail after +all is not needed", &[&["v=spf1 +all include:broken.example"]], &[("broken.example", SERVFAIL)], "any:plus_all"),
+    ("servfail before +all is needed", &[&["v=spf1 include:broken.example +all"]], &[("broken.example", SERVFAIL)], "dns:dns_servfail"),
+    ("include syntax error", &[&["v=spf1 include:junk.example -all"]], &[("junk.example", &["v=spf1 ip4:300.1.1.1 -all"])], "perm:syntax"),
+    ("include loop", &[&["v=spf1 include:loop.example -all"]], &[("loop.example", &["v=spf1 include:contoso.com -all"])], "perm:loop"),
+    // Redirect.
+    ("redirect to +all", &[&["v=spf1 redirect=_spf.example.net"]], &[REDIR_PLUS], "any:plus_all"),
+    ("redirect to strict", &[&["v=spf1 redirect=strict.example"]], &[STRICT], "ok"),
+    ("redirect to ?all", &[&["v=spf1 redirect=neutral.example"]], &[NEUTRAL], "any:neutral_all"),
+    ("redirect chain to include +all", &[&["v=spf1 redirect=hop.example"]], &[("hop.example", &["v=spf1 redirect=hop2.example"]), ("hop2.example", &["v=spf1 include:bad.example -all"]), PLUS], "any:include_plus_all:bad.example"),
+    ("redirect ignored with -all", &[&["v=spf1 -all redirect=_spf.example.net"]], &[], "ok"),
+    ("redirect ignored with ~all after it", &[&["v=spf1 redirect=_spf.example.net ~all"]], &[], "ok"),
+    ("redirect to nothing", &[&["v=spf1 redirect=gone.example"]], &[("gone.example", &[])], "perm:target_missing"),
+    ("redirect to self", &[&["v=spf1 redirect=contoso.com"]], &[], "perm:loop"),
+    ("redirect twice", &[&["v=spf1 redirect=a.example redirect=b.example"]], &[], "perm:syntax"),
+    // Lookup limit.
+    ("exactly 10 lookups", &[&["v=spf1 a mx ptr a:a.example mx:b.example exists:c.example a a a a -all"]], &[], "ok"),
+    ("11 lookups", &[&["v=spf1 a mx ptr a:a.example mx:b.example exists:c.example a a a a a -all"]], &[], "perm:too_many_lookups"),
+    ("11 lookups across an include", &[&["v=spf1 a a a a a include:five.example -all"]], &[("five.example", &["v=spf1 a a a a a -all"])], "perm:too_many_lookups"),
+    ("+all within 10 lookups", &[&["v=spf1 a a a a a a a a a a +all a"]], &[], "any:plus_all"),
+    // Macros.
+    ("include macro", &[&["v=spf1 include:%{i}._spf.example.com -all"]], &[], "ok"),
+    ("exists macro", &[&["v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} ~all"]], &[], "ok"),
+    ("redirect macro", &[&["v=spf1 redirect=%{d}._spf.example.net"]], &[], "ok"),
+    ("broken macro", &[&["v=spf1 include:%{x}.example.com -all"]], &[], "perm:syntax"),
+    // Modifiers and syntax.
+    ("exp modifier", &[&["v=spf1 exp=explain._spf.example.com -all"]], &[], "ok"),
+    ("unknown modifier", &[&["v=spf1 foo-bar=baz -all"]], &[], "ok"),
+    ("unknown mechanism", &[&["v=spf1 foo -all"]], &[], "perm:syntax"),
+    ("bad ip4", &[&["v=spf1 ip4:192.0.2.300 -all"]], &[], "perm:syntax"),
+    ("ip4 prefix too long", &[&["v=spf1 ip4:192.0.2.0/33 -all"]], &[], "perm:syntax"),
+    ("all with argument", &[&["v=spf1 all:foo"]], &[], "perm:syntax"),
+    // Record selection, whitespace and multi-string TXT.
+    ("no txt", &[], &[], "missing"),
+    ("only other txt", &[&["MS=ms12345678"], &["google-site-verification=abcdef"]], &[], "missing"),
+    ("spf10 is not spf", &[&["v=spf10 -all"]], &[], "missing"),
+    ("leading space is not spf", &[&[" v=spf1 -all"]], &[], "missing"),
+    ("two records", &[&["v=spf1 -all"], &["v=spf1 include:spf.protection.outlook.com -all"]], &[], "multiple"),
+    ("duplicate identical records", &[&["v=spf1 -all"], &["v=spf1 -all"]], &[], "multiple"),
+    ("spf beside dmarc-like and other txt", &[&["MS=ms1"], &["v=spf1 -all"], &["v=DMARC1; p=reject"]], &[], "ok"),
+    ("many spaces and tabs", &[&["v=spf1   ip4:192.0.2.0/24 \t  -all   "]], &[], "ok"),
+    ("two strings", &[&["v=spf1 ip4:192.0.2.1 include:spf.protection.outlook.com", " -all"]], &[EXO, EXO_D], "ok"),
+    ("string split inside a term", &[&["v=spf1 include:spf.prot", "ection.outlook.com +all"]], &[EXO, EXO_D], "any:plus_all"),
+    ("string split without a space", &[&["v=spf1 ip4:192.0.2.1", "-all"]], &[], "perm:syntax"),
+];
+
+fn answers_for(row: &Row) -> DnsAnswers {
+    let (_, root, extra, _) = row;
+    let mut answers = DnsAnswers::new();
+    let root_texts = root.iter().map(|parts| parts.concat()).collect();
+    answers.insert("contoso.com".to_owned(), Ok(root_texts));
+    for (name, texts) in extra.iter() {
+        let answer: TxtAnswer = if *texts == SERVFAIL {
+            Err(Unavailable::DnsFailure {
+                name: (*name).to_owned(),
+                detail: "servfail".to_owned(),
+            })
+        } else {
+            Ok(texts.iter().map(|t| (*t).to_owned()).collect())
+        };
+        answers.insert((*name).to_owned(), answer);
+    }
+    answers
+}
+
+fn summary(verdict: &SpfVerdict) -> String {
+    match verdict {
+        SpfVerdict::Evaluated {
+            allows_any: None, ..
+        } => "ok".to_owned(),
+        SpfVerdict::Evaluated {
+            allows_any: Some(any),
+            ..
+        } => format!("any:{}", any.reason),
+        SpfVerdict::Missing { reason, .. } => reason.as_str().to_owned(),
+        SpfVerdict::PermError { error, .. } => format!("perm:{}", error.kind()),
+        SpfVerdict::DnsError(failure) => format!("dns:{failure}"),
+    }
+}
+
+#[test]
+fn spf_table_gives_the_expected_verdicts() {
+    assert!(TABLE.len() >= 60, "the table must hold at least 60 rows");
+    let mut wrong = Vec::new();
+    for row in TABLE {
+        let answers = answers_for(row);
+        let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+        let got = summary(&verdict);
+        let (name, _, _, expected) = row;
+        let matches = if let Some(prefix) = expected.strip_prefix("dns:") {
+            got.starts_with(&format!("dns:{prefix}"))
+        } else {
+            got == *expected
+        };
+        if !matches {
+            wrong.push(format!(
+                "{name}: expected {expected}, got {got} ({verdict:?})"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_table_row_is_fully_resolvable_by_the_names_it_asks_for() {
+    // For rows that need no missing name, names_needed must be empty; the others ask exactly
+    // for the absent target.
+    for row in TABLE {
+        let answers = answers_for(row);
+        let needed = spf_names_needed("contoso.com", &|name| answers.get(name));
+        let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+        let not_collected = matches!(
+            verdict,
+            SpfVerdict::DnsError(Unavailable::NotCollected { .. })
+        );
+        assert_eq!(!needed.is_empty(), not_collected, "{}: {needed:?}", row.0);
+    }
+}
+
+#[test]
+fn evidence_names_the_term_the_record_and_the_redirects() {
+    let row = TABLE
+        .iter()
+        .find(|row| row.0 == "redirect chain to include +all")
+        .unwrap();
+    let answers = answers_for(row);
+    let SpfVerdict::Evaluated {
+        record,
+        allows_any: Some(any),
+        ..
+    } = evaluate_spf("Contoso.COM.", &|name| answers.get(name))
+    else {
+        panic!("expected a finding");
+    };
+    assert_eq!(record, "v=spf1 redirect=hop.example");
+    assert_eq!(
+        any.reason,
+        AllowsAnyReason::IncludePlusAll("bad.example".to_owned())
+    );
+    assert_eq!(any.term.as_deref(), Some("include:bad.example"));
+    assert_eq!(any.record_domain, "hop2.example");
+    assert_eq!(any.via_redirect, vec!["hop.example", "hop2.example"]);
+}
+
+#[test]
+fn macros_are_listed_as_unevaluable() {
+    let mut answers = DnsAnswers::new();
+    answers.insert(
+        "contoso.com".to_owned(),
+        Ok(vec!["v=spf1 include:%{i}._spf.example.com -all".to_owned()]),
+    );
+    let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+    let SpfVerdict::Evaluated {
+        unevaluable,
+        allows_any: None,
+        ..
+    } = verdict
+    else {
+        panic!("unexpected {verdict:?}");
+    };
+    assert_eq!(unevaluable, vec!["include:%{i}._spf.example.com"]);
+}
+
+#[test]
+fn names_needed_walks_the_include_tree_round_by_round() {
+    let mut answers = DnsAnswers::new();
+    let ask = |answers: &DnsAnswers| spf_names_needed("contoso.com", &|name| answers.get(name));
+    assert_eq!(ask(&answers), vec!["contoso.com"]);
+    answers.insert(
+        "contoso.com".to_owned(),
+        Ok(vec![
+            "v=spf1 include:_spf.google.com include:spf.protection.outlook.com -all".to_owned(),
+        ]),
+    );
+    assert_eq!(
+        ask(&answers),
+        vec!["_spf.google.com", "spf.protection.outlook.com"]
+    );
+    for (name, texts) in [GOOGLE, EXO] {
+        answers.insert(
+            name.to_owned(),
+            Ok(texts.iter().map(|t| (*t).to_owned()).collect()),
+        );
+    }
+    assert_eq!(
+        ask(&answers),
+        vec![
+            "_netblocks.google.com",
+            "_netblocks2.google.com",
+            "_netblocks3.google.com",
+            "spfd.protection.outlook.com"
+        ]
+    );
+    for (name, texts) in [GOOGLE1, GOOGLE2, GOOGLE3, EXO_D] {
+        answers.insert(
+            name.to_owned(),
+            Ok(texts.iter().map(|t| (*t).to_owned()).collect()),
+        );
+    }
+    assert!(ask(&answers).is_empty());
+    let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+    assert!(
+        matches!(
+            verdict,
+            SpfVerdict::Evaluated {
+                allows_any: None,
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn terms_parse_into_qualifiers_mechanisms_and_modifiers() {
+    use m365_posture::checks::spf::{parse, Mechanism, Qualifier};
+    let record = parse(
+        "v=spf1 ~A:Mail.Contoso.com/24//64 -mx ?ip4:192.0.2.0/24 ip6:2001:db8::1 redirect=_spf.contoso.com exp=x.contoso.com v-x=1",
+    )
+    .unwrap();
+    assert_eq!(record.directives.len(), 4);
+    assert_eq!(record.directives[0].qualifier, Qualifier::SoftFail);
+    let Mechanism::A {
+        domain,
+        ip4_prefix,
+        ip6_prefix,
+    } = &record.directives[0].mechanism
+    else {
+        panic!("{:?}", record.directives[0]);
+    };
+    assert_eq!(
+        domain.as_ref().and_then(|d| d.lookup_name()).as_deref(),
+        Some("mail.contoso.com")
+    );
+    assert_eq!((*ip4_prefix, *ip6_prefix), (Some(24), Some(64)));
+    assert_eq!(record.directives[1].qualifier, Qualifier::Fail);
+    assert_eq!(record.directives[2].qualifier, Qualifier::Neutral);
+    assert_eq!(
+        record.directives[3].mechanism,
+        Mechanism::Ip6 {
+            network: "2001:db8::1".parse().unwrap(),
+            prefix: 128
+        }
+    );
+    assert_eq!(
+        record
+            .redirect
+            .as_ref()
+            .and_then(|r| r.lookup_name())
+            .as_deref(),
+        Some("_spf.contoso.com")
+    );
+    assert!(record.explanation.is_some());
+    assert_eq!(record.unknown_modifiers, vec!["v-x=1"]);
+    assert!(parse("v=spf1 exp=a.example exp=b.example").is_err());
+    assert!(parse("v=spf1 include:%{i").is_err());
+    assert!(
+        parse("v=spf1 include:example").is_err(),
+        "a domain needs a top label"
+    );
+}
