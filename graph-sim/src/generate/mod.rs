@@ -12,6 +12,8 @@ pub mod shares;
 
 mod apps;
 mod domains;
+mod mailbox;
+mod methods;
 mod people;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -122,11 +122,11 @@ pub(crate) fn org_name(rng: &mut ChaCha8Rng) -> String {
     format!("{base}{}", rng.gen_range(10..99))
 }
 
-fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
+pub(super) fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
     list.choose(rng).copied().unwrap_or_default()
 }
 
-fn external_address(rng: &mut ChaCha8Rng) -> String {
+pub(super) fn external_address(rng: &mut ChaCha8Rng) -> String {
     format!(
         "{}{}@{}",
         pick(rng, FIRST).to_lowercase(),
@@ -135,7 +135,7 @@ fn external_address(rng: &mut ChaCha8Rng) -> String {
     )
 }
 
-fn recipient(address: &str) -> Value {
+pub(super) fn recipient(address: &str) -> Value {
     json!({"emailAddress": {"name": address, "address": address}})
 }
 
@@ -160,14 +160,14 @@ pub(crate) fn generate(
         if guest {
             continue;
         }
-        let methods = methods(context, rng);
+        let methods = super::methods::methods(context, rng);
         tenant.authentication_methods.insert(id.clone(), methods);
         if rng.gen_bool(s::MAILBOX) {
             tenant.mailboxes.push(id.clone());
-            if let Some(perms) = calendar(rng, &member_upns) {
+            if let Some(perms) = super::mailbox::calendar(rng, &member_upns) {
                 tenant.calendar_permissions.insert(id.clone(), perms);
             }
-            let rules = rules(rng, &member_upns);
+            let rules = super::mailbox::rules(rng, &member_upns);
             if !rules.is_empty() {
                 tenant.message_rules.insert(id.clone(), rules);
             }
@@ -382,152 +382,4 @@ fn base64_id(rng: &mut ChaCha8Rng) -> String {
     use base64::Engine;
     let bytes: [u8; 16] = rng.gen();
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn methods(context: &Context, rng: &mut ChaCha8Rng) -> Vec<Value> {
-    let mut list = vec![
-        json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490", "createdDateTime": context.days_ago(rng.gen_range(1.0..900.0)), "password": null}),
-    ];
-    if rng.gen_bool(s::AUTHENTICATOR) {
-        list.push(json!({"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "id": guid(rng), "displayName": pick(rng, &["iPhone 15", "Pixel 8", "Galaxy S23"]), "createdDateTime": context.days_ago(rng.gen_range(1.0..900.0)), "deviceTag": "SoftwareTokenActivated", "phoneAppVersion": "6.2401.0119"}));
-    }
-    if rng.gen_bool(s::PHONE) {
-        list.push(json!({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": "3179e48a-750b-4051-897c-87b9720928f7", "createdDateTime": null, "phoneNumber": format!("+1 425555{:04}", rng.gen_range(0..10_000)), "phoneType": "mobile", "smsSignInState": "notAllowedByPolicy"}));
-    }
-    if rng.gen_bool(s::FIDO2) {
-        let attested = !rng.gen_bool(s::FIDO2_UNATTESTED);
-        let passkey = pick(
-            rng,
-            &[
-                "deviceBound",
-                "deviceBound",
-                "deviceBound",
-                "deviceBound",
-                "deviceBound",
-                "deviceBound",
-                "deviceBound",
-                "synced",
-                "synced",
-                "",
-            ],
-        );
-        list.push(json!({"@odata.type": "#microsoft.graph.fido2AuthenticationMethod", "id": guid(rng), "displayName": pick(rng, &["YubiKey 5", "Security key", "iCloud Keychain"]), "createdDateTime": context.days_ago(rng.gen_range(1.0..600.0)), "aaGuid": guid(rng), "model": pick(rng, &["YubiKey 5 NFC", "Feitian ePass", "Titan"]), "attestationCertificates": if attested { json!(["dbe793efdf1945e2df25d93653a1e8a3268a9075"]) } else { json!([]) }, "attestationLevel": if attested { "attested" } else { "notAttested" }, "passkeyType": if passkey.is_empty() { Value::Null } else { json!(passkey) }, "publicKeyCredential": null}));
-    }
-    if rng.gen_bool(s::WHFB) {
-        let strength = if rng.gen_bool(s::WHFB_WEAK) {
-            "weak"
-        } else {
-            "normal"
-        };
-        list.push(json!({"@odata.type": "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod", "id": guid(rng), "displayName": pick(rng, &["Surface Laptop", "Dell Latitude", "ThinkPad X1"]), "createdDateTime": context.days_ago(rng.gen_range(1.0..900.0)), "keyStrength": strength}));
-    }
-    if rng.gen_bool(s::TAP) {
-        let reusable = rng.gen_bool(s::TAP_REUSABLE);
-        let minutes = if rng.gen_bool(s::TAP_LONG) {
-            rng.gen_range(481..=43_200)
-        } else {
-            rng.gen_range(10..=480)
-        };
-        list.push(json!({"@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod", "id": guid(rng), "temporaryAccessPass": null, "createdDateTime": context.days_ago(0.1), "startDateTime": context.days_ago(0.1), "lifetimeInMinutes": minutes, "isUsableOnce": !reusable, "isUsable": true, "methodUsabilityReason": "EnabledByPolicy"}));
-    }
-    list
-}
-
-fn calendar(rng: &mut ChaCha8Rng, colleagues: &[String]) -> Option<Vec<Value>> {
-    let external = rng.gen_bool(s::CALENDAR_EXTERNAL);
-    let internal = rng.gen_bool(s::CALENDAR_INTERNAL) && !colleagues.is_empty();
-    if !external && !internal {
-        return None;
-    }
-    let mut list = vec![crate::http::graph_mailbox::default_calendar_permission()];
-    if internal {
-        let who = colleagues.choose(rng).cloned().unwrap_or_default();
-        list.push(share(
-            &who,
-            true,
-            pick(rng, &["read", "write", "limitedRead"]),
-        ));
-    }
-    if external {
-        let who = external_address(rng);
-        list.push(share(
-            &who,
-            false,
-            pick(rng, &["freeBusyRead", "limitedRead", "read", "read"]),
-        ));
-    }
-    Some(list)
-}
-
-fn share(address: &str, inside: bool, role: &str) -> Value {
-    use base64::Engine;
-    let id = base64::engine::general_purpose::STANDARD
-        .encode(format!("ExchangePublishedUser.{address}"));
-    json!({"id": id, "isRemovable": true, "isInsideOrganization": inside, "role": role,
-           "allowedRoles": ["none", "freeBusyRead", "limitedRead", "read", "write"],
-           "emailAddress": {"name": address, "address": address}})
-}
-
-fn rule(rng: &mut ChaCha8Rng, sequence: usize, name: &str, enabled: bool, actions: Value) -> Value {
-    use base64::Engine;
-    let raw: [u8; 8] = rng.gen();
-    json!({"id": base64::engine::general_purpose::STANDARD.encode(raw), "displayName": name, "sequence": sequence,
-           "isEnabled": enabled, "hasError": false, "isReadOnly": false,
-           "conditions": {"senderContains": [pick(rng, &["newsletter", "noreply", "billing", "boss"])]}, "exceptions": null, "actions": actions})
-}
-
-fn rules(rng: &mut ChaCha8Rng, colleagues: &[String]) -> Vec<Value> {
-    let mut list = Vec::new();
-    if rng.gen_bool(s::BENIGN_RULES) {
-        for _ in 0..rng.gen_range(1..=3) {
-            let n = list.len() + 1;
-            let actions = if rng.gen_bool(0.7) {
-                json!({"moveToFolder": "AAMkAGI2TAAA=", "stopProcessingRules": true})
-            } else {
-                json!({"delete": true})
-            };
-            list.push(rule(rng, n, "Sort mail", true, actions));
-        }
-    }
-    let external: [(f64, &str, &str, bool); 4] = [
-        (
-            s::FORWARD_EXTERNAL,
-            "forwardTo",
-            "Forward to personal",
-            true,
-        ),
-        (
-            s::FORWARD_ATTACHMENT,
-            "forwardAsAttachmentTo",
-            "Forward as attachment",
-            true,
-        ),
-        (s::REDIRECT_EXTERNAL, "redirectTo", "Redirect", true),
-        (s::FORWARD_DISABLED, "forwardTo", "Old forward", false),
-    ];
-    for (share, action, name, enabled) in external {
-        if rng.gen_bool(share) {
-            let n = list.len() + 1;
-            let address = external_address(rng);
-            list.push(rule(
-                rng,
-                n,
-                name,
-                enabled,
-                json!({ action: [recipient(&address)] }),
-            ));
-        }
-    }
-    if rng.gen_bool(s::FORWARD_INTERNAL) && !colleagues.is_empty() {
-        let n = list.len() + 1;
-        let who = colleagues.choose(rng).cloned().unwrap_or_default();
-        list.push(rule(
-            rng,
-            n,
-            "Forward to assistant",
-            true,
-            json!({"forwardTo": [recipient(&who)]}),
-        ));
-    }
-    list
 }
