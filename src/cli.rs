@@ -49,6 +49,38 @@ pub enum Command {
     /// Checks keys, values and that every credential file it names can be read. Exits 0 when
     /// the config is usable, 78 when it is not.
     CheckConfig(CheckConfigArgs),
+    /// Scan the configured tenants once and print the findings.
+    ///
+    /// Touches no daemon state and sends no events. Exits 0 when the scan ran (findings or
+    /// not), 1 when a tenant's scan failed.
+    Scan(ScanArgs),
+    /// Run the daemon: rescan every tenant on its interval, serve /metrics, deliver events.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
+    /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
+    Run(RunArgs),
+    /// The zero-setup demo: graph-sim in-process on loopback, a tenant that changes every
+    /// cycle, and the real daemon scanning it.
+    ///
+    /// CEF events go to standard output, metrics to `--listen`. Stops on Ctrl-C (exit 0).
+    Demo(DemoArgs),
+}
+
+/// `demo [--listen ADDR] [--users N]`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where `/metrics` listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9365")]
+    pub listen: std::net::SocketAddr,
+    /// Users in the generated tenant.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub users: usize,
+    /// Time between scans (and between tenant changes).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Seed of the generated tenant.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.
@@ -59,12 +91,37 @@ pub struct ConfigPath {
     pub path: PathBuf,
 }
 
+/// `run [--config PATH]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+}
+
 /// `check-config [--config PATH]`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckConfigArgs {
     /// Which config.
     #[command(flatten)]
     pub config: ConfigPath,
+    /// Also get a token for each tenant and check each Graph permission the checks need.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// `scan [--config PATH] [--tenant NAME] [--format json|table|cef]`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Only this tenant (by name).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::commands::scan::ScanFormat::Json)]
+    pub format: crate::commands::scan::ScanFormat,
 }
 
 #[cfg(test)]
@@ -80,7 +137,9 @@ mod tests {
     #[test]
     fn config_path_defaults_to_etc() {
         let cli = Cli::try_parse_from(["m365-posture", "check-config"]).unwrap();
-        let Command::CheckConfig(args) = cli.command;
+        let Command::CheckConfig(args) = cli.command else {
+            panic!("not check-config");
+        };
         assert_eq!(args.config.path, PathBuf::from(DEFAULT_CONFIG_PATH));
     }
 

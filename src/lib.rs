@@ -8,13 +8,20 @@
 
 pub mod checks;
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod dns;
 pub mod events;
 pub mod findings;
+pub mod graph;
 pub mod metrics;
+pub mod report;
+pub mod scan;
 pub mod sinks;
 pub mod snapshot;
 pub mod state;
+pub mod suppress;
 pub mod telemetry;

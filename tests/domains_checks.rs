@@ -399,3 +399,51 @@ fn collecting_in_rounds_until_nothing_is_needed_reaches_a_full_verdict() {
     let spf_missing = run_with(FindingId::SpfMissing, &snapshot, &options);
     assert!(fired(&spf_missing).contains(&"uncollected.example"));
 }
+
+#[test]
+fn spf_missing_needs_only_the_domains_own_answer() {
+    // open.example has exactly one SPF record; its include target failing leaves
+    // domain.spf_allows_any unknown but domain.spf_missing decided (not missing).
+    let mut snapshot = snapshot();
+    snapshot.dns.insert(
+        "bad-relay.example".to_owned(),
+        Err(Unavailable::DnsFailure {
+            name: "bad-relay.example".to_owned(),
+            detail: "servfail".to_owned(),
+        }),
+    );
+    let any = run_with(FindingId::SpfAllowsAny, &snapshot, &CheckOptions::default());
+    assert!(failed(&any).contains(&("open.example", "dns_servfail: bad-relay.example")));
+    let missing = run_with(FindingId::SpfMissing, &snapshot, &CheckOptions::default());
+    let failed_ids: Vec<_> = failed(&missing).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(failed_ids, vec!["broken.example", "uncollected.example"]);
+    assert!(!fired(&missing).contains(&"open.example"));
+}
+
+#[test]
+fn not_verified_findings_come_in_resource_id_order() {
+    let mut snapshot = snapshot();
+    let mut domains = fixture_domains();
+    for id in ["zeta.example", "Alpha.example"] {
+        domains.push(Domain {
+            id: id.to_owned(),
+            is_verified: Some(false),
+            ..Domain::default()
+        });
+    }
+    snapshot.domains = Ok(domains);
+    let evaluation = run_with(
+        FindingId::DomainNotVerified,
+        &snapshot,
+        &CheckOptions::default(),
+    );
+    let in_output_order: Vec<&str> = evaluation
+        .findings
+        .iter()
+        .map(|f| f.resource_id.as_str())
+        .collect();
+    assert_eq!(
+        in_output_order,
+        vec!["alpha.example", "pending.example", "zeta.example"]
+    );
+}

@@ -45,8 +45,8 @@ impl Default for SimOptions {
     }
 }
 
-/// A running simulator. Dropping it leaves the servers running until the runtime ends; call
-/// [`SimHandle::shutdown`] to stop them.
+/// A running simulator. Dropping it stops the servers without waiting;
+/// [`SimHandle::shutdown`] stops them and waits.
 pub struct SimHandle {
     shared: Arc<Shared>,
     http_addr: SocketAddr,
@@ -260,10 +260,16 @@ impl SimHandle {
     }
 
     /// Stops the servers and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }

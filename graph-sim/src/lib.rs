@@ -13,6 +13,7 @@
 //! Everything Graph returns is built from the tenant file under a read lock, page by page,
 //! so a 100,000-user tenant is never copied per request.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
 mod clock;
 pub mod dns;
@@ -27,7 +28,7 @@ pub mod stats;
 pub mod tenant;
 
 pub use faults::{Faults, PathFault, ThrottleSettings};
-pub use generate::generate;
+pub use generate::{generate, generate_at};
 pub use handle::{start, SimHandle, SimOptions};
 pub use mutation::{CollectionName, Mutation, UserSection};
 pub use stats::Stats;

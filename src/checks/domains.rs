@@ -9,7 +9,8 @@
 //! Invariants: `/domains` unavailable skips all seven checks; a domain whose DNS data failed or
 //! was not collected is listed in `failed_resources` (reason like `dns_servfail: <name>`) and
 //! gets no finding, so its stored instances stay as they were. An SPF permerror (syntax, more
-//! than 10 lookups, loops) is a definite answer: no finding, nothing failed.
+//! than 10 lookups, loops) is a definite answer: no finding, nothing failed. `spf_missing`
+//! depends only on the domain's own TXT answer, not on include or redirect targets.
 
 use super::dmarc::{self, AppliedDmarc, DmarcVerdict, Policy};
 use super::spf::{self, normalize, SpfVerdict, TxtAnswer};
@@ -39,7 +40,13 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         FindingId::SpfAllowsAny | FindingId::SpfMissing => per_domain(
             spf_domains(domains, options),
             |name| match spf::evaluate_spf(name, &lookup) {
-                SpfVerdict::DnsError(failure) => Err(failure),
+                // `spf_missing` needs only the domain's own answer: when that arrived, a failed
+                // include or redirect target leaves exactly one record, so "not missing" holds.
+                SpfVerdict::DnsError(failure)
+                    if id == FindingId::SpfAllowsAny || !matches!(lookup(name), Some(Ok(_))) =>
+                {
+                    Err(failure)
+                }
                 verdict => Ok(verdict),
             },
             |name, verdict| spf_finding(id, name, verdict, options),
@@ -136,9 +143,10 @@ pub fn dns_names_needed(
     needed.into_iter().collect()
 }
 
+/// Unverified domains, one finding each, in resource id order like every other check.
 fn not_verified(domains: &[Domain]) -> Vec<Finding> {
     let mut names = BTreeSet::new();
-    domains
+    let mut findings: Vec<Finding> = domains
         .iter()
         .filter(|d| d.is_verified == Some(false))
         .filter(|d| names.insert(normalize(&d.id)))
@@ -149,7 +157,9 @@ fn not_verified(domains: &[Domain]) -> Vec<Finding> {
             details.insert("supported_services".into(), json!(d.supported_services));
             finding(FindingId::DomainNotVerified, &normalize(&d.id), details)
         })
-        .collect()
+        .collect();
+    findings.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+    findings
 }
 
 fn spf_finding(

@@ -1,8 +1,8 @@
 //! `check-config`: validates the config (file, environment overrides, credential files) and
 //! prints every problem at once (exit 78), or a summary of the effective settings (exit 0).
 //!
-//! `--probe` (token and Graph permission checks) is added with collection; until then the
-//! flag does not exist and passing it is a usage error.
+//! `--probe` also gets a token for each tenant and sends one cheap request per Graph
+//! permission the checks need, naming each missing permission (exit 1 when one is missing).
 
 use super::load_config;
 use crate::cli::CheckConfigArgs;
@@ -17,6 +17,9 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
         Ok(config) => {
             println!("config ok: {}", args.config.path.display());
             print!("{}", summary(&config));
+            if args.probe {
+                return super::scan::probe(&config);
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,

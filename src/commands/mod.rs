@@ -7,6 +7,10 @@
 //! runtime inside `run`.
 
 pub mod check_config;
+pub mod consent;
+pub mod demo;
+pub mod run;
+pub mod scan;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
@@ -29,6 +33,9 @@ pub mod exit {
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::Scan(args) => scan::run(&args),
+        Command::Run(args) => run::command(&args),
+        Command::Demo(args) => demo::command(&args),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Event sinks: deliver outbox events to a SIEM or stdout.
+//! Event sinks: deliver outbox events to a SIEM or stdout; and [`metrics`], the Prometheus
+//! endpoint over committed state.
 //!
 //! Layers, each in its own module: [`cef`] and [`json`] render one event (payload);
 //! [`syslog_header`] adds the RFC 5424 / RFC 3164 header and the stream framing; [`transport`]
@@ -9,6 +10,7 @@
 pub mod cef;
 pub mod delivery;
 pub mod json;
+pub mod metrics;
 pub mod syslog_header;
 pub mod tls;
 pub mod transport;

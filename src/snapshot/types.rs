@@ -36,6 +36,7 @@ pub struct Domain {
     /// `Managed` or `Federated`.
     pub authentication_type: Option<String>,
     /// `Email`, `OfficeCommunicationsOnline`, ...
+    #[serde(deserialize_with = "null_as_default")]
     pub supported_services: Vec<String>,
 }
 
@@ -238,6 +239,7 @@ pub struct EmailAddress {
 #[serde(rename_all = "camelCase", default)]
 pub struct Recipient {
     /// The address.
+    #[serde(deserialize_with = "null_as_default")]
     pub email_address: EmailAddress,
 }
 
@@ -417,6 +419,16 @@ mod tests {
         .unwrap();
         assert_eq!(many.redirect_to.len(), 2);
         assert!(many.forward_to.is_empty());
+    }
+
+    #[test]
+    fn null_collections_and_null_recipient_address_parse_as_empty() {
+        let domain: Domain =
+            serde_json::from_value(json!({"id": "a.example", "supportedServices": null})).unwrap();
+        assert!(domain.supported_services.is_empty());
+        let actions: MessageRuleActions =
+            serde_json::from_value(json!({"forwardTo": [{"emailAddress": null}]})).unwrap();
+        assert_eq!(actions.forward_to[0].email_address.address, None);
     }
 
     #[test]

@@ -1,3 +1,239 @@
-//! Persistent state in one SQLite file: finding state and the event outbox.
+//! The daemon's state: one SQLite file (WAL, versioned schema, mode 0600) holding finding
+//! instances, per-check last status, scan history, event counts, delegated refresh tokens and
+//! the event outbox.
+//!
+//! Crash semantics: every change a scan makes (instances, check status, scan row, event counts
+//! and outbox rows) is written in one transaction by [`commit::apply`], so after a crash the
+//! file holds either the state before the scan or the state after it with its events, never
+//! half. Times are stored as Unix milliseconds.
 
+pub mod commit;
 pub mod outbox;
+pub mod reconcile;
+mod schema;
+pub mod summary;
+pub mod tokens;
+
+use crate::findings::{FindingId, Severity};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use schema::CURRENT_VERSION;
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite failed.
+    #[error("state database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file could not be created or its mode set.
+    #[error("cannot prepare state file {path}: {source}")]
+    File {
+        /// The state file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was written by a newer build.
+    #[error("state schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// Version in the file.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+    /// The outbox failed.
+    #[error(transparent)]
+    Outbox(#[from] outbox::OutboxError),
+    /// Stored JSON could not be read or written.
+    #[error("state json error: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The connection lock was poisoned by a panic elsewhere.
+    #[error("state lock poisoned")]
+    Poisoned,
+    /// The outbox is over its bound; nothing was committed.
+    #[error("outbox full: {pending} pending events plus {adding} new exceed {max}")]
+    OutboxFull {
+        /// Most pending events of any sink.
+        pending: u64,
+        /// Events this scan would add.
+        adding: usize,
+        /// The configured bound.
+        max: usize,
+    },
+}
+
+/// A handle to the state file; cheap to clone, one connection behind a mutex.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating with mode 0600 if needed) and migrates the state file.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        prepare_file(path)?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Locks the connection for a unit of work.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, StateError> {
+        self.conn.lock().map_err(|_| StateError::Poisoned)
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        let conn = self.lock()?;
+        Ok(
+            conn.query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+                row.get(0)
+            })?,
+        )
+    }
+
+    /// A trivial query, for the watchdog: proves the file answers and the lock is free.
+    pub fn ping(&self) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+        Ok(())
+    }
+
+    /// Makes the outbox cursors match the configured sinks (at start and on reload, before
+    /// the next enqueue): new sinks start at the head, removed sinks release their rows.
+    pub fn register_sinks(&self, sinks: &[String]) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        Ok(outbox::register_sinks(&conn, sinks)?)
+    }
+
+    /// Every stored instance of a tenant (open and resolved).
+    pub fn load_instances(&self, tenant: &str) -> Result<Vec<StoredInstance>, StateError> {
+        let conn = self.lock()?;
+        load_instances(&conn, tenant)
+    }
+
+    /// Whether each finding has ever been evaluated for the tenant (for the baseline option).
+    pub fn evaluated_findings(&self, tenant: &str) -> Result<Vec<FindingId>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare(
+            "SELECT finding FROM check_status WHERE tenant = ?1 AND evaluated_at_ms IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([tenant], |row| row.get::<_, String>(0))?;
+        let mut found = Vec::new();
+        for name in rows {
+            if let Ok(id) = name?.parse::<FindingId>() {
+                found.push(id);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Creates the file with mode 0600 before SQLite opens it, and tightens an existing one.
+fn prepare_file(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file_error = |source| StateError::File {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(file_error)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(file_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(file_error)
+}
+
+/// One stored instance of a finding in a tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInstance {
+    /// Which finding.
+    pub finding: FindingId,
+    /// The instance key.
+    pub resource_id: String,
+    /// Stable fingerprint (tenant id, finding, resource id).
+    pub fingerprint: String,
+    /// UPN, app or domain name as last seen.
+    pub resource_name: String,
+    /// Effective severity when last written.
+    pub severity: Severity,
+    /// Start of the current (or last) open period.
+    pub first_seen: DateTime<Utc>,
+    /// Last scan that saw it.
+    pub last_seen: DateTime<Utc>,
+    /// When it resolved; `None` while open.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Whether a suppression applied at the last scan that saw it.
+    pub suppressed: bool,
+    /// Whether this open period was announced (a `new` event, or a baseline): only announced
+    /// instances produce a `resolved` event.
+    pub announced: bool,
+    /// Evidence as last seen.
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl StoredInstance {
+    /// Open (not resolved).
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+}
+
+fn load_instances(conn: &Connection, tenant: &str) -> Result<Vec<StoredInstance>, StateError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT finding, resource_id, fingerprint, resource_name, severity, first_seen_ms,
+                last_seen_ms, resolved_at_ms, suppressed, announced, details
+         FROM instances WHERE tenant = ?1",
+    )?;
+    let mut rows = stmt.query(params![tenant])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let finding: String = row.get(0)?;
+        let severity: String = row.get(4)?;
+        let (Ok(finding), Ok(severity)) = (finding.parse(), severity.parse()) else {
+            tracing::warn!(
+                tenant,
+                finding,
+                "Ignoring a stored instance of an unknown finding"
+            );
+            continue;
+        };
+        let details: String = row.get(10)?;
+        found.push(StoredInstance {
+            finding,
+            resource_id: row.get(1)?,
+            fingerprint: row.get(2)?,
+            resource_name: row.get(3)?,
+            severity,
+            first_seen: from_ms(row.get(5)?),
+            last_seen: from_ms(row.get(6)?),
+            resolved_at: row.get::<_, Option<i64>>(7)?.map(from_ms),
+            suppressed: row.get(8)?,
+            announced: row.get(9)?,
+            details: serde_json::from_str(&details)?,
+        });
+    }
+    Ok(found)
+}
+
+/// Unix milliseconds of a time.
+pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// A time from Unix milliseconds (the epoch if out of range).
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

@@ -1,0 +1,260 @@
+//! Collection: builds one tenant's [`TenantSnapshot`] from Graph and DNS, at the lowest
+//! request count Graph allows (findings-spec.md section 2.2, graph-client.md section 5.2).
+//!
+//! Every data source succeeds, fails or is refused on its own; a failure becomes an
+//! [`Unavailable`](crate::snapshot::Unavailable) reason in the snapshot, never an empty "all
+//! clear". Only a failed token (or cancellation) fails the whole scan. Token caches live in
+//! the [`CollectContext`] across scans.
+
+pub mod directory;
+mod per_user;
+pub mod probe;
+mod registration;
+
+use crate::config::{Config, TenantConfig};
+use crate::graph::auth::{Credential, TokenEndpoint};
+use crate::graph::client::{http_client, ClientSettings};
+use crate::graph::retry::RetryPolicy;
+use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, TokenProvider};
+use crate::metrics::Metrics;
+use crate::snapshot::{Section, TenantSnapshot, Unavailable};
+use per_user::{page_users, queue, run_queue, section_of, Kind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use registration::has_relevant_method;
+
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries allowed in one tenant scan, across every request.
+const RETRY_BUDGET: u32 = 5_000;
+
+/// Errors building a [`CollectContext`].
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The HTTP client could not be built.
+    #[error("cannot build the http client: {0}")]
+    Http(#[from] GraphError),
+}
+
+/// The result of collecting one tenant.
+#[derive(Debug, Clone)]
+pub struct CollectReport {
+    /// What was collected; failed sections carry their reason.
+    pub snapshot: TenantSnapshot,
+    /// A whole-scan failure such as authentication, in words with the AADSTS code; no secrets.
+    pub error: Option<String>,
+}
+
+/// Shared state of every collection: config, metrics, refresh-token store, the HTTP client
+/// and one token cache per tenant (kept across scans).
+pub struct CollectContext {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Metrics to count requests in.
+    pub metrics: Metrics,
+    /// Where delegated refresh tokens are kept.
+    pub tokens: Arc<dyn RefreshTokenStore>,
+    http: reqwest::Client,
+    providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
+}
+
+impl CollectContext {
+    /// Builds the context once per process (or config reload).
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Metrics,
+        tokens: Arc<dyn RefreshTokenStore>,
+    ) -> Result<Self, CollectError> {
+        Ok(Self {
+            config,
+            metrics,
+            tokens,
+            http: http_client(REQUEST_TIMEOUT)?,
+            providers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The token provider of a tenant, created (reading credential files) on first use and
+    /// reused while the tenant's config is unchanged.
+    pub fn token_provider(&self, tenant: &TenantConfig) -> Result<Arc<TokenProvider>, AuthError> {
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, provider)) = providers.get(&tenant.name) {
+            if known == tenant {
+                return Ok(provider.clone());
+            }
+        }
+        let provider = Arc::new(TokenProvider::new(
+            self.http.clone(),
+            TokenEndpoint::for_tenant(tenant),
+            Credential::from_config(&tenant.auth)?,
+            self.tokens.clone(),
+            self.metrics.clone(),
+        ));
+        providers.insert(tenant.name.clone(), (tenant.clone(), provider.clone()));
+        Ok(provider)
+    }
+
+    /// Forgets a tenant's provider so the next scan re-reads its credential files.
+    pub fn forget(&self, tenant: &TenantConfig) {
+        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        providers.remove(&tenant.name);
+    }
+
+    /// A Graph client for one scan of `tenant`.
+    pub fn client(
+        &self,
+        tenant: &TenantConfig,
+        provider: Arc<TokenProvider>,
+        cancel: CancellationToken,
+    ) -> GraphClient {
+        let settings = ClientSettings {
+            graph_url: tenant.graph_url.clone(),
+            tenant: tenant.name.clone(),
+            directory_concurrency: self.config.scan.directory_concurrency,
+            exchange_concurrency: self.config.scan.mailbox_concurrency,
+            policy: RetryPolicy::default(),
+            retry_budget: RETRY_BUDGET,
+        };
+        GraphClient::new(
+            self.http.clone(),
+            settings,
+            provider,
+            self.metrics.clone(),
+            cancel,
+        )
+    }
+}
+
+/// Collects one tenant. Never fails: problems are in the snapshot's sections, or in `error`
+/// when the scan could not run at all.
+pub async fn collect_tenant(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    cancel: &CancellationToken,
+) -> CollectReport {
+    let failed = |err: String| {
+        tracing::warn!(tenant = %tenant.name, error = %err, "Collection failed");
+        CollectReport {
+            snapshot: TenantSnapshot::empty(&tenant.tenant_id, &err),
+            error: Some(err),
+        }
+    };
+    let provider = match ctx.token_provider(tenant) {
+        Ok(p) => p,
+        Err(err) => return failed(err.to_string()),
+    };
+    let first_token = tokio::select! {
+        () = cancel.cancelled() => Err(AuthError::Cancelled),
+        token = provider.token() => token,
+    };
+    if let Err(err) = first_token {
+        ctx.forget(tenant);
+        return failed(err.to_string());
+    }
+    let scan_cancel = cancel.child_token();
+    let client = ctx.client(tenant, provider, scan_cancel.clone());
+    let snapshot = collect_sections(ctx, tenant, &client, &scan_cancel).await;
+    if cancel.is_cancelled() {
+        return failed("scan cancelled".to_owned());
+    }
+    CollectReport {
+        snapshot,
+        error: None,
+    }
+}
+
+async fn collect_sections(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    client: &GraphClient,
+    cancel: &CancellationToken,
+) -> TenantSnapshot {
+    let domains_and_dns = async {
+        let domains = directory::domains(client).await;
+        let dns =
+            directory::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
+        (domains, dns)
+    };
+    let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
+        directory::organization(client),
+        domains_and_dns,
+        directory::applications(client),
+        directory::service_principals(client),
+        users_and_per_user(ctx, client),
+    );
+    let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
+    snapshot.organization = organization;
+    snapshot.domains = domains;
+    snapshot.dns = dns;
+    snapshot.applications = applications;
+    snapshot.service_principals = service_principals;
+    snapshot.users = users.users;
+    snapshot.registration_details = users.registration;
+    snapshot.auth_methods = users.auth_methods;
+    snapshot.calendar_permissions = users.calendar;
+    snapshot.message_rules = users.rules;
+    snapshot
+}
+
+struct UserSections {
+    users: Section<Vec<crate::snapshot::User>>,
+    registration: Section<Vec<crate::snapshot::UserRegistrationDetails>>,
+    auth_methods: Section<crate::snapshot::PerUser<crate::snapshot::AuthMethod>>,
+    calendar: Section<crate::snapshot::PerUser<crate::snapshot::CalendarPermission>>,
+    rules: Section<crate::snapshot::PerUser<crate::snapshot::MessageRule>>,
+}
+
+async fn users_and_per_user(ctx: &CollectContext, client: &GraphClient) -> UserSections {
+    let (exchange_tx, exchange_rx) = queue();
+    let (directory_tx, directory_rx) = queue();
+    let (feed, listed) = registration::feed();
+    let scan = &ctx.config.scan;
+    let (users, (registration, fallback), exchange, directory) = tokio::join!(
+        page_users(client, exchange_tx, feed),
+        registration::registration_and_auth_jobs(client, directory_tx, listed),
+        run_queue(
+            client,
+            exchange_rx,
+            Pool::Exchange,
+            scan.mailbox_concurrency
+        ),
+        run_queue(
+            client,
+            directory_rx,
+            Pool::Directory,
+            scan.directory_concurrency
+        ),
+    );
+    tracing::debug!(registration = %registration::describe(&registration), fallback, "Per-user reads done");
+    let auth_methods = match (&users, fallback) {
+        (Err(err), true) => Err(users_missing(err)),
+        _ => section_of(directory.auth_methods, Kind::AuthMethods),
+    };
+    UserSections {
+        auth_methods,
+        calendar: match &users {
+            Ok(_) => section_of(exchange.calendar, Kind::Calendar),
+            Err(err) => Err(users_missing(err)),
+        },
+        rules: match &users {
+            Ok(_) => section_of(exchange.rules, Kind::Rules),
+            Err(err) => Err(users_missing(err)),
+        },
+        users,
+        registration,
+    }
+}
+
+/// A per-user section cannot be complete without the user list: it fails with the list's
+/// reason.
+fn users_missing(err: &Unavailable) -> Unavailable {
+    err.clone()
+}

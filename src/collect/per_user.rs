@@ -1,0 +1,219 @@
+//! Per-user collection: users are paged with `$top=999` and each page is streamed into two
+//! `$batch` queues of 20 — Exchange (calendar permissions and inbox rules of users with a
+//! mailbox) and directory (authentication methods of users the registration report shows with
+//! FIDO2, Windows Hello or a TAP; of every user when the report is refused).
+//!
+//! A 404 on a per-user call is an empty answer (no mailbox, user gone). Other failures stay
+//! with that user; a section fails as a whole only when the user list failed or every user
+//! asked was refused (the permission is missing).
+
+use super::directory::USER_SELECT;
+use super::registration::RegistrationFeed;
+use crate::graph::batch::{get_batch, MAX_BATCH};
+use crate::graph::paging::{split_page, Pager};
+use crate::graph::{GraphClient, GraphError, Pool};
+use crate::snapshot::{
+    AuthMethod, CalendarPermission, MessageRule, PerUser, Section, Unavailable, User,
+};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+
+/// Jobs buffered between the user pager and a batch queue.
+const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
+
+/// One per-user read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `/users/{id}/authentication/methods`.
+    AuthMethods,
+    /// `/users/{id}/calendar/calendarPermissions`.
+    Calendar,
+    /// `/users/{id}/mailFolders/inbox/messageRules`.
+    Rules,
+}
+
+impl Kind {
+    fn path(self, user: &str) -> String {
+        match self {
+            Self::AuthMethods => format!("/users/{user}/authentication/methods"),
+            Self::Calendar => format!("/users/{user}/calendar/calendarPermissions"),
+            Self::Rules => format!("/users/{user}/mailFolders/inbox/messageRules"),
+        }
+    }
+
+    /// The permission a 403 on this read means is missing.
+    pub(crate) fn permission(self) -> &'static str {
+        match self {
+            Self::AuthMethods => "UserAuthenticationMethod.Read.All",
+            Self::Calendar => "Calendars.ReadBasic",
+            Self::Rules => "MailboxSettings.Read",
+        }
+    }
+}
+
+/// A per-user read waiting in a queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    user: String,
+    kind: Kind,
+}
+
+/// What the per-user phase collected.
+#[derive(Debug, Default)]
+pub(crate) struct PerUserData {
+    pub auth_methods: PerUser<AuthMethod>,
+    pub calendar: PerUser<CalendarPermission>,
+    pub rules: PerUser<MessageRule>,
+}
+
+/// Pages `/users`, feeding mailbox users to the Exchange queue and every user id to `feed`
+/// (used when the registration report is unavailable).
+pub(crate) async fn page_users(
+    client: &GraphClient,
+    mut exchange: mpsc::Sender<Job>,
+    feed: RegistrationFeed,
+) -> Section<Vec<User>> {
+    let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
+    let mut pager = Pager::new(client, url, Pool::Directory);
+    let mut users = Vec::new();
+    loop {
+        let page = match pager.next_page().await {
+            Ok(Some(page)) => page,
+            Ok(None) => return Ok(users),
+            Err(err) => return Err(err.to_unavailable("User.Read.All")),
+        };
+        for value in page {
+            let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
+                detail: format!("user: {e}"),
+            })?;
+            if user.mail.is_some() {
+                for kind in [Kind::Calendar, Kind::Rules] {
+                    let job = Job {
+                        user: user.id.clone(),
+                        kind,
+                    };
+                    // A closed queue means the scan is ending; the section reports it.
+                    let _ = exchange.send(job).await;
+                }
+            }
+            feed.user_listed(&user.id);
+            users.push(user);
+        }
+    }
+}
+
+/// Queues authentication-method reads for `users`.
+pub(crate) async fn queue_auth_methods(
+    queue: &mut mpsc::Sender<Job>,
+    users: impl IntoIterator<Item = String>,
+) {
+    for user in users {
+        let _ = queue
+            .send(Job {
+                user,
+                kind: Kind::AuthMethods,
+            })
+            .await;
+    }
+}
+
+/// A bounded job queue.
+pub(crate) fn queue() -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
+    mpsc::channel(QUEUE_DEPTH)
+}
+
+/// Drains a job queue in batches of 20, `concurrency` batches in flight, into `data`.
+pub(crate) async fn run_queue(
+    client: &GraphClient,
+    jobs: mpsc::Receiver<Job>,
+    pool: Pool,
+    concurrency: usize,
+) -> PerUserData {
+    let mut data = PerUserData::default();
+    let mut batches = jobs
+        .chunks(MAX_BATCH)
+        .map(|jobs| async move {
+            let urls: Vec<String> = jobs.iter().map(|j| j.kind.path(&j.user)).collect();
+            let answers = get_batch(client, &urls, pool).await;
+            let mut out = Vec::with_capacity(jobs.len());
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                let items = match answer {
+                    Ok(body) => follow_pages(client, body, pool).await,
+                    Err(err) => Err(err),
+                };
+                out.push((job, items));
+            }
+            out
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(done) = batches.next().await {
+        for (job, items) in done {
+            store(&mut data, job, items);
+        }
+    }
+    data
+}
+
+/// The items of a per-user answer, following `@odata.nextLink` if the answer is paged.
+async fn follow_pages(
+    client: &GraphClient,
+    first: Value,
+    pool: Pool,
+) -> Result<Vec<Value>, GraphError> {
+    let (mut items, next) = split_page(first)?;
+    if let Some(next) = next {
+        let mut pager = Pager::new(client, next, pool);
+        while let Some(page) = pager.next_page().await? {
+            items.extend(page);
+        }
+    }
+    Ok(items)
+}
+
+fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, GraphError>) {
+    let items = match items {
+        Err(err) if err.is_not_found() => Ok(Vec::new()),
+        other => other.map_err(|err| err.to_unavailable(job.kind.permission())),
+    };
+    match job.kind {
+        Kind::AuthMethods => {
+            let parsed = items.and_then(|v| parse_each(v, |x| AuthMethod::from_graph(x, None)));
+            data.auth_methods.insert(job.user, parsed);
+        }
+        Kind::Calendar => {
+            let parsed = items.and_then(|v| parse_each(v, serde_json::from_value));
+            data.calendar.insert(job.user, parsed);
+        }
+        Kind::Rules => {
+            let parsed = items.and_then(|v| parse_each(v, serde_json::from_value));
+            data.rules.insert(job.user, parsed);
+        }
+    }
+}
+
+fn parse_each<T>(
+    values: Vec<Value>,
+    parse: impl Fn(Value) -> Result<T, serde_json::Error>,
+) -> Result<Vec<T>, Unavailable> {
+    values
+        .into_iter()
+        .map(|v| {
+            parse(v).map_err(|e| Unavailable::Malformed {
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The section of a per-user map: failed as a whole when every user asked was refused with
+/// the same permission (the permission is missing, not one mailbox excluded).
+pub(crate) fn section_of<T>(map: PerUser<T>, kind: Kind) -> Section<PerUser<T>> {
+    let denied = Unavailable::PermissionDenied {
+        permission: kind.permission().to_owned(),
+    };
+    if !map.is_empty() && map.values().all(|r| r.as_ref().err() == Some(&denied)) {
+        return Err(denied);
+    }
+    Ok(map)
+}

@@ -1,0 +1,283 @@
+//! The Graph HTTP client of one tenant scan: bearer token, `client-request-id`,
+//! `x-ms-throttle-priority: low`, bounded concurrency in two pools (directory and Exchange),
+//! `Retry-After` on 429/503, exponential backoff with jitter on 5xx and transport errors, one
+//! token refresh on 401, and a retry budget per scan. Every HTTP answer is counted by status
+//! (`0` for transport errors); 429 and 503-with-Retry-After also count as throttled.
+
+use super::auth::TokenProvider;
+use super::errors::{graph_error_code, GraphError};
+use super::retry::{RetryBudget, RetryPolicy};
+use crate::metrics::Metrics;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// `User-Agent` of every request (Microsoft's decorated-traffic form).
+pub const USER_AGENT: &str = concat!("ISV|m365-posture|m365-posture/", env!("CARGO_PKG_VERSION"));
+
+/// Which concurrency pool a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Directory (identity) endpoints.
+    Directory,
+    /// Exchange (mailbox) endpoints: calendars and inbox rules.
+    Exchange,
+}
+
+/// Builds the shared reqwest client: timeouts, no redirects, the agent's `User-Agent`.
+pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, GraphError> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| GraphError::Transport(e.to_string()))
+}
+
+/// Settings of a [`GraphClient`].
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Graph base URL without trailing slash (`https://graph.microsoft.com`).
+    pub graph_url: String,
+    /// Tenant name, the metrics label.
+    pub tenant: String,
+    /// Requests in flight to directory endpoints.
+    pub directory_concurrency: usize,
+    /// Requests in flight to Exchange endpoints.
+    pub exchange_concurrency: usize,
+    /// Retry behaviour.
+    pub policy: RetryPolicy,
+    /// Retries allowed in the whole scan.
+    pub retry_budget: u32,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Value),
+    Fail(GraphError),
+    Unauthorized,
+    Retry(Option<Duration>, GraphError),
+}
+
+/// The Graph client of one tenant scan.
+pub struct GraphClient {
+    http: reqwest::Client,
+    root: String,
+    tenant: String,
+    tokens: Arc<TokenProvider>,
+    directory: Semaphore,
+    exchange: Semaphore,
+    metrics: Metrics,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    cancel: CancellationToken,
+}
+
+impl GraphClient {
+    /// A client for one scan; `cancel` stops every request and wait.
+    pub fn new(
+        http: reqwest::Client,
+        settings: ClientSettings,
+        tokens: Arc<TokenProvider>,
+        metrics: Metrics,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            http,
+            root: format!("{}/v1.0", settings.graph_url.trim_end_matches('/')),
+            tenant: settings.tenant,
+            tokens,
+            directory: Semaphore::new(settings.directory_concurrency.max(1)),
+            exchange: Semaphore::new(settings.exchange_concurrency.max(1)),
+            metrics,
+            policy: settings.policy,
+            budget: RetryBudget::new(settings.retry_budget),
+            cancel,
+        }
+    }
+
+    /// The version root, `https://graph.microsoft.com/v1.0`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The absolute URL of a path relative to the version root (`/users?$top=999`).
+    pub fn url(&self, relative: &str) -> String {
+        format!("{}/{}", self.root, relative.trim_start_matches('/'))
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Takes one retry from the scan's budget; false when it is spent.
+    pub fn take_retry(&self) -> bool {
+        self.budget.take()
+    }
+
+    /// Counts an answer that asked the agent to back off (also inside `$batch`).
+    pub fn count_throttled(&self) {
+        self.metrics
+            .graph_throttled
+            .with_label_values(&[&self.tenant])
+            .inc();
+    }
+
+    /// Sleeps unless the scan is cancelled.
+    pub async fn wait(&self, delay: Duration) -> Result<(), GraphError> {
+        tokio::select! {
+            () = self.cancel.cancelled() => Err(GraphError::Cancelled),
+            () = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    /// GET an absolute URL under the root and parse the JSON answer.
+    pub async fn get(&self, url: &str, pool: Pool) -> Result<Value, GraphError> {
+        self.send(Method::GET, url, None, pool).await
+    }
+
+    /// POST JSON to an absolute URL under the root and parse the JSON answer.
+    pub async fn post(&self, url: &str, body: &Value, pool: Pool) -> Result<Value, GraphError> {
+        self.send(Method::POST, url, Some(body), pool).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        pool: Pool,
+    ) -> Result<Value, GraphError> {
+        if !url.starts_with(&format!("{}/", self.root)) {
+            return Err(GraphError::ForeignLink);
+        }
+        let semaphore = match pool {
+            Pool::Directory => &self.directory,
+            Pool::Exchange => &self.exchange,
+        };
+        let _permit = tokio::select! {
+            () = self.cancel.cancelled() => return Err(GraphError::Cancelled),
+            permit = semaphore.acquire() => permit.map_err(|_| GraphError::Cancelled)?,
+        };
+        let mut retries = 0;
+        let mut refreshed = false;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(GraphError::Cancelled);
+            }
+            let token = self.tokens.token().await?;
+            match self
+                .attempt(method.clone(), url, body, token.bearer())
+                .await
+            {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Fail(err) => return Err(err),
+                Attempt::Unauthorized if !refreshed => {
+                    refreshed = true;
+                    self.tokens.invalidate(&token).await;
+                }
+                Attempt::Unauthorized => {
+                    return Err(GraphError::Http {
+                        status: 401,
+                        code: "InvalidAuthenticationToken".to_owned(),
+                    })
+                }
+                Attempt::Retry(wait, err) => {
+                    if retries >= self.policy.max_retries || !self.budget.take() {
+                        return Err(err);
+                    }
+                    let delay = wait.unwrap_or_else(|| self.policy.backoff(retries));
+                    retries += 1;
+                    tracing::debug!(tenant = %self.tenant, error = %err, ?delay, "Retrying Graph request");
+                    self.wait(delay).await?;
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        bearer: &str,
+    ) -> Attempt {
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(bearer)
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .header("x-ms-throttle-priority", "low")
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = tokio::select! {
+            () = self.cancel.cancelled() => return Attempt::Fail(GraphError::Cancelled),
+            response = request.send() => response,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.count("0");
+                return Attempt::Retry(None, GraphError::Transport(e.without_url().to_string()));
+            }
+        };
+        let status = response.status();
+        self.count(status.as_str());
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| self.policy.retry_after(Some(v)));
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry(None, GraphError::Transport(e.without_url().to_string()))
+            }
+        };
+        self.classify(status, retry_after, &bytes)
+    }
+
+    fn classify(&self, status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Attempt {
+        let code = status.as_u16();
+        if status.is_success() {
+            if body.is_empty() {
+                return Attempt::Done(Value::Null);
+            }
+            return match serde_json::from_slice(body) {
+                Ok(value) => Attempt::Done(value),
+                Err(e) => Attempt::Fail(GraphError::Malformed(format!("invalid JSON: {e}"))),
+            };
+        }
+        let http = GraphError::Http {
+            status: code,
+            code: graph_error_code(body),
+        };
+        match code {
+            401 => Attempt::Unauthorized,
+            429 => {
+                self.count_throttled();
+                Attempt::Retry(retry_after, GraphError::Throttled)
+            }
+            503 if retry_after.is_some() => {
+                self.count_throttled();
+                Attempt::Retry(retry_after, http)
+            }
+            500 | 502 | 503 | 504 => Attempt::Retry(None, http),
+            _ => Attempt::Fail(http),
+        }
+    }
+
+    fn count(&self, code: &str) {
+        self.metrics
+            .graph_requests
+            .with_label_values(&[&self.tenant, code])
+            .inc();
+    }
+}

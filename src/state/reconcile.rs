@@ -1,0 +1,296 @@
+//! Reconcile: the pure diff of one scan's check outcomes against a tenant's stored instances.
+//!
+//! Only checks that ran are diffed, and inside a check only resources whose data succeeded:
+//! a skipped check, or an instance under a failed resource prefix, keeps its stored state.
+//! An instance seen for the first time, or again after it resolved (same fingerprint, new
+//! event id), is `new`; an open instance a successful check no longer sees is `resolved`.
+//! Suppressed instances are stored without a `new` event; when the suppression ends and the
+//! instance is still there, it is announced as `new`. Only announced instances produce a
+//! `resolved` event. [`super::commit::apply`] writes the result in one transaction.
+
+use super::StoredInstance;
+use crate::checks::Outcome;
+use crate::config::{FirstScan, Suppression};
+use crate::events::{fingerprint, EventAction, FindingEvent};
+use crate::findings::{Category, Finding, FindingId, Severity};
+use crate::suppress::{is_suppressed, InstanceKey};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the config says about findings, for one reconcile.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// Accepted findings.
+    pub suppressions: &'a [Suppression],
+    /// Per-finding severity overrides.
+    pub severity_overrides: &'a BTreeMap<FindingId, Severity>,
+    /// What a check's first successful evaluation for the tenant emits.
+    pub first_scan: FirstScan,
+}
+
+impl Policy<'_> {
+    /// Effective severity after overrides.
+    pub fn severity_of(&self, finding: FindingId) -> Severity {
+        self.severity_overrides
+            .get(&finding)
+            .copied()
+            .unwrap_or(finding.meta().severity)
+    }
+}
+
+/// Everything one diff looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct DiffInput<'a> {
+    /// Tenant name from config.
+    pub tenant: &'a str,
+    /// Entra tenant id (part of the fingerprint).
+    pub tenant_id: &'a str,
+    /// The scan's start.
+    pub now: DateTime<Utc>,
+    /// Every stored instance of the tenant.
+    pub stored: &'a [StoredInstance],
+    /// Findings whose check has been evaluated for this tenant before (baseline applies to the
+    /// others when `first_scan` is `Baseline`).
+    pub evaluated_before: &'a BTreeSet<FindingId>,
+    /// The scan's check outcomes.
+    pub outcomes: &'a [(FindingId, Outcome)],
+    /// Config policy.
+    pub policy: Policy<'a>,
+}
+
+/// How a check ended in the last scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    /// Evaluated with all its data.
+    Ok,
+    /// Evaluated, but some resources' data failed (those instances kept their state).
+    Partial,
+    /// Not evaluated (its input did not arrive).
+    Skipped,
+}
+
+impl CheckState {
+    /// `ok`, `partial` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Partial => "partial",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// One check's status after the scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckStatus {
+    /// Which check.
+    pub finding: FindingId,
+    /// How it ended.
+    pub state: CheckState,
+    /// Why it was skipped or partial, for humans.
+    pub reason: Option<String>,
+    /// Effective severity at this scan.
+    pub severity: Severity,
+}
+
+/// The result of a diff: rows to upsert, events to enqueue, check statuses to record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Instances to write (changed or seen again).
+    pub instances: Vec<StoredInstance>,
+    /// Transitions, in a stable order.
+    pub events: Vec<FindingEvent>,
+    /// One per outcome.
+    pub checks: Vec<CheckStatus>,
+}
+
+/// Computes the changes of one scan. Pure apart from fresh event ids.
+pub fn diff(input: &DiffInput<'_>) -> Changes {
+    let mut stored: BTreeMap<(FindingId, &str), &StoredInstance> = BTreeMap::new();
+    for row in input.stored {
+        stored.insert((row.finding, row.resource_id.as_str()), row);
+    }
+    let mut changes = Changes::default();
+    for (finding, outcome) in input.outcomes {
+        let severity = input.policy.severity_of(*finding);
+        let status = match outcome {
+            Outcome::Skipped { reason } => CheckStatus {
+                finding: *finding,
+                state: CheckState::Skipped,
+                reason: Some(reason.clone()),
+                severity,
+            },
+            Outcome::Evaluated(evaluation) => {
+                let check = CheckDiff {
+                    input,
+                    finding: *finding,
+                    severity,
+                    stored: &stored,
+                    baseline: input.policy.first_scan == FirstScan::Baseline
+                        && !input.evaluated_before.contains(finding),
+                };
+                check.seen(&evaluation.findings, &mut changes);
+                check.gone(
+                    &evaluation.findings,
+                    &evaluation.failed_resources,
+                    &mut changes,
+                );
+                evaluated_status(*finding, severity, &evaluation.failed_resources)
+            }
+        };
+        changes.checks.push(status);
+    }
+    changes
+}
+
+fn evaluated_status(
+    finding: FindingId,
+    severity: Severity,
+    failed: &[(String, String)],
+) -> CheckStatus {
+    let reason = (!failed.is_empty()).then(|| {
+        let first = failed
+            .first()
+            .map(|(_, why)| why.as_str())
+            .unwrap_or_default();
+        format!("{} resources failed, first: {first}", failed.len())
+    });
+    CheckStatus {
+        finding,
+        state: if failed.is_empty() {
+            CheckState::Ok
+        } else {
+            CheckState::Partial
+        },
+        reason,
+        severity,
+    }
+}
+
+/// Whether a stored instance sits under a failed resource prefix.
+pub fn is_protected(resource_id: &str, failed: &[(String, String)]) -> bool {
+    failed.iter().any(|(prefix, _)| {
+        resource_id == prefix
+            || resource_id
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+struct CheckDiff<'a, 'b> {
+    input: &'b DiffInput<'a>,
+    finding: FindingId,
+    severity: Severity,
+    stored: &'b BTreeMap<(FindingId, &'a str), &'a StoredInstance>,
+    baseline: bool,
+}
+
+impl CheckDiff<'_, '_> {
+    /// Instances the check sees: open new periods, refresh open ones, announce unsuppressed.
+    fn seen(&self, findings: &[Finding], changes: &mut Changes) {
+        let now = self.input.now;
+        let mut done = BTreeSet::new();
+        for found in findings.iter().filter(|f| f.finding == self.finding) {
+            if !done.insert(found.resource_id.as_str()) {
+                continue;
+            }
+            let suppressed = self.suppressed(&found.resource_id, &found.resource_name);
+            let previous = self
+                .stored
+                .get(&(self.finding, found.resource_id.as_str()))
+                .filter(|row| row.is_open());
+            let mut row = StoredInstance {
+                finding: self.finding,
+                resource_id: found.resource_id.clone(),
+                fingerprint: fingerprint(self.input.tenant_id, self.finding, &found.resource_id),
+                resource_name: found.resource_name.clone(),
+                severity: self.severity,
+                first_seen: previous.map_or(now, |p| p.first_seen),
+                last_seen: now,
+                resolved_at: None,
+                suppressed,
+                announced: previous.is_some_and(|p| p.announced),
+                details: found.details.clone(),
+            };
+            if !row.announced && !suppressed {
+                row.announced = true;
+                if !(self.baseline && previous.is_none()) {
+                    changes.events.push(self.event(&row, EventAction::New, now));
+                }
+            }
+            changes.instances.push(row);
+        }
+    }
+
+    /// Open instances the check no longer sees, outside failed prefixes: resolve them.
+    fn gone(&self, findings: &[Finding], failed: &[(String, String)], changes: &mut Changes) {
+        let seen: BTreeSet<&str> = findings
+            .iter()
+            .filter(|f| f.finding == self.finding)
+            .map(|f| f.resource_id.as_str())
+            .collect();
+        let range = self.stored.range((self.finding, "")..);
+        for (_, row) in range.take_while(|((finding, _), _)| *finding == self.finding) {
+            if !row.is_open() || seen.contains(row.resource_id.as_str()) {
+                continue;
+            }
+            if is_protected(&row.resource_id, failed) {
+                continue;
+            }
+            let mut resolved = (*row).clone();
+            resolved.resolved_at = Some(self.input.now);
+            resolved.severity = self.severity;
+            if resolved.announced {
+                changes
+                    .events
+                    .push(self.event(&resolved, EventAction::Resolved, self.input.now));
+            }
+            changes.instances.push(resolved);
+        }
+    }
+
+    fn suppressed(&self, resource_id: &str, resource_name: &str) -> bool {
+        let key = InstanceKey {
+            tenant: self.input.tenant,
+            finding: self.finding,
+            resource_id,
+            resource_name,
+        };
+        is_suppressed(self.input.policy.suppressions, &key, self.input.now)
+    }
+
+    fn event(&self, row: &StoredInstance, action: EventAction, now: DateTime<Utc>) -> FindingEvent {
+        let meta = self.finding.meta();
+        FindingEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            action,
+            detected_at: now,
+            tenant: self.input.tenant.to_owned(),
+            finding: self.finding,
+            title: meta.title.to_owned(),
+            category: meta.category,
+            severity: self.severity,
+            resource_id: row.resource_id.clone(),
+            resource_name: row.resource_name.clone(),
+            user_principal_name: user_principal_name(meta.category, &row.resource_name),
+            fingerprint: row.fingerprint.clone(),
+            first_seen: row.first_seen,
+            last_seen: row.resolved_at.unwrap_or(row.last_seen),
+            details: row.details.clone(),
+        }
+    }
+}
+
+/// The UPN for findings about a user (their resource name), `None` for apps and domains.
+fn user_principal_name(category: Category, resource_name: &str) -> Option<String> {
+    match category {
+        Category::UserAccountSettings | Category::FileSharing | Category::EmailForwarding => {
+            Some(resource_name.to_owned())
+        }
+        Category::ThirdPartyApps | Category::EmailAdminSettings => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -1,0 +1,103 @@
+//! The state file's schema: ordered migrations tracked in `schema_version`.
+//!
+//! A migration runs in its own transaction together with the version bump, so a crash during
+//! an upgrade leaves the previous version intact. Migrations are append-only: a released one is
+//! never edited. The outbox DDL belongs to the outbox module and is idempotent, so it runs on
+//! every open after the migrations.
+
+use super::outbox;
+use super::StateError;
+use rusqlite::{Connection, OptionalExtension};
+
+/// Ordered migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: instances, check status, scans, event counts, delegated refresh tokens.
+    "
+    CREATE TABLE instances (
+        tenant TEXT NOT NULL,
+        finding TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        resource_name TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        resolved_at_ms INTEGER,
+        suppressed INTEGER NOT NULL DEFAULT 0,
+        announced INTEGER NOT NULL DEFAULT 0,
+        details TEXT NOT NULL,
+        PRIMARY KEY (tenant, finding, resource_id)
+    );
+    CREATE TABLE check_status (
+        tenant TEXT NOT NULL,
+        finding TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        severity TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        evaluated_at_ms INTEGER,
+        PRIMARY KEY (tenant, finding)
+    );
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        duration_seconds REAL NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX scans_by_tenant ON scans (tenant, id);
+    CREATE TABLE event_counts (
+        tenant TEXT NOT NULL,
+        finding TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        action TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (tenant, finding, severity, action)
+    );
+    CREATE TABLE refresh_tokens (
+        tenant TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    ",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`CURRENT_VERSION`]; refuses a file from a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), StateError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")?;
+    let found: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(StateError::NewerSchema {
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    for (index, ddl) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let version = i64::try_from(index).unwrap_or(i64::MAX).saturating_add(1);
+        let tx = conn.transaction()?;
+        tx.execute_batch(ddl)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, "Migrated the state schema");
+    }
+    conn.execute_batch(outbox::SCHEMA)?;
+    Ok(())
+}

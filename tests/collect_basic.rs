@@ -1,0 +1,52 @@
+//! Collection of the simulator's contoso tenant: every section arrives, per-user data is
+//! keyed by user, 404 mailboxes are empty answers, DNS follows includes.
+
+#[path = "collect_support/mod.rs"]
+mod support;
+
+use support::*;
+
+const ADELE: &str = "a1000000-0000-4000-8000-000000000001";
+
+#[tokio::test]
+async fn collects_every_section_of_the_fixture_tenant() {
+    let sim = sim(contoso()).await;
+    let files = Files::new();
+    let ctx = context(config(&sim, files.secret()));
+    let report = collect(&ctx).await;
+    assert_eq!(report.error, None);
+    let snap = &report.snapshot;
+    let tenant = sim.tenant();
+    assert_eq!(snap.users.as_ref().unwrap().len(), tenant.users.len());
+    assert_eq!(snap.domains.as_ref().unwrap().len(), tenant.domains.len());
+    assert_eq!(
+        snap.service_principals.as_ref().unwrap().len(),
+        tenant.service_principals.len()
+    );
+    assert_eq!(
+        snap.applications.as_ref().unwrap().len(),
+        tenant.applications.len()
+    );
+    assert!(snap.organization.is_ok(), "{:?}", snap.organization);
+    let rules = snap.message_rules.as_ref().unwrap();
+    assert!(rules.get(ADELE).is_some_and(|r| r.is_ok()), "{rules:?}");
+    let calendar = snap.calendar_permissions.as_ref().unwrap();
+    assert!(calendar.values().all(|r| r.is_ok()), "{calendar:?}");
+    assert!(snap.auth_methods.is_ok(), "{:?}", snap.auth_methods);
+    assert!(
+        snap.registration_details.is_ok(),
+        "{:?}",
+        snap.registration_details
+    );
+    assert_eq!(
+        snap.dns.get("contoso.com"),
+        Some(&Ok(tenant.dns["contoso.com"].clone()))
+    );
+    assert!(
+        snap.dns.contains_key("spf.protection.outlook.com"),
+        "{:?}",
+        snap.dns.keys()
+    );
+    assert!(snap.dns.contains_key("_dmarc.fabrikam.net"));
+    assert_eq!(counted_requests(&ctx), sim.stats().total_requests);
+}

@@ -1,0 +1,164 @@
+//! The daemon with the real collector against graph-sim: mutations between scans produce new,
+//! resolved and reopened events; a Graph outage or a 403 on the users source across scans
+//! resolves nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod daemon_support;
+
+use daemon_support::*;
+use graph_sim::{
+    start, CollectionName, Faults, Mutation, PathFault, SimHandle, SimOptions, TenantFile,
+};
+use m365_posture::config::{DnsConfig, TenantAuth};
+use m365_posture::daemon::Daemon;
+use m365_posture::metrics::Metrics;
+use m365_posture::state::Store;
+use std::time::Duration;
+
+const ADELE: &str = "a1000000-0000-4000-8000-000000000001";
+const BOB: &str = "a1000000-0000-4000-8000-000000000002";
+
+fn finished(metrics: &Metrics) -> u64 {
+    ["ok", "partial", "failed"]
+        .iter()
+        .map(|s| metrics.scans.with_label_values(&["contoso", s]).get())
+        .sum()
+}
+
+/// Waits until two more scans finished, so at least one started after the caller's change.
+async fn fresh_scan(metrics: &Metrics) {
+    let target = finished(metrics) + 2;
+    wait_until("a fresh scan", || finished(metrics) >= target).await;
+}
+
+fn enabled(sim: &SimHandle, user: &str, on: bool) {
+    sim.apply(Mutation::Patch {
+        collection: CollectionName::Users,
+        id: user.to_owned(),
+        changes: serde_json::json!({ "accountEnabled": on }),
+    })
+    .unwrap();
+}
+
+fn disabled_events(state: &std::path::Path) -> Vec<(String, String)> {
+    outbox(state)
+        .into_iter()
+        .filter(|(_, _, finding, _)| finding == "user.account_disabled")
+        .map(|(_, action, _, resource)| (action, resource))
+        .collect()
+}
+
+/// Events of one scan, in a stable order (a scan's events have no order between instances).
+fn sorted(events: &[(String, String)]) -> Vec<(String, String)> {
+    let mut events = events.to_vec();
+    events.sort();
+    events
+}
+
+fn pair(action: &str, resource: &str) -> (String, String) {
+    (action.to_owned(), resource.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_sim_mutations_and_failures_across_scans() {
+    let tenant = TenantFile::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/graph-sim/tests/fixtures/contoso.json"
+    )))
+    .unwrap();
+    let sim = start(tenant, SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
+    let mut cfg = config(&state, &["contoso"], Duration::from_millis(100));
+    // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
+    cfg.scan.timeout = Duration::from_secs(4);
+    cfg.dns = DnsConfig {
+        servers: vec![sim.dns_addr()],
+        timeout: Duration::from_millis(500),
+    };
+    let tenant = &mut cfg.tenants[0];
+    tenant.tenant_id = sim.tenant_id();
+    tenant.client_id = graph_sim::DEFAULT_CLIENT_ID.into();
+    tenant.auth = TenantAuth::ClientSecret {
+        secret_file: secret,
+    };
+    tenant.authority_url = sim.base_url();
+    tenant.graph_url = sim.base_url();
+
+    let store = Store::open(&state).unwrap();
+    let metrics = Metrics::new().unwrap();
+    let scanner = m365_posture::commands::run::graph_scanner(&cfg, &store, &metrics).unwrap();
+    let daemon = Daemon::start(cfg, store, metrics.clone(), scanner)
+        .await
+        .unwrap();
+
+    fresh_scan(&metrics).await;
+    assert_eq!(disabled_events(&state), vec![pair("new", BOB)]);
+
+    enabled(&sim, BOB, true);
+    enabled(&sim, ADELE, false);
+    fresh_scan(&metrics).await;
+    assert_eq!(
+        sorted(&disabled_events(&state)[1..]),
+        [pair("new", ADELE), pair("resolved", BOB)]
+    );
+
+    // Graph down for every path across scans: Adele's fix is not seen, nothing resolves.
+    let mut outage = Faults::default();
+    outage.paths.insert(
+        "*".into(),
+        PathFault {
+            status: Some(500),
+            rate: 1.0,
+            ..PathFault::default()
+        },
+    );
+    sim.set_faults(outage);
+    enabled(&sim, ADELE, true);
+    fresh_scan(&metrics).await;
+    assert_eq!(disabled_events(&state).len(), 3);
+    let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let m = samples(&body);
+    assert_eq!(m[r#"m365_posture_scan_success{tenant="contoso"}"#], 0.0);
+    assert_eq!(
+        sum(&m, "m365_posture_findings{", &["user.account_disabled"]),
+        1.0
+    );
+
+    // The permission for the users source is withdrawn: a 403 across scans resolves nothing.
+    sim.set_faults(Faults {
+        forbidden_roles: vec!["User.Read.All".into()],
+        ..Faults::default()
+    });
+    sim.expire_access_tokens();
+    fresh_scan(&metrics).await;
+    assert_eq!(disabled_events(&state).len(), 3);
+    let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let m = samples(&body);
+    assert_eq!(
+        m[r#"m365_posture_check_success{finding="user.account_disabled",tenant="contoso"}"#],
+        0.0
+    );
+    assert_eq!(
+        sum(&m, "m365_posture_findings{", &["user.account_disabled"]),
+        1.0
+    );
+
+    // Everything back: Adele resolves; Bob disabled again reopens with the same fingerprint.
+    sim.set_faults(Faults::default());
+    sim.expire_access_tokens();
+    enabled(&sim, BOB, false);
+    fresh_scan(&metrics).await;
+    assert_eq!(
+        sorted(&disabled_events(&state)[3..]),
+        [pair("new", BOB), pair("resolved", ADELE)]
+    );
+    daemon.shutdown(Duration::from_secs(5)).await;
+}

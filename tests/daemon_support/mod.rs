@@ -1,0 +1,255 @@
+//! Shared helpers for the daemon tests: a config, a scripted scanner, a tiny HTTP client and a
+//! metrics text parser.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use m365_posture::checks::{CheckOptions, Evaluation, Outcome};
+use m365_posture::config::*;
+use m365_posture::findings::{Finding, FindingId};
+use m365_posture::scan::{ScanOutput, TenantScanner};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// A config with the given tenants scanning every `interval`, state at `state`.
+pub fn config(state: &Path, tenants: &[&str], interval: Duration) -> Config {
+    Config {
+        tenants: tenants
+            .iter()
+            .enumerate()
+            .map(|(i, name)| TenantConfig {
+                name: (*name).to_owned(),
+                tenant_id: format!("00000000-0000-0000-0000-00000000000{i}"),
+                client_id: "11111111-1111-1111-1111-111111111111".into(),
+                auth: TenantAuth::ClientSecret {
+                    secret_file: "/nonexistent".into(),
+                },
+                authority_url: "http://127.0.0.1:1".into(),
+                graph_url: "http://127.0.0.1:1".into(),
+                interval,
+            })
+            .collect(),
+        dns: DnsConfig {
+            servers: vec![],
+            timeout: Duration::from_secs(1),
+        },
+        scan: ScanConfig {
+            interval,
+            timeout: Duration::from_secs(5),
+            first_scan: FirstScan::Emit,
+            directory_concurrency: 4,
+            mailbox_concurrency: 4,
+            shutdown_grace: Duration::from_secs(5),
+        },
+        state: StateConfig {
+            path: state.to_owned(),
+            outbox_max_events: 10_000,
+        },
+        metrics: MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        // A SIEM that is down: events stay in the outbox, where the tests read them.
+        sinks: vec![SinkConfig {
+            name: "siem".into(),
+            payload: Payload::Cef,
+            kind: SinkKind::Syslog(SyslogSink {
+                transport: Transport::Tcp,
+                address: "127.0.0.1:1".into(),
+                format: SyslogFormat::Rfc5424,
+                framing: Framing::OctetCounting,
+                tls: None,
+                max_message_bytes: 8192,
+            }),
+        }],
+        checks: CheckOptions::default(),
+        severity_overrides: BTreeMap::new(),
+        suppressions: vec![],
+    }
+}
+
+/// What the scripted tenant looks like right now.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// Instances of each finding (resource ids); findings absent run clean.
+    pub findings: BTreeMap<FindingId, Vec<String>>,
+    /// Findings whose check is skipped (a 403 on its source).
+    pub skipped: Vec<FindingId>,
+    /// A whole-scan failure (Graph outage): every check skipped, error set.
+    pub outage: bool,
+    /// Scans sleep this long (to test deadlines and shutdown).
+    pub delay: Duration,
+}
+
+/// A scanner that answers from a shared, mutable [`Script`] and counts its scans per tenant.
+#[derive(Clone, Default)]
+pub struct ScriptedScanner {
+    pub script: Arc<Mutex<BTreeMap<String, Script>>>,
+    pub started: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl ScriptedScanner {
+    pub fn set(&self, tenant: &str, script: Script) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(tenant.to_owned(), script);
+    }
+
+    pub fn edit(&self, tenant: &str, edit: impl FnOnce(&mut Script)) {
+        edit(
+            self.script
+                .lock()
+                .unwrap()
+                .entry(tenant.to_owned())
+                .or_default(),
+        );
+    }
+
+    pub fn started(&self, tenant: &str) -> usize {
+        self.started
+            .lock()
+            .unwrap()
+            .get(tenant)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn outcome(script: &Script, id: FindingId) -> Outcome {
+    if script.outage || script.skipped.contains(&id) {
+        return Outcome::Skipped {
+            reason: "permission_denied: User.Read.All".into(),
+        };
+    }
+    let findings = script
+        .findings
+        .get(&id)
+        .map(|ids| {
+            ids.iter()
+                .map(|r| Finding {
+                    finding: id,
+                    resource_id: r.clone(),
+                    resource_name: format!("{r}@contoso.example"),
+                    details: serde_json::Map::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Outcome::Evaluated(Evaluation {
+        findings,
+        failed_resources: vec![],
+    })
+}
+
+impl TenantScanner for ScriptedScanner {
+    fn scan<'a>(
+        &'a self,
+        _config: &'a Config,
+        tenant: &'a TenantConfig,
+        _now: DateTime<Utc>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, ScanOutput> {
+        Box::pin(async move {
+            *self
+                .started
+                .lock()
+                .unwrap()
+                .entry(tenant.name.clone())
+                .or_default() += 1;
+            let script = self
+                .script
+                .lock()
+                .unwrap()
+                .get(&tenant.name)
+                .cloned()
+                .unwrap_or_default();
+            tokio::select! {
+                () = cancel.cancelled() => return ScanOutput { outcomes: vec![], error: Some("cancelled".into()) },
+                () = tokio::time::sleep(script.delay) => {}
+            }
+            ScanOutput {
+                outcomes: FindingId::ALL
+                    .iter()
+                    .map(|id| (*id, outcome(&script, *id)))
+                    .collect(),
+                error: script.outage.then(|| "graph unavailable".to_owned()),
+            }
+        })
+    }
+}
+
+/// `GET path` over HTTP/1.1; returns status and body.
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Samples of the exposition, `name{labels}` -> value, without process metrics.
+pub fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with("m365_posture_"))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Sum of samples whose key starts with `prefix` and contains every `needle`.
+pub fn sum(samples: &BTreeMap<String, f64>, prefix: &str, needles: &[&str]) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix) && needles.iter().all(|n| k.contains(n)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Waits until `done` holds, checking every 20 ms, for at most 60 s.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Outbox events (action, finding, resource id) in order, read from the state file.
+pub fn outbox(state: &Path) -> Vec<(String, String, String, String)> {
+    let conn = rusqlite::Connection::open(state).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT event FROM outbox ORDER BY seq")
+        .unwrap();
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0)).unwrap();
+    rows.map(|body| {
+        let event: m365_posture::events::FindingEvent =
+            serde_json::from_str(&body.unwrap()).unwrap();
+        (
+            event.tenant,
+            event.action.as_str().to_owned(),
+            event.finding.as_str().to_owned(),
+            event.resource_id,
+        )
+    })
+    .collect()
+}

@@ -1,0 +1,211 @@
+//! The state file: creation mode, schema version, atomic scan commits, outbox bound, restart.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use m365_posture::checks::{Evaluation, Outcome};
+use m365_posture::config::{FirstScan, Secret};
+use m365_posture::findings::{Finding, FindingId};
+use m365_posture::state::commit::{OutboxLimit, ScanRecord, ScanStatus};
+use m365_posture::state::reconcile::{diff, Changes, DiffInput, Policy};
+use m365_posture::state::{Store, CURRENT_VERSION};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, hour, 0, 0).unwrap()
+}
+
+fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
+    let stored = store.load_instances("contoso").unwrap();
+    let evaluated: BTreeSet<FindingId> = store
+        .evaluated_findings("contoso")
+        .unwrap()
+        .into_iter()
+        .collect();
+    let findings = users
+        .iter()
+        .map(|u| Finding {
+            finding: FindingId::AccountDisabled,
+            resource_id: (*u).to_owned(),
+            resource_name: format!("{u}@contoso.com"),
+            details: serde_json::Map::new(),
+        })
+        .collect();
+    let outcomes = vec![(
+        FindingId::AccountDisabled,
+        Outcome::Evaluated(Evaluation {
+            findings,
+            failed_resources: vec![],
+        }),
+    )];
+    let overrides = BTreeMap::new();
+    diff(&DiffInput {
+        tenant: "contoso",
+        tenant_id: "tid",
+        now,
+        stored: &stored,
+        evaluated_before: &evaluated,
+        outcomes: &outcomes,
+        policy: Policy {
+            suppressions: &[],
+            severity_overrides: &overrides,
+            first_scan: FirstScan::Emit,
+        },
+    })
+}
+
+fn record(now: DateTime<Utc>) -> ScanRecord {
+    ScanRecord {
+        tenant: "contoso".into(),
+        started: now,
+        finished: now + chrono::Duration::seconds(3),
+        status: ScanStatus::Ok,
+        error: None,
+    }
+}
+
+const NO_LIMIT: OutboxLimit<'static> = OutboxLimit {
+    sinks: &[],
+    max: 100,
+};
+
+#[test]
+fn file_is_private_and_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/state.db");
+    let store = Store::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
+    drop(store);
+    // Reopening does not re-run migrations and keeps the version.
+    assert_eq!(
+        Store::open(&path).unwrap().schema_version().unwrap(),
+        CURRENT_VERSION
+    );
+}
+
+#[test]
+fn committed_scans_survive_reopen_with_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).unwrap();
+    let first = changes_for(&store, at(1), &["u1", "u2"]);
+    store
+        .apply("contoso", &first, &record(at(1)), NO_LIMIT)
+        .unwrap();
+    let second = changes_for(&store, at(2), &["u2"]);
+    assert_eq!(second.events.len(), 1);
+    store
+        .apply("contoso", &second, &record(at(2)), NO_LIMIT)
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    let summary = store.check_summaries("contoso").unwrap();
+    assert_eq!(summary.len(), 1);
+    assert_eq!(
+        (summary[0].active, summary[0].suppressed, summary[0].success),
+        (1, 0, true)
+    );
+    let counts = store.event_counts().unwrap();
+    let key = |action: &str| {
+        (
+            "contoso".to_owned(),
+            "user.account_disabled".to_owned(),
+            "low".to_owned(),
+            action.to_owned(),
+        )
+    };
+    assert_eq!(counts.get(&key("new")), Some(&2));
+    assert_eq!(counts.get(&key("resolved")), Some(&1));
+    let scan = store.scan_summary("contoso").unwrap().unwrap();
+    assert!(scan.last_success);
+    assert_eq!(scan.last_duration_seconds, 3.0);
+    // Nothing changed since: a third scan produces no event.
+    assert!(changes_for(&store, at(3), &["u2"]).events.is_empty());
+}
+
+#[test]
+fn full_outbox_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let sinks = vec!["stdout".to_owned()];
+    store.register_sinks(&sinks).unwrap();
+    let limit = OutboxLimit {
+        sinks: &sinks,
+        max: 2,
+    };
+    let too_many = changes_for(&store, at(1), &["u1", "u2", "u3"]);
+    let err = store
+        .apply("contoso", &too_many, &record(at(1)), limit)
+        .unwrap_err();
+    assert!(err.to_string().contains("outbox full"), "{err}");
+    assert!(store.load_instances("contoso").unwrap().is_empty());
+    assert!(store.check_summaries("contoso").unwrap().is_empty());
+    assert!(store.scan_summary("contoso").unwrap().is_none());
+    assert_eq!(
+        store.outbox_pending(&sinks).unwrap().get("stdout"),
+        Some(&0)
+    );
+
+    let fits = changes_for(&store, at(1), &["u1", "u2"]);
+    store
+        .apply("contoso", &fits, &record(at(1)), limit)
+        .unwrap();
+    assert_eq!(
+        store.outbox_pending(&sinks).unwrap().get("stdout"),
+        Some(&2)
+    );
+}
+
+#[test]
+fn failed_scan_keeps_last_success_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    store
+        .apply(
+            "contoso",
+            &changes_for(&store, at(1), &["u1"]),
+            &record(at(1)),
+            NO_LIMIT,
+        )
+        .unwrap();
+    let mut failed = record(at(2));
+    failed.status = ScanStatus::Failed;
+    failed.error = Some("timeout".into());
+    store.record_scan(&failed).unwrap();
+    let scan = store.scan_summary("contoso").unwrap().unwrap();
+    assert!(!scan.last_success);
+    assert_eq!(
+        scan.last_success_finished,
+        Some(at(1) + chrono::Duration::seconds(3))
+    );
+    assert_eq!(store.check_summaries("contoso").unwrap()[0].active, 1);
+}
+
+#[test]
+fn refresh_tokens_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert!(store.load_refresh_token("contoso").unwrap().is_none());
+    store
+        .save_refresh_token("contoso", &Secret::new("rt-1".into()), at(1))
+        .unwrap();
+    store
+        .save_refresh_token("contoso", &Secret::new("rt-2".into()), at(2))
+        .unwrap();
+    assert_eq!(
+        store
+            .load_refresh_token("contoso")
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "rt-2"
+    );
+}
