@@ -1,16 +1,28 @@
 //! Bench: all 28 checks (`checks::evaluate_all`) on snapshots of graph-sim tenants of 1k, 10k
-//! and 100k users. Each size runs in its own child process so its peak RSS is its own.
+//! and 100k users.
 //!
-//! Run: `cargo bench --bench checks`. Prints a markdown table for BENCHMARKS.md.
+//! Per size, one child process generates the tenant, converts it into a snapshot and writes the
+//! snapshot as JSON to a temporary file; a second, fresh child reads it back and evaluates. So
+//! the second child's RSS is the snapshot's (not memory the allocator kept from the generated
+//! tenant), and its peak is the evaluation's.
+//!
+//! Run: `cargo bench --bench checks`. Prints markdown tables for BENCHMARKS.md.
 
 mod common;
 
-use common::{BenchError, Timing};
-use m365_posture::checks::{evaluate_all, CheckOptions, EvalCtx, Outcome};
+use common::BenchError;
+use m365_posture::checks::{evaluate, evaluate_all, CheckOptions, EvalCtx, Outcome};
+use m365_posture::findings::FindingId;
+use m365_posture::snapshot::TenantSnapshot;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
 use std::time::Instant;
 
-const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const LARGEST: usize = 100_000;
+const SIZES: [usize; 3] = [1_000, 10_000, LARGEST];
 const SEED: u64 = 42;
+/// Checks listed in the per-check table (the slowest at the largest size).
+const SLOWEST_SHOWN: usize = 6;
 
 fn iterations(users: usize) -> usize {
     match users {
@@ -20,7 +32,7 @@ fn iterations(users: usize) -> usize {
     }
 }
 
-fn count_findings(outcomes: &[(m365_posture::findings::FindingId, Outcome)]) -> (usize, usize) {
+fn count_findings(outcomes: &[(FindingId, Outcome)]) -> (usize, usize) {
     outcomes
         .iter()
         .fold((0, 0), |(found, skipped), (_, outcome)| match outcome {
@@ -29,15 +41,31 @@ fn count_findings(outcomes: &[(m365_posture::findings::FindingId, Outcome)]) -> 
         })
 }
 
-/// One size, in this (child) process: prints one `|`-separated row.
-fn run_case(users: usize) -> Result<(), BenchError> {
+/// Child 1: generate, convert, write the snapshot; prints `generate ms|convert ms`.
+fn prepare(users: usize, path: &Path) -> Result<(), BenchError> {
     let start = Instant::now();
     let tenant = graph_sim::generate(users, SEED);
     let generated = start.elapsed();
     let start = Instant::now();
     let snapshot = common::snapshot_from_tenant(&tenant)?;
     let converted = start.elapsed();
-    drop(tenant);
+    serde_json::to_writer(BufWriter::new(std::fs::File::create(path)?), &snapshot)?;
+    println!("{}|{}", common::ms(generated), common::ms(converted));
+    Ok(())
+}
+
+/// Times each check alone; prints `check|id|median ms` lines.
+fn per_check(snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) {
+    for id in FindingId::ALL {
+        let timing = common::time_runs(3, false, || evaluate(*id, snapshot, ctx));
+        println!("check|{id}|{}", common::ms(timing.median));
+    }
+}
+
+/// Child 2: read the snapshot, evaluate; prints the size's row last.
+fn evaluate_case(users: usize, path: &Path) -> Result<(), BenchError> {
+    let snapshot: TenantSnapshot =
+        serde_json::from_reader(BufReader::new(std::fs::File::open(path)?))?;
     let rss_before = common::status_kib("VmRSS");
     let reset = common::reset_peak_rss();
     #[allow(clippy::disallowed_methods)] // a bench, not a check: it picks the scan time
@@ -48,16 +76,17 @@ fn run_case(users: usize) -> Result<(), BenchError> {
         options: &options,
     };
     let (findings, skipped) = count_findings(&evaluate_all(&snapshot, &ctx));
-    let timing: Timing =
-        common::time_runs(iterations(users), false, || evaluate_all(&snapshot, &ctx));
+    let timing = common::time_runs(iterations(users), false, || evaluate_all(&snapshot, &ctx));
     let peak = common::status_kib("VmHWM");
+    if users == LARGEST {
+        per_check(&snapshot, &ctx);
+    }
     let peak_note = if reset { "" } else { " (since start)" };
     println!(
-        "{users}|{findings}|{skipped}|{}|{}|{}|{}|{}|{}|{}{peak_note}",
-        common::ms(generated),
-        common::ms(converted),
+        "{findings}|{skipped}|{}|{}|{}|{}|{}|{}{peak_note}",
         common::ms(timing.median),
         common::ms(timing.min),
+        common::ms_or_na(timing.cpu),
         timing.iterations,
         common::mib(rss_before),
         common::mib(peak),
@@ -65,32 +94,76 @@ fn run_case(users: usize) -> Result<(), BenchError> {
     Ok(())
 }
 
+fn child(case: &str) -> Result<(), BenchError> {
+    let (step, rest) = case.split_once(':').ok_or("bad case")?;
+    let (users, path) = rest.split_once(':').ok_or("bad case")?;
+    let users: usize = users.parse()?;
+    match step {
+        "prepare" => prepare(users, Path::new(path)),
+        _ => evaluate_case(users, Path::new(path)),
+    }
+}
+
+/// Both children of one size: the row, and the per-check lines (largest size only).
+fn run_size(users: usize, dir: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), BenchError> {
+    let path = dir.join(format!("snapshot-{users}.json"));
+    let path = path.to_str().ok_or("temp path is not UTF-8")?;
+    let prepared = common::run_child(&format!("prepare:{users}:{path}"))?;
+    let snapshot_mib = std::fs::metadata(path)?.len() as f64 / 1_048_576.0;
+    let mut lines = common::run_child_lines(&format!("evaluate:{users}:{path}"))?;
+    let evaluated = lines.pop().ok_or("evaluation printed nothing")?;
+    std::fs::remove_file(path)?;
+    let mut row = vec![users.to_string()];
+    row.extend(prepared);
+    row.push(format!("{snapshot_mib:.1}"));
+    row.extend(evaluated);
+    Ok((row, lines))
+}
+
 fn main() -> Result<(), BenchError> {
     if let Some(case) = common::child_case() {
-        return run_case(case.parse()?);
+        return child(&case);
     }
     common::print_machine();
+    let dir = tempfile::tempdir()?;
     let mut rows = Vec::new();
+    let mut checks = Vec::new();
     for users in SIZES {
-        let row = common::run_child(&users.to_string())?;
+        let (row, lines) = run_size(users, dir.path())?;
         eprintln!("done: {users} users");
         rows.push(row);
+        checks = lines;
     }
     common::print_table(
         &[
             "users",
-            "findings",
-            "skipped checks",
             "generate ms",
             "snapshot build ms",
+            "snapshot JSON MiB",
+            "findings",
+            "skipped checks",
             "evaluate_all median ms",
             "min ms",
-            "iterations",
+            "CPU ms/run",
+            "runs",
             "RSS with snapshot MiB",
             "peak RSS during evaluation MiB",
         ],
         &rows,
     );
+    checks.sort_by(|a, b| {
+        let ms = |row: &Vec<String>| row.get(2).and_then(|v| v.parse::<f64>().ok());
+        ms(b)
+            .partial_cmp(&ms(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let slowest: Vec<Vec<String>> = checks
+        .into_iter()
+        .take(SLOWEST_SHOWN)
+        .map(|row| row.into_iter().skip(1).collect())
+        .collect();
+    println!("\nslowest checks at {} users:\n", LARGEST);
+    common::print_table(&["check", "median ms (3 runs)"], &slowest);
     println!("load average after: {}", common::load_average());
     Ok(())
 }

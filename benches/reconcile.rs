@@ -130,13 +130,14 @@ fn run_case(name: &str) -> Result<(), BenchError> {
     let peak = common::status_kib("VmHWM");
     let peak_note = if reset { "" } else { " (since start)" };
     println!(
-        "{name}|{}|{}|{}|{}|{}|{}|{}|{}|{}{peak_note}",
+        "{name}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}{peak_note}",
         stored.len(),
         outcomes.iter().map(|(_, o)| found(o)).sum::<usize>(),
         changes.instances.len(),
         changes.events.len(),
         common::ms(timing.median),
         common::ms(timing.min),
+        common::ms_or_na(timing.cpu),
         timing.iterations,
         common::mib(rss_before),
         common::mib(peak),
@@ -170,6 +171,7 @@ fn main() -> Result<(), BenchError> {
             "events out",
             "diff median ms",
             "min ms",
+            "CPU ms/run",
             "runs",
             "RSS with inputs MiB",
             "peak RSS during diff MiB",

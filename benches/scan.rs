@@ -112,6 +112,7 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
     let reset = common::reset_peak_rss();
     let mut walls = Vec::new();
     let mut per_scan = Vec::new();
+    let cpu_before = common::cpu_time();
     for _ in 0..scan_iterations(users) {
         let before = sim.stats();
         let start = Instant::now();
@@ -131,16 +132,20 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
         ));
     }
     let peak = common::status_kib("VmHWM");
+    let cpu = common::cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before) / walls.len().max(1) as u32);
     walls.sort();
     let median = walls.get(walls.len() / 2).copied().unwrap_or_default();
     let min = walls.first().copied().unwrap_or_default();
     let (http, inner) = per_scan.last().copied().unwrap_or_default();
     let peak_note = if reset { "" } else { " (since start)" };
     println!(
-        "{users}|{mailboxes}|{}|{}|{}|{http}|{inner}|{:.3}|{:.2}|{}|{}{peak_note}",
+        "{users}|{mailboxes}|{}|{}|{}|{}|{http}|{inner}|{:.3}|{:.2}|{}|{}{peak_note}",
         walls.len(),
         common::ms(median),
         common::ms(min),
+        common::ms_or_na(cpu),
         http as f64 / users as f64,
         (inner + http) as f64 / users as f64,
         common::mib(rss_before),
@@ -154,10 +159,11 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
 fn generate_case(users: usize) {
     let timing = common::time_runs(3, false, || graph_sim::generate(users, SEED).users.len());
     println!(
-        "{users}|{}|{}|{}|{}",
+        "{users}|{}|{}|{}|{}|{}",
         timing.iterations,
         common::ms(timing.median),
         common::ms(timing.min),
+        common::ms_or_na(timing.cpu),
         common::mib(common::status_kib("VmHWM")),
     );
 }
@@ -192,6 +198,7 @@ fn main() -> Result<(), BenchError> {
             "scans",
             "median wall ms",
             "min ms",
+            "CPU ms/scan (collector + sim)",
             "HTTP requests/scan",
             "batch sub-requests/scan",
             "HTTP requests per user",
@@ -204,7 +211,14 @@ fn main() -> Result<(), BenchError> {
     let generated = common::run_child("generate-100000")?;
     println!("\n### graph-sim generator\n");
     common::print_table(
-        &["users", "runs", "median ms", "min ms", "peak RSS MiB"],
+        &[
+            "users",
+            "runs",
+            "median ms",
+            "min ms",
+            "CPU ms/run",
+            "peak RSS MiB",
+        ],
         &[generated],
     );
     println!("\nload average after: {}", common::load_average());

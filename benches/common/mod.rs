@@ -28,6 +28,8 @@ pub struct Timing {
     pub min: Duration,
     /// How many iterations were timed.
     pub iterations: usize,
+    /// Mean CPU time (user + system, all threads of this process) per iteration, if readable.
+    pub cpu: Option<Duration>,
 }
 
 /// Times `iterations` runs of `work` (after one untimed warm-up when `warm_up`).
@@ -35,6 +37,7 @@ pub fn time_runs<T>(iterations: usize, warm_up: bool, mut work: impl FnMut() -> 
     if warm_up {
         std::hint::black_box(work());
     }
+    let cpu_before = cpu_time();
     let mut runs: Vec<Duration> = (0..iterations.max(1))
         .map(|_| {
             let start = Instant::now();
@@ -42,12 +45,32 @@ pub fn time_runs<T>(iterations: usize, warm_up: bool, mut work: impl FnMut() -> 
             start.elapsed()
         })
         .collect();
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before) / runs.len() as u32);
     runs.sort();
     Timing {
         median: runs.get(runs.len() / 2).copied().unwrap_or_default(),
         min: runs.first().copied().unwrap_or_default(),
         iterations: runs.len(),
+        cpu,
     }
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (clock ticks of
+/// 1/100 s, Linux's fixed `USER_HZ` on x86 and arm64).
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// Milliseconds of an optional duration, or `n/a`.
+pub fn ms_or_na(duration: Option<Duration>) -> String {
+    duration.map_or_else(|| "n/a".to_owned(), ms)
 }
 
 /// Milliseconds with two decimals.
@@ -122,8 +145,15 @@ pub fn child_case() -> Option<String> {
 }
 
 /// Runs this bench binary again for one case, so that peak RSS belongs to that case alone,
-/// and returns the child's stdout lines (its table row cells, `|`-separated).
+/// and returns the cells (`|`-separated) of the child's last stdout line: its table row.
 pub fn run_child(case: &str) -> Result<Vec<String>, BenchError> {
+    run_child_lines(case)?
+        .pop()
+        .ok_or_else(|| format!("case {case} printed nothing").into())
+}
+
+/// Like [`run_child`], but every stdout line of the child, split into cells.
+pub fn run_child_lines(case: &str) -> Result<Vec<Vec<String>>, BenchError> {
     let output = Command::new(std::env::current_exe()?)
         .env(CHILD_CASE, case)
         .output()?;
@@ -132,11 +162,10 @@ pub fn run_child(case: &str) -> Result<Vec<String>, BenchError> {
         return Err(format!("case {case} failed: {stderr}").into());
     }
     let stdout = String::from_utf8(output.stdout)?;
-    let row = stdout
+    Ok(stdout
         .lines()
-        .last()
-        .ok_or_else(|| format!("case {case} printed nothing"))?;
-    Ok(row.split('|').map(str::to_owned).collect())
+        .map(|line| line.split('|').map(str::to_owned).collect())
+        .collect())
 }
 
 fn parse_all<T: DeserializeOwned>(values: &[Value]) -> Result<Vec<T>, serde_json::Error> {
