@@ -196,7 +196,8 @@ async fn scrape(running: &Running) -> Scrape {
     };
     let events = all
         .iter()
-        .filter(|(k, _)| k.starts_with("m365_posture_events_total{"))
+        // Series at 0 (exported from a check's first evaluation) carry no transition.
+        .filter(|(k, v)| k.starts_with("m365_posture_events_total{") && **v > 0.0)
         .map(|(k, v)| {
             let key = (
                 label(k, "finding").to_owned(),

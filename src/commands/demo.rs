@@ -39,15 +39,9 @@ pub enum DemoError {
 
 /// The `demo` subcommand.
 pub fn command(args: &DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("m365-posture: cannot start the runtime: {err}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(args)) {
         Ok(()) => ExitCode::from(exit::OK),

@@ -58,3 +58,15 @@ pub fn print_config_error(path: &Path, err: &ConfigError) {
         path.display()
     );
 }
+
+/// The multi-threaded tokio runtime of an async subcommand; on failure prints why and gives the
+/// exit code to return.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("m365-posture: cannot start the async runtime: {err}");
+            ExitCode::from(exit::FAILURE)
+        })
+}

@@ -62,15 +62,9 @@ pub fn command(args: &RunArgs) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("m365-posture: cannot start the runtime: {err}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(&args.config.path, config)) {
         Ok(()) => ExitCode::from(exit::OK),

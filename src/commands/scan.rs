@@ -45,23 +45,13 @@ fn cli_token_store<'a>(
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| {
-            eprintln!("m365-posture: cannot start the async runtime: {err}");
-            ExitCode::from(super::exit::FAILURE)
-        })
-}
-
 /// Runs `scan` from the command line: prints the output on stdout, errors on stderr.
 pub fn run(args: &ScanArgs) -> ExitCode {
     let config = match super::load_config(&args.config.path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match runtime() {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -93,7 +83,7 @@ pub fn probe(config: &Config) -> ExitCode {
         Ok(tokens) => tokens,
         Err(code) => return code,
     };
-    let runtime = match runtime() {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
