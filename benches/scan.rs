@@ -175,7 +175,7 @@ fn print_templates(before: &graph_sim::Stats, after: &graph_sim::Stats) {
 
 /// The generator at `users`, in this (child) process: prints one `|`-separated row.
 fn generate_case(users: usize) {
-    let timing = common::time_runs(3, false, || graph_sim::generate(users, SEED).users.len());
+    let timing = common::time_runs(3, false, || graph_sim::generate(users, SEED));
     println!(
         "{users}|{}|{}|{}|{}|{}",
         timing.iterations,
