@@ -51,7 +51,8 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Scan the configured tenants once and print the findings.
     ///
-    /// Touches no daemon state and sends no events. Exits 0 when the scan ran (findings or
+    /// Touches no daemon state and sends no events; the one exception is a delegated tenant,
+    /// whose rotated refresh token is stored in the state file. Exits 0 when the scan ran (findings or
     /// not), 1 when a tenant's scan failed.
     Scan(ScanArgs),
     /// Run the daemon: rescan every tenant on its interval, serve /metrics, deliver events.
@@ -59,6 +60,14 @@ pub enum Command {
     /// Stops cleanly on SIGTERM or SIGINT (exit 0); SIGHUP reloads the config (the old one
     /// stays if the new one is invalid). Exits 78 on a bad config, 1 on a runtime failure.
     Run(RunArgs),
+    /// Sign in with a device code for a tenant with `auth = "delegated"` and store its
+    /// refresh token in the state file.
+    ///
+    /// Prints a URL and a code; open the URL in a browser, enter the code and sign in as an
+    /// administrator of the tenant. Exits 0 once the token is stored, 1 when the sign-in fails
+    /// or is cancelled (Ctrl-C), 64 when the tenant is unknown or not delegated, 78 on a bad
+    /// config.
+    Consent(ConsentArgs),
     /// The zero-setup demo: graph-sim in-process on loopback, a tenant that changes every
     /// cycle, and the real daemon scanning it.
     ///
@@ -108,6 +117,17 @@ pub struct CheckConfigArgs {
     /// Also get a token for each tenant and check each Graph permission the checks need.
     #[arg(long)]
     pub probe: bool,
+}
+
+/// `consent [--config PATH] --tenant NAME`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsentArgs {
+    /// Which config.
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// The tenant to sign in for (by name); it must have `auth = "delegated"`.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: String,
 }
 
 /// `scan [--config PATH] [--tenant NAME] [--format json|table|cef]`.

@@ -78,6 +78,7 @@ impl Daemon {
         scanner: Arc<dyn TenantScanner>,
     ) -> Result<Self, DaemonError> {
         let sink_names = sink_names(&config.sinks);
+        metrics.touch(&tenant_names(&config), &sink_names);
         let registering = store.clone();
         tokio::task::spawn_blocking(move || registering.register_sinks(&sink_names)).await??;
         let scope = StateCollector::register(store.clone(), Scope::of(&config), &metrics)?;
@@ -148,6 +149,9 @@ impl Daemon {
             .register_sinks(&sink_names(&config.sinks))
             .map_err(|err| err.to_string())?;
         if let Ok(mut sinks) = self.sinks.lock() {
+            sinks
+                .metrics
+                .touch(&tenant_names(&config), &sink_names(&config.sinks));
             sinks.sync(&config.sinks);
         }
         if let Ok(mut scope) = self.scope.write() {
@@ -221,6 +225,10 @@ pub async fn run_until_signalled(
     let grace = daemon.config().scan.shutdown_grace;
     daemon.shutdown(grace).await;
     Ok(())
+}
+
+fn tenant_names(config: &Config) -> Vec<String> {
+    config.tenants.iter().map(|t| t.name.clone()).collect()
 }
 
 fn sink_names(sinks: &[SinkConfig]) -> Vec<String> {

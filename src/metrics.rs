@@ -83,6 +83,21 @@ impl Metrics {
         Ok(metrics)
     }
 
+    /// Creates the labelled counters of every configured tenant and sink at zero, so dashboards
+    /// and `increase()` see them before the first throttle, failure or delivery.
+    pub fn touch(&self, tenants: &[String], sinks: &[String]) {
+        for tenant in tenants {
+            self.graph_throttled.with_label_values(&[tenant]);
+            for status in ["ok", "partial", "failed"] {
+                self.scans.with_label_values(&[tenant, status]);
+            }
+        }
+        for sink in sinks {
+            self.events_delivered.with_label_values(&[sink]);
+            self.events_failed.with_label_values(&[sink]);
+        }
+    }
+
     fn register_all(&self) -> Result<(), MetricsError> {
         let r = &self.registry;
         r.register(Box::new(self.graph_requests.clone()))?;
@@ -97,5 +112,25 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_series_are_exported_at_zero() {
+        use prometheus::Encoder;
+        let metrics = Metrics::new().unwrap();
+        metrics.touch(&["contoso".to_owned()], &["siem".to_owned()]);
+        let mut text = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&metrics.registry.gather(), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("m365_posture_graph_throttled_total{tenant=\"contoso\"} 0"));
+        assert!(text.contains("m365_posture_scans_total{status=\"failed\",tenant=\"contoso\"} 0"));
+        assert!(text.contains("m365_posture_events_failed_total{sink=\"siem\"} 0"));
     }
 }

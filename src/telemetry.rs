@@ -21,8 +21,11 @@ pub fn init(format: LogFormat, verbosity: u8) -> Result<(), TelemetryError> {
     let filter = EnvFilter::builder()
         .with_default_directive(level.into())
         .from_env_lossy();
+    // Colour only on a terminal: the journal and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),

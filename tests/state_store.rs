@@ -141,19 +141,6 @@ fn full_outbox_commits_nothing() {
         sinks: &sinks,
         max: 2,
     };
-    let too_many = changes_for(&store, at(1), &["u1", "u2", "u3"]);
-    let err = store
-        .apply("contoso", &too_many, &record(at(1)), limit)
-        .unwrap_err();
-    assert!(err.to_string().contains("outbox full"), "{err}");
-    assert!(store.load_instances("contoso").unwrap().is_empty());
-    assert!(store.check_summaries("contoso").unwrap().is_empty());
-    assert!(store.scan_summary("contoso").unwrap().is_none());
-    assert_eq!(
-        store.outbox_pending(&sinks).unwrap().get("stdout"),
-        Some(&0)
-    );
-
     let fits = changes_for(&store, at(1), &["u1", "u2"]);
     store
         .apply("contoso", &fits, &record(at(1)), limit)
@@ -161,6 +148,38 @@ fn full_outbox_commits_nothing() {
     assert_eq!(
         store.outbox_pending(&sinks).unwrap().get("stdout"),
         Some(&2)
+    );
+
+    // Two events still undelivered: one more transition would exceed the bound.
+    let too_many = changes_for(&store, at(2), &["u1", "u2", "u3"]);
+    let err = store
+        .apply("contoso", &too_many, &record(at(2)), limit)
+        .unwrap_err();
+    assert!(err.to_string().contains("outbox full"), "{err}");
+    assert_eq!(store.load_instances("contoso").unwrap().len(), 2);
+    assert_eq!(
+        store.outbox_pending(&sinks).unwrap().get("stdout"),
+        Some(&2)
+    );
+}
+
+#[test]
+fn a_scan_larger_than_the_bound_commits_into_an_empty_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let sinks = vec!["stdout".to_owned()];
+    store.register_sinks(&sinks).unwrap();
+    let limit = OutboxLimit {
+        sinks: &sinks,
+        max: 2,
+    };
+    let large = changes_for(&store, at(1), &["u1", "u2", "u3"]);
+    store
+        .apply("contoso", &large, &record(at(1)), limit)
+        .unwrap();
+    assert_eq!(
+        store.outbox_pending(&sinks).unwrap().get("stdout"),
+        Some(&3)
     );
 }
 

@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Run(args) => run::command(&args),
+        Command::Consent(args) => consent::run(&args),
         Command::Demo(args) => demo::command(&args),
     }
 }

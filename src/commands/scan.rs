@@ -1,27 +1,48 @@
 //! `m365-posture scan`: one collection and evaluation of the configured tenants, findings to
-//! stdout as JSON, a table or CEF. Touches no daemon state and sends no events (a delegated
-//! tenant's rotated refresh token is still stored, or the stored one would go stale).
+//! stdout as JSON, a table or CEF. Touches no daemon state and sends no events; the one
+//! exception is a delegated tenant's refresh token, read from the state file and its rotated
+//! successor saved back (or the stored one would go stale). See `cli_token_store`.
 
 use crate::checks::{evaluate_all, EvalCtx};
 use crate::cli::ScanArgs;
 use crate::collect::probe::probe_tenant;
 use crate::collect::{collect_tenant, CollectContext, CollectError};
-use crate::config::{Config, TenantConfig};
+use crate::config::{Config, TenantAuth, TenantConfig};
 use crate::graph::auth::NoRefreshTokens;
 use crate::graph::RefreshTokenStore;
 use crate::metrics::{Metrics, MetricsError};
 use crate::report::{
     render_cef_lines, render_json, render_table, tenant_scan, ScanDocument, ScanStatus, TenantScan,
 };
+use crate::state::Store;
 use chrono::{DateTime, Utc};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// The refresh-token store of the command line: delegated tenants need the state file's
-/// store, which is wired in here when the state module lands.
-fn cli_token_store() -> Arc<dyn RefreshTokenStore> {
-    Arc::new(NoRefreshTokens)
+/// The refresh-token store of `scan` and `check-config --probe` for `tenants`. A delegated
+/// tenant reads its refresh token from the state file and saves the rotated one back: that
+/// token is the only state these commands touch. Without a delegated tenant, or before
+/// `consent` created the state file, no file is opened or created.
+fn cli_token_store<'a>(
+    config: &Config,
+    mut tenants: impl Iterator<Item = &'a TenantConfig>,
+) -> Result<Arc<dyn RefreshTokenStore>, ExitCode> {
+    let path = &config.state.path;
+    if !tenants.any(|t| t.auth == TenantAuth::Delegated) || !path.exists() {
+        return Ok(Arc::new(NoRefreshTokens));
+    }
+    match Store::open(path) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(err) => {
+            eprintln!(
+                "m365-posture: cannot open the state file {} for the refresh tokens of delegated \
+                 tenants: {err}",
+                path.display()
+            );
+            Err(ExitCode::from(super::exit::FAILURE))
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -44,12 +65,15 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let result = runtime.block_on(scan(
-        &config,
-        args.tenant.as_deref(),
-        args.format,
-        cli_token_store(),
-    ));
+    let selected = config
+        .tenants
+        .iter()
+        .filter(|t| args.tenant.as_ref().map_or(true, |name| &t.name == name));
+    let tokens = match cli_token_store(&config, selected) {
+        Ok(tokens) => tokens,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(scan(&config, args.tenant.as_deref(), args.format, tokens));
     match result {
         Ok(result) => {
             print!("{}", result.output);
@@ -65,6 +89,10 @@ pub fn run(args: &ScanArgs) -> ExitCode {
 /// `check-config --probe`: a token and one request per permission for every tenant; prints
 /// one line per check and exits 1 when a token or a permission is missing.
 pub fn probe(config: &Config) -> ExitCode {
+    let tokens = match cli_token_store(config, config.tenants.iter()) {
+        Ok(tokens) => tokens,
+        Err(code) => return code,
+    };
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -77,7 +105,7 @@ pub fn probe(config: &Config) -> ExitCode {
                 return false;
             }
         };
-        let ctx = match CollectContext::new(Arc::new(config.clone()), metrics, cli_token_store()) {
+        let ctx = match CollectContext::new(Arc::new(config.clone()), metrics, tokens) {
             Ok(ctx) => ctx,
             Err(err) => {
                 eprintln!("m365-posture: {err}");

@@ -34,6 +34,10 @@ use tokio_util::sync::CancellationToken;
 /// Size cap of a stdout line (there is no receiver limit; this only bounds hostile values).
 pub const STDOUT_MAX_BYTES: usize = 65_536;
 
+/// The largest UDP payload (IPv4): a UDP message is clamped to fit one datagram. Networks that
+/// fragment badly want `max_message_bytes` of 1400 to 2048 for UDP sinks.
+pub const UDP_MAX_DATAGRAM: usize = 65_507;
+
 /// Timing and batching of a worker; [`Default`] is what the daemon uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryTuning {
@@ -280,7 +284,11 @@ impl Encoder {
         match (&self.kind, &self.header) {
             (SinkKind::Syslog(syslog), Some(header)) => {
                 let head = header.render(event.detected_at);
-                let room = syslog.max_message_bytes.saturating_sub(head.len());
+                let limit = match syslog.transport {
+                    crate::config::Transport::Udp => syslog.max_message_bytes.min(UDP_MAX_DATAGRAM),
+                    _ => syslog.max_message_bytes,
+                };
+                let room = limit.saturating_sub(head.len());
                 let message = format!("{head}{}", self.payload(event, room));
                 match syslog.transport {
                     crate::config::Transport::Tcp | crate::config::Transport::Tls => {

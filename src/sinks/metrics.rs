@@ -164,6 +164,16 @@ impl StateCollector {
                 .with_label_values(&[tenant, finding])
                 .set(success);
             if check.ever_evaluated {
+                // Event counters exist at 0 from the first evaluation, so `increase()` and the
+                // new-finding alerts see the first event of every finding.
+                for action in ["new", "resolved"] {
+                    families.events.with_label_values(&[
+                        tenant,
+                        finding,
+                        check.severity.as_str(),
+                        action,
+                    ]);
+                }
                 let labels = finding_labels(tenant, check.finding, check.severity.as_str());
                 families
                     .findings

@@ -82,7 +82,8 @@ pub fn pending_by_sink(
     Ok(pending)
 }
 
-/// True when adding `adding` events would leave some sink with more than `max` pending.
+/// True when adding `adding` events would leave some sink with more than `max` pending. A sink
+/// with nothing pending never overflows, so a single scan larger than the bound still commits.
 pub fn would_overflow(
     conn: &Connection,
     sinks: &[String],
@@ -92,9 +93,11 @@ pub fn would_overflow(
     let pending = pending_by_sink(conn, sinks)?;
     let adding = u64::try_from(adding).unwrap_or(u64::MAX);
     let max = u64::try_from(max).unwrap_or(u64::MAX);
+    // A sink with nothing pending always takes the scan, however large: otherwise one scan with
+    // more transitions than the bound could never commit, and the agent would stall for good.
     Ok(pending
         .values()
-        .any(|count| count.saturating_add(adding) > max))
+        .any(|count| *count > 0 && count.saturating_add(adding) > max))
 }
 
 /// Up to `limit` events after the sink's cursor, oldest first, with their seq. A row whose JSON
@@ -306,6 +309,10 @@ mod tests {
         assert!(!would_overflow(&conn, &sinks, 2, 5).unwrap());
         assert!(would_overflow(&conn, &sinks, 3, 5).unwrap());
         assert!(!would_overflow(&conn, &names(&["a"]), 5, 5).unwrap());
+        assert!(
+            !would_overflow(&conn, &names(&["a"]), 50, 5).unwrap(),
+            "an empty outbox takes a scan larger than the bound"
+        );
         {
             let tx = conn.transaction().unwrap();
             enqueue(&tx, &[event(9)]).unwrap();
