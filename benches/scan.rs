@@ -112,6 +112,7 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
     let reset = common::reset_peak_rss();
     let mut walls = Vec::new();
     let mut per_scan = Vec::new();
+    let mut last_scan = (graph_sim::Stats::default(), graph_sim::Stats::default());
     let cpu_before = common::cpu_time();
     for _ in 0..scan_iterations(users) {
         let before = sim.stats();
@@ -130,7 +131,9 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
             after.total_requests - before.total_requests,
             after.batch_requests - before.batch_requests,
         ));
+        last_scan = (before, after);
     }
+    print_templates(&last_scan.0, &last_scan.1);
     let peak = common::status_kib("VmHWM");
     let cpu = common::cpu_time()
         .zip(cpu_before)
@@ -155,9 +158,24 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// Prints `tpl|template|outer|inner|inner 404` lines: requests per path template in one scan.
+fn print_templates(before: &graph_sim::Stats, after: &graph_sim::Stats) {
+    let templates: std::collections::BTreeSet<&String> = after
+        .by_template
+        .keys()
+        .chain(after.batch_by_template.keys())
+        .collect();
+    for template in templates {
+        let outer = after.requests_to(template) - before.requests_to(template);
+        let total = after.total_to(template) - before.total_to(template);
+        let not_found = after.batch_count(template, 404) - before.batch_count(template, 404);
+        println!("tpl|{template}|{outer}|{}|{not_found}", total - outer);
+    }
+}
+
 /// The generator at `users`, in this (child) process: prints one `|`-separated row.
 fn generate_case(users: usize) {
-    let timing = common::time_runs(3, false, || graph_sim::generate(users, SEED).users.len());
+    let timing = common::time_runs(3, false, || graph_sim::generate(users, SEED));
     println!(
         "{users}|{}|{}|{}|{}|{}",
         timing.iterations,
@@ -186,8 +204,11 @@ fn main() -> Result<(), BenchError> {
     }
     common::print_machine();
     let mut rows = Vec::new();
+    let mut templates = Vec::new();
     for users in [1_000, 10_000] {
-        rows.push(common::run_child(&users.to_string())?);
+        let mut lines = common::run_child_lines(&users.to_string())?;
+        rows.push(lines.pop().ok_or("scan printed nothing")?);
+        templates = lines;
         eprintln!("done: scan of {users} users");
     }
     println!("\n### full collection through graph-sim (concurrency {CONCURRENCY} per pool)\n");
@@ -207,6 +228,20 @@ fn main() -> Result<(), BenchError> {
             "peak RSS during scans MiB",
         ],
         &rows,
+    );
+    let templates: Vec<Vec<String>> = templates
+        .into_iter()
+        .map(|row| row.into_iter().skip(1).collect())
+        .collect();
+    println!("\nrequests of the last 10,000-user scan by path template:\n");
+    common::print_table(
+        &[
+            "path template",
+            "HTTP requests",
+            "inside $batch",
+            "of which answered 404",
+        ],
+        &templates,
     );
     let generated = common::run_child("generate-100000")?;
     println!("\n### graph-sim generator\n");
