@@ -50,3 +50,29 @@ async fn collects_every_section_of_the_fixture_tenant() {
     assert!(snap.dns.contains_key("_dmarc.fabrikam.net"));
     assert_eq!(counted_requests(&ctx), sim.stats().total_requests);
 }
+
+#[tokio::test]
+async fn guests_with_a_mail_address_get_no_mailbox_requests() {
+    let mut tenant = contoso();
+    let guest = "9e000000-0000-4000-8000-00000000a001";
+    tenant.users.push(serde_json::json!({
+        "id": guest, "userPrincipalName": "pat_partner.example#EXT#@contoso.onmicrosoft.com",
+        "displayName": "Pat Partner", "mail": "pat@partner.example", "userType": "Guest",
+        "creationType": "Invitation", "accountEnabled": true
+    }));
+    let sim = sim(tenant).await;
+    let files = Files::new();
+    let ctx = context(config(&sim, files.secret()));
+    let report = collect(&ctx).await;
+    assert_eq!(report.error, None);
+    let snap = &report.snapshot;
+    assert!(snap.users.as_ref().unwrap().iter().any(|u| u.id == guest));
+    assert!(!snap.message_rules.as_ref().unwrap().contains_key(guest));
+    assert!(!snap
+        .calendar_permissions
+        .as_ref()
+        .unwrap()
+        .contains_key(guest));
+    // Members with a mailbox are still read.
+    assert!(snap.message_rules.as_ref().unwrap().contains_key(ADELE));
+}

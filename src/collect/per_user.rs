@@ -87,7 +87,9 @@ pub(crate) async fn page_users(
             let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
                 detail: format!("user: {e}"),
             })?;
-            if user.mail.is_some() {
+            // Guests have no mailbox in this tenant (their `mail` is their home address) and the
+            // mailbox checks skip them: asking would cost two 404s per guest.
+            if user.mail.is_some() && !user.is_guest() {
                 for kind in [Kind::Calendar, Kind::Rules] {
                     let job = Job {
                         user: user.id.clone(),
