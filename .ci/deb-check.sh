@@ -43,7 +43,7 @@ command -v dpkg-deb >/dev/null || {
 }
 echo "== dpkg-deb -c $deb"
 dpkg-deb -c "$deb" | tee "$WORK/contents.txt"
-dpkg-deb -x "$deb" "$WORK/root"
+dpkg-deb -x "$deb" "$WORK/pkgroot"
 dpkg-deb -e "$deb" "$WORK/control"
 
 # asset SOURCE DEST MODE: DEST is in the listing with MODE, and its content equals SOURCE.
@@ -58,7 +58,7 @@ asset() {
     "$mode"*) ;;
     *) fail "/$dest: expected mode $mode, got ${line%% *}" ;;
     esac
-    if [ -n "$src" ] && ! cmp -s "$ROOT/$src" "$WORK/root/$dest"; then
+    if [ -n "$src" ] && ! cmp -s "$ROOT/$src" "$WORK/pkgroot/$dest"; then
         fail "/$dest differs from $src"
     fi
     echo "ok: /$dest"
@@ -102,7 +102,7 @@ sed -n 's/^\(Package\|Version\|Architecture\|Depends\|Maintainer\): /  &/p' "$WO
 
 echo "== packaged binary"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
-if out=$("$WORK/root/usr/bin/m365-posture" --version 2>&1) && [[ $out == *"$version"* ]]; then
+if out=$("$WORK/pkgroot/usr/bin/m365-posture" --version 2>&1) && [[ $out == *"$version"* ]]; then
     echo "ok: m365-posture --version: $out"
 else
     fail "usr/bin/m365-posture --version does not print $version (got: ${out:-nothing})"
