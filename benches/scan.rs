@@ -46,6 +46,8 @@ fn config(sim: &SimHandle, secret_file: std::path::PathBuf) -> Config {
             first_scan: FirstScan::Emit,
             directory_concurrency: CONCURRENCY,
             mailbox_concurrency: CONCURRENCY,
+            reports_per_10s: 5,
+            per_user_max_age: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
         },
         state: StateConfig {

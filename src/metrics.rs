@@ -21,6 +21,12 @@ pub struct Metrics {
     pub graph_requests: IntCounterVec,
     /// `m365_posture_graph_throttled_total{tenant}`: 429 and 503-with-Retry-After answers.
     pub graph_throttled: IntCounterVec,
+    /// `m365_posture_graph_pool_requests_total{tenant,pool}`: Graph HTTP requests (a `$batch`
+    /// once) by throttling pool: directory, exchange, reports.
+    pub graph_pool_requests: IntCounterVec,
+    /// `m365_posture_graph_pool_throttled_total{tenant,pool}`: back-off answers (also inside
+    /// `$batch`) by throttling pool.
+    pub graph_pool_throttled: IntCounterVec,
     /// `m365_posture_scans_total{tenant,status}` with status ok|partial|failed.
     pub scans: IntCounterVec,
     /// `m365_posture_events_delivered_total{sink}`.
@@ -50,6 +56,16 @@ impl Metrics {
                 "m365_posture_graph_throttled_total",
                 "Graph answers that asked the agent to back off (429, 503 with Retry-After).",
                 &["tenant"],
+            )?,
+            graph_pool_requests: counter_vec(
+                "m365_posture_graph_pool_requests_total",
+                "Microsoft Graph HTTP requests (a $batch once) by throttling pool (directory, exchange, reports).",
+                &["tenant", "pool"],
+            )?,
+            graph_pool_throttled: counter_vec(
+                "m365_posture_graph_pool_throttled_total",
+                "Graph answers that asked the agent to back off, also inside $batch, by throttling pool.",
+                &["tenant", "pool"],
             )?,
             scans: counter_vec(
                 "m365_posture_scans_total",
@@ -88,6 +104,12 @@ impl Metrics {
     pub fn touch(&self, tenants: &[String], sinks: &[String]) {
         for tenant in tenants {
             self.graph_throttled.with_label_values(&[tenant]);
+            for pool in crate::graph::Pool::ALL {
+                self.graph_pool_requests
+                    .with_label_values(&[tenant, pool.as_str()]);
+                self.graph_pool_throttled
+                    .with_label_values(&[tenant, pool.as_str()]);
+            }
             for status in ["ok", "partial", "failed"] {
                 self.scans.with_label_values(&[tenant, status]);
             }
@@ -102,6 +124,8 @@ impl Metrics {
         let r = &self.registry;
         r.register(Box::new(self.graph_requests.clone()))?;
         r.register(Box::new(self.graph_throttled.clone()))?;
+        r.register(Box::new(self.graph_pool_requests.clone()))?;
+        r.register(Box::new(self.graph_pool_throttled.clone()))?;
         r.register(Box::new(self.scans.clone()))?;
         r.register(Box::new(self.events_delivered.clone()))?;
         r.register(Box::new(self.events_failed.clone()))?;

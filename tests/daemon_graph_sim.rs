@@ -23,6 +23,15 @@ use std::time::Duration;
 const ADELE: &str = "a1000000-0000-4000-8000-000000000001";
 const BOB: &str = "a1000000-0000-4000-8000-000000000002";
 
+/// Scans every 100 ms read the registration report ten times a second; Graph's reports bucket
+/// (5 per 10 s) would hold each scan for seconds. Both sides get a wider bucket here.
+const WIDE_REPORTS: u32 = 1_000;
+
+fn wide_reports(mut faults: Faults) -> Faults {
+    faults.throttle.reports_per_10s = WIDE_REPORTS;
+    faults
+}
+
 fn finished(metrics: &Metrics) -> u64 {
     ["ok", "partial", "failed"]
         .iter()
@@ -66,17 +75,19 @@ fn pair(action: &str, resource: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_sim_mutations_and_failures_across_scans() {
-    let tenant = TenantFile::load(std::path::Path::new(concat!(
+    let mut tenant = TenantFile::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/graph-sim/tests/fixtures/contoso.json"
     )))
     .unwrap();
+    tenant.faults = wide_reports(Faults::default());
     let sim = start(tenant, SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
     let mut cfg = config(&state, &["contoso"], Duration::from_millis(100));
+    cfg.scan.reports_per_10s = WIDE_REPORTS;
     // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
     cfg.scan.timeout = Duration::from_secs(4);
     cfg.dns = DnsConfig {
@@ -120,7 +131,7 @@ async fn graph_sim_mutations_and_failures_across_scans() {
             ..PathFault::default()
         },
     );
-    sim.set_faults(outage);
+    sim.set_faults(wide_reports(outage));
     enabled(&sim, ADELE, true);
     fresh_scan(&metrics).await;
     assert_eq!(disabled_events(&state).len(), 3);
@@ -133,10 +144,10 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     );
 
     // The permission for the users source is withdrawn: a 403 across scans resolves nothing.
-    sim.set_faults(Faults {
+    sim.set_faults(wide_reports(Faults {
         forbidden_roles: vec!["User.Read.All".into()],
         ..Faults::default()
-    });
+    }));
     sim.expire_access_tokens();
     fresh_scan(&metrics).await;
     assert_eq!(disabled_events(&state).len(), 3);
@@ -152,7 +163,7 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     );
 
     // Everything back: Adele resolves; Bob disabled again reopens with the same fingerprint.
-    sim.set_faults(Faults::default());
+    sim.set_faults(wide_reports(Faults::default()));
     sim.expire_access_tokens();
     enabled(&sim, BOB, false);
     fresh_scan(&metrics).await;

@@ -220,6 +220,7 @@ fn registration_rows(
                         .collect()
                 })
                 .unwrap_or_default(),
+            last_updated_date_time: None,
         })
         .collect()
 }

@@ -10,26 +10,35 @@ pub mod directory;
 mod per_user;
 pub mod probe;
 mod registration;
+pub mod source;
+pub mod sweep;
 
 use crate::config::{Config, TenantConfig};
 use crate::graph::auth::{Credential, TokenEndpoint};
 use crate::graph::client::{http_client, ClientSettings};
+use crate::graph::pacer::Pacer;
 use crate::graph::retry::RetryPolicy;
 use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, TokenProvider};
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
-use per_user::{page_users, queue, run_queue, section_of, Kind};
+use crate::state::per_user::PerUserRead;
+use per_user::{page_users, queue, run_queue, section_of, Kind, PerUserData};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use sweep::Sweep;
 use tokio_util::sync::CancellationToken;
 
 pub use registration::has_relevant_method;
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Retries allowed in one tenant scan, across every request.
+/// Retries allowed in one tenant scan, per throttling pool.
 const RETRY_BUDGET: u32 = 5_000;
+/// The window of Graph's identity reports bucket (10 s), plus slack: Graph counts a request
+/// when it arrives and the agent when it sends it, so a window measured from the send alone
+/// could reopen a moment before Graph's does.
+const REPORTS_WINDOW: Duration = Duration::from_millis(10_500);
 
 /// Errors building a [`CollectContext`].
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,8 @@ pub struct CollectContext {
     pub tokens: Arc<dyn RefreshTokenStore>,
     http: reqwest::Client,
     providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
+    /// The reports-bucket pacer of each tenant, kept across scans (the window is Graph's).
+    pacers: Mutex<HashMap<String, Arc<Pacer>>>,
 }
 
 impl CollectContext {
@@ -74,6 +85,7 @@ impl CollectContext {
             tokens,
             http: http_client(REQUEST_TIMEOUT)?,
             providers: Mutex::new(HashMap::new()),
+            pacers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -108,6 +120,19 @@ impl CollectContext {
         providers.remove(&tenant.name);
     }
 
+    /// The reports-bucket pacer of `tenant` (`scan.reports_per_10s` per 10 s).
+    fn reports_pacer(&self, tenant: &TenantConfig) -> Arc<Pacer> {
+        let limit = self.config.scan.reports_per_10s;
+        let mut pacers = self.pacers.lock().unwrap_or_else(|p| p.into_inner());
+        let pacer = pacers
+            .entry(tenant.name.clone())
+            .or_insert_with(|| Arc::new(Pacer::new(limit, REPORTS_WINDOW)));
+        if pacer.limit() != usize::try_from(limit).unwrap_or(usize::MAX) {
+            *pacer = Arc::new(Pacer::new(limit, REPORTS_WINDOW));
+        }
+        pacer.clone()
+    }
+
     /// A Graph client for one scan of `tenant`.
     pub fn client(
         &self,
@@ -122,6 +147,7 @@ impl CollectContext {
             exchange_concurrency: self.config.scan.mailbox_concurrency,
             policy: RetryPolicy::default(),
             retry_budget: RETRY_BUDGET,
+            reports: self.reports_pacer(tenant),
         };
         GraphClient::new(
             self.http.clone(),
@@ -133,19 +159,42 @@ impl CollectContext {
     }
 }
 
-/// Collects one tenant. Never fails: problems are in the snapshot's sections, or in `error`
-/// when the scan could not run at all.
+/// What a swept collection read, for the state file.
+#[derive(Debug, Clone, Default)]
+pub struct SweepWrites {
+    /// This scan's successful per-user reads.
+    pub reads: Vec<PerUserRead>,
+    /// Users gone from a complete listing, whose stored reads are forgotten.
+    pub deleted: Vec<String>,
+}
+
+/// Collects one tenant, reading every user's per-user data (the `scan` command). Never
+/// fails: problems are in the snapshot's sections, or in `error` when the scan could not run
+/// at all.
 pub async fn collect_tenant(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     cancel: &CancellationToken,
 ) -> CollectReport {
+    collect_tenant_swept(ctx, tenant, cancel, None).await.0
+}
+
+/// Collects one tenant; with a `sweep` (the daemon), per-user data is read only where the
+/// sweep's rules call for it and merged with the stored reads. The writes are `None` when
+/// the user list did not arrive complete.
+pub async fn collect_tenant_swept(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    cancel: &CancellationToken,
+    sweep: Option<&Sweep>,
+) -> (CollectReport, Option<SweepWrites>) {
     let failed = |err: String| {
         tracing::warn!(tenant = %tenant.name, error = %err, "Collection failed");
-        CollectReport {
+        let report = CollectReport {
             snapshot: TenantSnapshot::empty(&tenant.tenant_id, &err),
             error: Some(err),
-        }
+        };
+        (report, None)
     };
     let provider = match ctx.token_provider(tenant) {
         Ok(p) => p,
@@ -161,14 +210,15 @@ pub async fn collect_tenant(
     }
     let scan_cancel = cancel.child_token();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let snapshot = collect_sections(ctx, tenant, &client, &scan_cancel).await;
+    let (snapshot, writes) = collect_sections(ctx, tenant, &client, &scan_cancel, sweep).await;
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
     }
-    CollectReport {
+    let report = CollectReport {
         snapshot,
         error: None,
-    }
+    };
+    (report, writes)
 }
 
 async fn collect_sections(
@@ -176,7 +226,8 @@ async fn collect_sections(
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
-) -> TenantSnapshot {
+    sweep: Option<&Sweep>,
+) -> (TenantSnapshot, Option<SweepWrites>) {
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
         let dns =
@@ -188,7 +239,7 @@ async fn collect_sections(
         domains_and_dns,
         directory::applications(client),
         directory::service_principals(client),
-        users_and_per_user(ctx, client),
+        users_and_per_user(ctx, client, sweep),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
@@ -201,7 +252,7 @@ async fn collect_sections(
     snapshot.auth_methods = users.auth_methods;
     snapshot.calendar_permissions = users.calendar;
     snapshot.message_rules = users.rules;
-    snapshot
+    (snapshot, users.writes)
 }
 
 struct UserSections {
@@ -210,46 +261,69 @@ struct UserSections {
     auth_methods: Section<crate::snapshot::PerUser<crate::snapshot::AuthMethod>>,
     calendar: Section<crate::snapshot::PerUser<crate::snapshot::CalendarPermission>>,
     rules: Section<crate::snapshot::PerUser<crate::snapshot::MessageRule>>,
+    writes: Option<SweepWrites>,
 }
 
-async fn users_and_per_user(ctx: &CollectContext, client: &GraphClient) -> UserSections {
+async fn users_and_per_user(
+    ctx: &CollectContext,
+    client: &GraphClient,
+    sweep: Option<&Sweep>,
+) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed),
-        registration::registration_and_auth_jobs(client, directory_tx, listed),
+        page_users(client, exchange_tx, feed, sweep),
+        registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,
             exchange_rx,
             Pool::Exchange,
-            scan.mailbox_concurrency
+            scan.mailbox_concurrency,
+            sweep.map(Sweep::until)
         ),
         run_queue(
             client,
             directory_rx,
-            Pool::Directory,
-            scan.directory_concurrency
+            Pool::Reports,
+            scan.directory_concurrency,
+            sweep.map(Sweep::until)
         ),
     );
     tracing::debug!(registration = %registration::describe(&registration), fallback, "Per-user reads done");
+    let mut data = PerUserData {
+        auth_methods: directory.auth_methods,
+        calendar: exchange.calendar,
+        rules: exchange.rules,
+    };
+    let mut writes = None;
+    if let (Some(sweep), Ok(listed)) = (sweep, &users) {
+        let report = registration.as_deref().unwrap_or_default();
+        let merged = sweep::merge(sweep, listed, report, data);
+        data = merged.data;
+        writes = Some(SweepWrites {
+            reads: merged.writes,
+            deleted: merged.deleted,
+        });
+    }
     let auth_methods = match (&users, fallback) {
         (Err(err), true) => Err(users_missing(err)),
-        _ => section_of(directory.auth_methods, Kind::AuthMethods),
+        _ => section_of(data.auth_methods, Kind::AuthMethods),
     };
     UserSections {
         auth_methods,
         calendar: match &users {
-            Ok(_) => section_of(exchange.calendar, Kind::Calendar),
+            Ok(_) => section_of(data.calendar, Kind::Calendar),
             Err(err) => Err(users_missing(err)),
         },
         rules: match &users {
-            Ok(_) => section_of(exchange.rules, Kind::Rules),
+            Ok(_) => section_of(data.rules, Kind::Rules),
             Err(err) => Err(users_missing(err)),
         },
         users,
         registration,
+        writes,
     }
 }
 

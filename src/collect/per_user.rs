@@ -9,6 +9,7 @@
 
 use super::directory::USER_SELECT;
 use super::registration::RegistrationFeed;
+use super::sweep::Sweep;
 use crate::graph::batch::{get_batch, MAX_BATCH};
 use crate::graph::paging::{split_page, Pager};
 use crate::graph::{GraphClient, GraphError, Pool};
@@ -18,12 +19,13 @@ use crate::snapshot::{
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::time::Instant;
 
 /// Jobs buffered between the user pager and a batch queue.
 const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 
 /// One per-user read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     /// `/users/{id}/authentication/methods`.
     AuthMethods,
@@ -34,6 +36,22 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// The name stored in the state file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::AuthMethods => "auth_methods",
+            Self::Calendar => "calendar",
+            Self::Rules => "rules",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Self::AuthMethods, Self::Calendar, Self::Rules]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+
     fn path(self, user: &str) -> String {
         match self {
             Self::AuthMethods => format!("/users/{user}/authentication/methods"),
@@ -68,19 +86,22 @@ pub(crate) struct PerUserData {
 }
 
 /// Pages `/users`, feeding mailbox users to the Exchange queue and every user id to `feed`
-/// (used when the registration report is unavailable).
+/// (used when the registration report is unavailable). With a `sweep`, only due mailbox
+/// reads are queued: never-read users as they are listed, aged ones oldest first after it.
 pub(crate) async fn page_users(
     client: &GraphClient,
     mut exchange: mpsc::Sender<Job>,
     feed: RegistrationFeed,
+    sweep: Option<&Sweep>,
 ) -> Section<Vec<User>> {
     let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
     let mut pager = Pager::new(client, url, Pool::Directory);
     let mut users = Vec::new();
+    let mut aged = Vec::new();
     loop {
         let page = match pager.next_page().await {
             Ok(Some(page)) => page,
-            Ok(None) => return Ok(users),
+            Ok(None) => break,
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
         for value in page {
@@ -95,14 +116,25 @@ pub(crate) async fn page_users(
                         user: user.id.clone(),
                         kind,
                     };
-                    // A closed queue means the scan is ending; the section reports it.
-                    let _ = exchange.send(job).await;
+                    match sweep.map_or(Some(None), |s| s.mailbox_due(&user.id, kind)) {
+                        // A closed queue means the scan is ending; the section reports it.
+                        Some(None) => {
+                            let _ = exchange.send(job).await;
+                        }
+                        Some(Some(read_at)) => aged.push((read_at, job)),
+                        None => {}
+                    }
                 }
             }
             feed.user_listed(&user.id);
             users.push(user);
         }
     }
+    aged.sort_by_key(|(read_at, _)| *read_at);
+    for (_, job) in aged {
+        let _ = exchange.send(job).await;
+    }
+    Ok(users)
 }
 
 /// Queues authentication-method reads for `users`.
@@ -125,17 +157,26 @@ pub(crate) fn queue() -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
     mpsc::channel(QUEUE_DEPTH)
 }
 
-/// Drains a job queue in batches of 20, `concurrency` batches in flight, into `data`.
+/// Drains a job queue in batches of 20 (of the reports bucket's window for that pool),
+/// `concurrency` batches in flight, into `data`. Jobs still queued at `until` are not sent:
+/// they are stored as not collected (pending in the sweep), which resolves nothing.
 pub(crate) async fn run_queue(
     client: &GraphClient,
     jobs: mpsc::Receiver<Job>,
     pool: Pool,
     concurrency: usize,
+    until: Option<Instant>,
 ) -> PerUserData {
     let mut data = PerUserData::default();
     let mut batches = jobs
-        .chunks(MAX_BATCH)
+        .chunks(client.batch_limit(pool, MAX_BATCH))
         .map(|jobs| async move {
+            if until.is_some_and(|t| Instant::now() >= t) {
+                return jobs
+                    .into_iter()
+                    .map(|job| (job, Err(Failed::Pending)))
+                    .collect();
+            }
             let urls: Vec<String> = jobs.iter().map(|j| j.kind.path(&j.user)).collect();
             let answers = get_batch(client, &urls, pool).await;
             let mut out = Vec::with_capacity(jobs.len());
@@ -143,7 +184,8 @@ pub(crate) async fn run_queue(
                 let items = match answer {
                     Ok(body) => follow_pages(client, body, pool).await,
                     Err(err) => Err(err),
-                };
+                }
+                .map_err(Failed::Graph);
                 out.push((job, items));
             }
             out
@@ -173,10 +215,20 @@ async fn follow_pages(
     Ok(items)
 }
 
-fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, GraphError>) {
+/// A per-user read that gave no items.
+enum Failed {
+    /// Graph answered with an error.
+    Graph(GraphError),
+    /// The sweep's time for this scan ran out before the read was sent.
+    Pending,
+}
+
+fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, Failed>) {
     let items = match items {
-        Err(err) if err.is_not_found() => Ok(Vec::new()),
-        other => other.map_err(|err| err.to_unavailable(job.kind.permission())),
+        Err(Failed::Graph(err)) if err.is_not_found() => Ok(Vec::new()),
+        Err(Failed::Graph(err)) => Err(err.to_unavailable(job.kind.permission())),
+        Err(Failed::Pending) => Err(super::sweep::pending()),
+        Ok(items) => Ok(items),
     };
     match job.kind {
         Kind::AuthMethods => {

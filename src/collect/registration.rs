@@ -4,6 +4,7 @@
 //! When the report is refused or fails, every listed user is queued instead.
 
 use super::per_user::{queue_auth_methods, Job};
+use super::sweep::{registration_key, ReportRow, Sweep};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::{Section, Unavailable, UserRegistrationDetails};
@@ -51,10 +52,13 @@ pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<String>) {
 /// Reads the report page by page, queueing authentication-method reads for relevant users;
 /// falls back to every user from `listed` when the report is unavailable. Returns the
 /// report section (relevant entries only) and whether the fallback ran.
+/// With a `sweep`, only the reads its rules call due are queued, plus (after a complete report)
+/// users with stored methods the report no longer lists.
 pub(crate) async fn registration_and_auth_jobs(
     client: &GraphClient,
     mut queue: mpsc::Sender<Job>,
     mut listed: mpsc::UnboundedReceiver<String>,
+    sweep: Option<&Sweep>,
 ) -> (Section<Vec<UserRegistrationDetails>>, bool) {
     let mut queued = HashSet::new();
     // Graph documents only $filter and $orderby here; $top=999 is what many clients send and
@@ -66,19 +70,37 @@ pub(crate) async fn registration_and_auth_jobs(
     ];
     let mut report = Err(GraphError::Cancelled);
     for relative in attempts {
-        report = read_report(client, client.url(&relative), &mut queue, &mut queued).await;
+        report = read_report(
+            client,
+            client.url(&relative),
+            &mut queue,
+            &mut queued,
+            sweep,
+        )
+        .await;
         if !matches!(report, Err(GraphError::Http { status: 400, .. })) {
             break;
         }
         tracing::info!("Registration report rejected the query; simplifying it");
     }
     match report {
-        Ok(entries) => (Ok(entries), false),
+        Ok(entries) => {
+            if let Some(sweep) = sweep {
+                let unexplained = sweep
+                    .users_with_stored_methods()
+                    .filter(|user| !queued.contains(*user))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                queue_auth_methods(&mut queue, unexplained).await;
+            }
+            (Ok(entries), false)
+        }
         Err(err) => {
             tracing::info!(error = %err, "Registration report unavailable; reading every user's methods");
             let mut fresh = Vec::new();
             while let Some(id) = listed.next().await {
-                if queued.insert(id.clone()) {
+                let due = sweep.map_or(true, |s| s.methods_due(&id, ReportRow::Unavailable));
+                if due && queued.insert(id.clone()) {
                     fresh.push(id);
                 }
                 if fresh.len() >= 20 {
@@ -96,8 +118,9 @@ async fn read_report(
     url: String,
     queue: &mut mpsc::Sender<Job>,
     queued: &mut HashSet<String>,
+    sweep: Option<&Sweep>,
 ) -> Result<Vec<UserRegistrationDetails>, GraphError> {
-    let mut pager = Pager::new(client, url, Pool::Directory);
+    let mut pager = Pager::new(client, url, Pool::Reports);
     let mut entries = Vec::new();
     while let Some(page) = pager.next_page().await? {
         let mut fresh = Vec::new();
@@ -105,7 +128,10 @@ async fn read_report(
             let entry: UserRegistrationDetails = serde_json::from_value(value)
                 .map_err(|e| GraphError::Malformed(format!("registration entry: {e}")))?;
             if has_relevant_method(&entry) {
-                if queued.insert(entry.id.clone()) {
+                let key = registration_key(&entry);
+                let due = sweep.map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
+                // A user listed but not due is still "queued": the report explains them.
+                if queued.insert(entry.id.clone()) && due {
                     fresh.push(entry.id.clone());
                 }
                 entries.push(entry);

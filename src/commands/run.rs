@@ -6,17 +6,16 @@
 
 use super::{exit, load_config};
 use crate::cli::RunArgs;
-use crate::collect::{collect_tenant, CollectContext, CollectError};
-use crate::config::{self, Config, TenantConfig};
+use crate::collect::source::GraphSource;
+use crate::collect::{CollectContext, CollectError};
+use crate::config::{self, Config};
 use crate::daemon::{run_until_signalled, ConfigLoader, Daemon, DaemonError};
 use crate::metrics::{Metrics, MetricsError};
-use crate::scan::{CollectAndEvaluate, CollectedSnapshot, SnapshotSource, TenantScanner};
+use crate::scan::{CollectAndEvaluate, TenantScanner};
 use crate::state::{StateError, Store};
-use futures::future::BoxFuture;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +102,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), RunError> {
 }
 
 /// The daemon's scanner: Graph and DNS collection (the state file keeps delegated refresh
-/// tokens) followed by every check.
+/// tokens and the per-user sweep's reads) followed by every check.
 pub fn graph_scanner(
     config: &Config,
     store: &Store,
@@ -114,24 +113,6 @@ pub fn graph_scanner(
         metrics.clone(),
         Arc::new(store.clone()),
     )?;
-    Ok(Arc::new(CollectAndEvaluate(GraphSource(collect))))
-}
-
-/// Microsoft Graph and DNS collection as the daemon's [`SnapshotSource`].
-struct GraphSource(CollectContext);
-
-impl SnapshotSource for GraphSource {
-    fn collect<'a>(
-        &'a self,
-        tenant: &'a TenantConfig,
-        cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, CollectedSnapshot> {
-        Box::pin(async move {
-            let report = collect_tenant(&self.0, tenant, cancel).await;
-            CollectedSnapshot {
-                snapshot: report.snapshot,
-                error: report.error,
-            }
-        })
-    }
+    let source = GraphSource::new(collect, Some(store.clone()));
+    Ok(Arc::new(CollectAndEvaluate(source)))
 }

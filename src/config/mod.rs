@@ -131,6 +131,11 @@ pub struct ScanConfig {
     pub directory_concurrency: usize,
     /// Concurrent Graph requests per tenant for Exchange (mailbox) endpoints.
     pub mailbox_concurrency: usize,
+    /// Requests per 10 s the agent sends to the identity reports bucket (the registration
+    /// report and authentication-method reads, each `$batch` member once); Graph's limit is 5.
+    pub reports_per_10s: u32,
+    /// A user's per-user data (methods, calendar, rules) is read again once it is this old.
+    pub per_user_max_age: Duration,
     /// Grace period for a clean stop (less than systemd's TimeoutStopSec).
     pub shutdown_grace: Duration,
 }

@@ -103,6 +103,10 @@ pub struct RawScan {
     pub directory_concurrency: Option<usize>,
     /// Concurrent mailbox requests per tenant.
     pub mailbox_concurrency: Option<usize>,
+    /// Requests per 10 s to the identity reports bucket.
+    pub reports_per_10s: Option<u32>,
+    /// Age after which per-user data is read again (humantime).
+    pub per_user_max_age: Option<String>,
     /// Clean-stop grace (humantime).
     pub shutdown_grace: Option<String>,
 }

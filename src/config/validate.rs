@@ -34,6 +34,11 @@ const DEFAULT_SCAN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CONCURRENCY: usize = 8;
+/// Graph's identity reports bucket: 5 requests per 10 s per app and tenant
+/// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>).
+const DEFAULT_REPORTS_PER_10S: u32 = 5;
+const MAX_REPORTS_PER_10S: u32 = 1_000;
+const DEFAULT_PER_USER_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_CONCURRENCY: usize = 64;
 const DEFAULT_OUTBOX_MAX_EVENTS: usize = 100_000;
 
@@ -234,6 +239,13 @@ fn scan(raw: &RawScan, p: &mut Problems) -> ScanConfig {
             p,
         ),
         mailbox_concurrency: concurrency("scan.mailbox_concurrency", raw.mailbox_concurrency, p),
+        reports_per_10s: reports_rate(raw.reports_per_10s, p),
+        per_user_max_age: duration_or(
+            "per_user_max_age",
+            raw.per_user_max_age.as_deref(),
+            DEFAULT_PER_USER_MAX_AGE,
+            p,
+        ),
         shutdown_grace: raw
             .shutdown_grace
             .as_deref()
@@ -241,6 +253,17 @@ fn scan(raw: &RawScan, p: &mut Problems) -> ScanConfig {
                 duration("scan.shutdown_grace", text, p).unwrap_or(DEFAULT_SHUTDOWN_GRACE)
             }),
     }
+}
+
+fn reports_rate(value: Option<u32>, p: &mut Problems) -> u32 {
+    let value = value.unwrap_or(DEFAULT_REPORTS_PER_10S);
+    if !(1..=MAX_REPORTS_PER_10S).contains(&value) {
+        p.push(
+            "scan.reports_per_10s",
+            format!("must be between 1 and {MAX_REPORTS_PER_10S}, got {value}"),
+        );
+    }
+    value
 }
 
 fn concurrency(path: &str, value: Option<usize>, p: &mut Problems) -> usize {

@@ -17,16 +17,30 @@ enum Inner {
     Retry(Option<Duration>, GraphError),
 }
 
-/// Runs GETs of `urls` (relative to the version root, such as `/users/1/calendar/...`) in one
-/// batch, retrying throttled and failed items; the answers come back in the order of `urls`.
+/// Runs GETs of `urls` (relative to the version root, such as `/users/1/calendar/...`) in
+/// batches of at most 20 (fewer for the reports bucket, see [`GraphClient::batch_limit`]),
+/// retrying throttled and failed items; the answers come back in the order of `urls`.
 /// A 2xx item gives its JSON body; a 404 stays an error the caller may read as "empty".
 pub async fn get_batch(
     client: &GraphClient,
     urls: &[String],
     pool: Pool,
 ) -> Vec<Result<Value, GraphError>> {
+    let size = client.batch_limit(pool, MAX_BATCH).max(1);
+    let mut results = Vec::with_capacity(urls.len());
+    for chunk in urls.chunks(size) {
+        results.extend(get_one_batch(client, chunk, pool).await);
+    }
+    results
+}
+
+async fn get_one_batch(
+    client: &GraphClient,
+    urls: &[String],
+    pool: Pool,
+) -> Vec<Result<Value, GraphError>> {
     let mut results: Vec<Option<Result<Value, GraphError>>> = vec![None; urls.len()];
-    let mut pending: Vec<usize> = (0..urls.len()).take(MAX_BATCH).collect();
+    let mut pending: Vec<usize> = (0..urls.len()).collect();
     let mut round: u32 = 0;
     while !pending.is_empty() {
         let answers = match send(client, urls, &pending, pool).await {
@@ -41,7 +55,7 @@ pub async fn get_batch(
         let mut last_err = None;
         for index in pending {
             match answers.get(&index.to_string()) {
-                Some(answer) => match inner(client, answer) {
+                Some(answer) => match inner(client, answer, pool) {
                     Inner::Done(result) => set(&mut results, index, result),
                     Inner::Retry(after, err) => {
                         wait = wait.max(after);
@@ -54,7 +68,7 @@ pub async fn get_batch(
         if retry.is_empty() {
             break;
         }
-        if round >= client.policy().max_retries || !client.take_retry() {
+        if round >= client.policy().max_retries || !client.take_retry(pool) {
             for (index, err) in retry {
                 set(&mut results, index, Err(err));
             }
@@ -104,11 +118,13 @@ async fn send(
         .filter_map(|&i| urls.get(i).map(|url| (i, url)))
         .map(|(i, url)| json!({"id": i.to_string(), "method": "GET", "url": url}))
         .collect();
+    let members = requests.len();
     let body = client
-        .post(
+        .post_batch(
             &client.url("$batch"),
             &json!({ "requests": requests }),
             pool,
+            members,
         )
         .await?;
     let Some(Value::Array(responses)) = body.get("responses").cloned() else {
@@ -125,7 +141,7 @@ async fn send(
         .collect())
 }
 
-fn inner(client: &GraphClient, answer: &Value) -> Inner {
+fn inner(client: &GraphClient, answer: &Value, pool: Pool) -> Inner {
     let status = answer
         .get("status")
         .and_then(Value::as_u64)
@@ -145,11 +161,11 @@ fn inner(client: &GraphClient, answer: &Value) -> Inner {
         header(answer, "retry-after").and_then(|v| client.policy().retry_after(Some(v)));
     match status {
         429 => {
-            client.count_throttled();
+            client.count_throttled(pool, retry_after);
             Inner::Retry(retry_after, GraphError::Throttled)
         }
         503 if retry_after.is_some() => {
-            client.count_throttled();
+            client.count_throttled(pool, None);
             Inner::Retry(retry_after, http)
         }
         500 | 502 | 503 | 504 => Inner::Retry(None, http),

@@ -1,11 +1,13 @@
 //! The Graph HTTP client of one tenant scan: bearer token, `client-request-id`,
 //! `x-ms-throttle-priority: low`, bounded concurrency in two pools (directory and Exchange),
-//! `Retry-After` on 429/503, exponential backoff with jitter on 5xx and transport errors, one
-//! token refresh on 401, and a retry budget per scan. Every HTTP answer is counted by status
+//! the identity reports bucket paced client-side ([`Pacer`]), `Retry-After` on 429/503,
+//! exponential backoff with jitter on 5xx and transport errors, one token refresh on 401, and
+//! a retry budget per pool and scan (one pool's throttling never spends another's retries). Every HTTP answer is counted by status
 //! (`0` for transport errors); 429 and 503-with-Retry-After also count as throttled.
 
 use super::auth::TokenProvider;
 use super::errors::{graph_error_code, GraphError};
+use super::pacer::Pacer;
 use super::retry::{RetryBudget, RetryPolicy};
 use crate::metrics::Metrics;
 use reqwest::{Method, StatusCode};
@@ -25,6 +27,32 @@ pub enum Pool {
     Directory,
     /// Exchange (mailbox) endpoints: calendars and inbox rules.
     Exchange,
+    /// The identity reports bucket: the registration report and, as Microsoft's throttling
+    /// page lists `authenticationMethod` there, per-user authentication-method reads. Shares
+    /// the directory concurrency and is paced by the tenant's reports [`Pacer`].
+    Reports,
+}
+
+impl Pool {
+    /// Every pool, in the order of [`Pool::index`].
+    pub const ALL: [Pool; 3] = [Pool::Directory, Pool::Exchange, Pool::Reports];
+
+    /// The metrics label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::Exchange => "exchange",
+            Self::Reports => "reports",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Directory => 0,
+            Self::Exchange => 1,
+            Self::Reports => 2,
+        }
+    }
 }
 
 /// Builds the shared reqwest client: timeouts, no redirects, the agent's `User-Agent`.
@@ -51,8 +79,10 @@ pub struct ClientSettings {
     pub exchange_concurrency: usize,
     /// Retry behaviour.
     pub policy: RetryPolicy,
-    /// Retries allowed in the whole scan.
+    /// Retries allowed in the whole scan, per pool.
     pub retry_budget: u32,
+    /// The tenant's reports-bucket pacer (kept across scans).
+    pub reports: Arc<Pacer>,
 }
 
 /// What one attempt came to.
@@ -73,7 +103,8 @@ pub struct GraphClient {
     exchange: Semaphore,
     metrics: Metrics,
     policy: RetryPolicy,
-    budget: RetryBudget,
+    budgets: [RetryBudget; 3],
+    reports: Arc<Pacer>,
     cancel: CancellationToken,
 }
 
@@ -95,7 +126,8 @@ impl GraphClient {
             exchange: Semaphore::new(settings.exchange_concurrency.max(1)),
             metrics,
             policy: settings.policy,
-            budget: RetryBudget::new(settings.retry_budget),
+            budgets: Pool::ALL.map(|_| RetryBudget::new(settings.retry_budget)),
+            reports: settings.reports,
             cancel,
         }
     }
@@ -115,17 +147,36 @@ impl GraphClient {
         &self.policy
     }
 
-    /// Takes one retry from the scan's budget; false when it is spent.
-    pub fn take_retry(&self) -> bool {
-        self.budget.take()
+    /// Takes one retry from the pool's budget of this scan; false when it is spent.
+    pub fn take_retry(&self, pool: Pool) -> bool {
+        self.budgets
+            .get(pool.index())
+            .is_some_and(RetryBudget::take)
     }
 
-    /// Counts an answer that asked the agent to back off (also inside `$batch`).
-    pub fn count_throttled(&self) {
+    /// The most requests worth sending at once to `pool` (a `$batch` larger than the reports
+    /// bucket's window would only collect 429s).
+    pub fn batch_limit(&self, pool: Pool, max: usize) -> usize {
+        match pool {
+            Pool::Reports => self.reports.limit().min(max),
+            Pool::Directory | Pool::Exchange => max,
+        }
+    }
+
+    /// Counts an answer that asked the agent to back off (also inside `$batch`), and blocks
+    /// the reports bucket for `retry_after` when it was the one that refused.
+    pub fn count_throttled(&self, pool: Pool, retry_after: Option<Duration>) {
         self.metrics
             .graph_throttled
             .with_label_values(&[&self.tenant])
             .inc();
+        self.metrics
+            .graph_pool_throttled
+            .with_label_values(&[&self.tenant, pool.as_str()])
+            .inc();
+        if let (Pool::Reports, Some(wait)) = (pool, retry_after) {
+            self.reports.throttled(wait);
+        }
     }
 
     /// Sleeps unless the scan is cancelled.
@@ -138,12 +189,19 @@ impl GraphClient {
 
     /// GET an absolute URL under the root and parse the JSON answer.
     pub async fn get(&self, url: &str, pool: Pool) -> Result<Value, GraphError> {
-        self.send(Method::GET, url, None, pool).await
+        self.send(Method::GET, url, None, (pool, 1)).await
     }
 
-    /// POST JSON to an absolute URL under the root and parse the JSON answer.
-    pub async fn post(&self, url: &str, body: &Value, pool: Pool) -> Result<Value, GraphError> {
-        self.send(Method::POST, url, Some(body), pool).await
+    /// POST a `$batch` of `members` requests to `pool`; each member counts in its bucket.
+    pub async fn post_batch(
+        &self,
+        url: &str,
+        body: &Value,
+        pool: Pool,
+        members: usize,
+    ) -> Result<Value, GraphError> {
+        self.send(Method::POST, url, Some(body), (pool, members))
+            .await
     }
 
     async fn send(
@@ -151,13 +209,13 @@ impl GraphClient {
         method: Method,
         url: &str,
         body: Option<&Value>,
-        pool: Pool,
+        (pool, cost): (Pool, usize),
     ) -> Result<Value, GraphError> {
         if !url.starts_with(&format!("{}/", self.root)) {
             return Err(GraphError::ForeignLink);
         }
         let semaphore = match pool {
-            Pool::Directory => &self.directory,
+            Pool::Directory | Pool::Reports => &self.directory,
             Pool::Exchange => &self.exchange,
         };
         let _permit = tokio::select! {
@@ -170,9 +228,19 @@ impl GraphClient {
             if self.cancel.is_cancelled() {
                 return Err(GraphError::Cancelled);
             }
+            if pool == Pool::Reports {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return Err(GraphError::Cancelled),
+                    () = self.reports.acquire(cost) => {}
+                }
+            }
             let token = self.tokens.token().await?;
+            self.metrics
+                .graph_pool_requests
+                .with_label_values(&[&self.tenant, pool.as_str()])
+                .inc();
             match self
-                .attempt(method.clone(), url, body, token.bearer())
+                .attempt(method.clone(), url, body, token.bearer(), pool)
                 .await
             {
                 Attempt::Done(value) => return Ok(value),
@@ -188,7 +256,7 @@ impl GraphClient {
                     })
                 }
                 Attempt::Retry(wait, err) => {
-                    if retries >= self.policy.max_retries || !self.budget.take() {
+                    if retries >= self.policy.max_retries || !self.take_retry(pool) {
                         return Err(err);
                     }
                     let delay = wait.unwrap_or_else(|| self.policy.backoff(retries));
@@ -206,6 +274,7 @@ impl GraphClient {
         url: &str,
         body: Option<&Value>,
         bearer: &str,
+        pool: Pool,
     ) -> Attempt {
         let mut request = self
             .http
@@ -241,10 +310,16 @@ impl GraphClient {
                 return Attempt::Retry(None, GraphError::Transport(e.without_url().to_string()))
             }
         };
-        self.classify(status, retry_after, &bytes)
+        self.classify(status, retry_after, &bytes, pool)
     }
 
-    fn classify(&self, status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> Attempt {
+    fn classify(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: &[u8],
+        pool: Pool,
+    ) -> Attempt {
         let code = status.as_u16();
         if status.is_success() {
             if body.is_empty() {
@@ -262,11 +337,11 @@ impl GraphClient {
         match code {
             401 => Attempt::Unauthorized,
             429 => {
-                self.count_throttled();
+                self.count_throttled(pool, retry_after);
                 Attempt::Retry(retry_after, GraphError::Throttled)
             }
             503 if retry_after.is_some() => {
-                self.count_throttled();
+                self.count_throttled(pool, None);
                 Attempt::Retry(retry_after, http)
             }
             500 | 502 | 503 | 504 => Attempt::Retry(None, http),

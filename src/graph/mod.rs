@@ -12,6 +12,7 @@ pub mod batch;
 pub mod client;
 pub mod device_code;
 pub mod errors;
+pub mod pacer;
 pub mod paging;
 pub mod retry;
 

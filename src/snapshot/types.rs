@@ -373,6 +373,9 @@ pub struct UserRegistrationDetails {
     /// Registered method labels (`fido2`, `windowsHelloForBusiness`, `temporaryAccessPass`, ...).
     #[serde(deserialize_with = "null_as_default")]
     pub methods_registered: Vec<String>,
+    /// When the report's row was last updated (RFC 3339 as Graph sends it); with
+    /// `methodsRegistered` it tells the daemon whether the user's methods may have changed.
+    pub last_updated_date_time: Option<String>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

@@ -9,6 +9,7 @@
 
 pub mod commit;
 pub mod outbox;
+pub mod per_user;
 pub mod reconcile;
 mod schema;
 pub mod summary;

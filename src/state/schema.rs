@@ -62,6 +62,20 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     );
     ",
+    // 2: the daemon's per-user reads (issue 10): the latest successful read of each user's
+    // authentication methods, calendar permissions and inbox rules, so checks evaluate the
+    // latest data of every user and a restart resumes the sweep.
+    "
+    CREATE TABLE per_user_reads (
+        tenant TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        read_at_ms INTEGER NOT NULL,
+        registration TEXT,
+        items TEXT NOT NULL,
+        PRIMARY KEY (tenant, user_id, kind)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -49,6 +49,8 @@ pub fn config(state: &Path, tenants: &[&str], interval: Duration) -> Config {
             first_scan: FirstScan::Emit,
             directory_concurrency: 4,
             mailbox_concurrency: 4,
+            reports_per_10s: 5,
+            per_user_max_age: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(5),
         },
         state: StateConfig {

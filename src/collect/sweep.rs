@@ -1,0 +1,258 @@
+//! The daemon's per-user sweep (issue 10): which users' authentication methods, calendar
+//! permissions and inbox rules to read in this scan, and the snapshot's per-user sections
+//! built from this scan's reads merged with the latest stored read of every other user.
+//!
+//! Rules. Methods are read again when the user's registration-report row changed
+//! (`methodsRegistered`, `lastUpdatedDateTime`), when the user is new, when stored methods are
+//! no longer explained by the report (the user left the pre-filtered report), or when the
+//! stored read is older than `scan.per_user_max_age`; with the report unavailable, by age
+//! alone. Mailbox reads follow the age rule, never-read users first, then the oldest.
+//!
+//! Evidence. A user is evaluated on their latest successful read; a read that failed this
+//! scan is reported as failed (resolving nothing for that user) and leaves the stored read for
+//! the next scan. A user that is due but not read before the sweep's time ran out keeps their
+//! stored data, or, never read, is "not collected" (nothing of theirs resolves). Stored reads of
+//! users gone from a complete directory listing are forgotten; a failed listing forgets none.
+
+use super::per_user::{Kind, PerUserData};
+use crate::snapshot::{PerUser, Unavailable, User, UserRegistrationDetails};
+use crate::state::per_user::PerUserRead;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use tokio::time::Instant;
+
+/// What the registration report says about one user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReportRow<'a> {
+    /// Listed with a relevant method; the row's key.
+    Listed(&'a str),
+    /// Not in the (pre-filtered) report: no FIDO2, Windows Hello or TAP registered.
+    Absent,
+    /// The report could not be read.
+    Unavailable,
+}
+
+/// One stored read.
+#[derive(Debug, Clone)]
+struct Stored {
+    read_at: DateTime<Utc>,
+    registration: Option<String>,
+    items: String,
+}
+
+/// The sweep's view of one tenant: stored reads, the scan's `now`, the age bound and when the
+/// sweep must stop sending reads.
+#[derive(Debug)]
+pub struct Sweep {
+    stored: HashMap<(String, Kind), Stored>,
+    now: DateTime<Utc>,
+    max_age: chrono::Duration,
+    until: Instant,
+}
+
+/// The key of a registration-report row: its sorted method labels and `lastUpdatedDateTime`.
+pub(crate) fn registration_key(row: &UserRegistrationDetails) -> String {
+    let mut methods: Vec<String> = row
+        .methods_registered
+        .iter()
+        .map(|m| m.to_ascii_lowercase())
+        .collect();
+    methods.sort();
+    let updated = row.last_updated_date_time.as_deref().unwrap_or_default();
+    format!("{}|{updated}", methods.join(","))
+}
+
+impl Sweep {
+    /// A sweep over `reads` (from the state file) at `now`; reads stop being sent at `until`.
+    pub fn new(
+        reads: Vec<PerUserRead>,
+        now: DateTime<Utc>,
+        max_age: std::time::Duration,
+        until: Instant,
+    ) -> Self {
+        let stored = reads
+            .into_iter()
+            .filter_map(|read| {
+                let kind = Kind::from_name(&read.kind)?;
+                let stored = Stored {
+                    read_at: read.read_at,
+                    registration: read.registration,
+                    items: read.items,
+                };
+                Some(((read.user_id, kind), stored))
+            })
+            .collect();
+        Self {
+            stored,
+            now,
+            max_age: chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX),
+            until,
+        }
+    }
+
+    /// When reads stop being sent in this scan.
+    pub(crate) fn until(&self) -> Instant {
+        self.until
+    }
+
+    fn get(&self, user: &str, kind: Kind) -> Option<&Stored> {
+        self.stored.get(&(user.to_owned(), kind))
+    }
+
+    fn is_aged(&self, stored: &Stored) -> bool {
+        self.now.signed_duration_since(stored.read_at) >= self.max_age
+    }
+
+    /// When a mailbox read of `user` is due: `None` when the stored read is current, else the
+    /// time of the stored read (`None` inside: never read), for ordering.
+    pub(crate) fn mailbox_due(&self, user: &str, kind: Kind) -> Option<Option<DateTime<Utc>>> {
+        match self.get(user, kind) {
+            None => Some(None),
+            Some(stored) if self.is_aged(stored) => Some(Some(stored.read_at)),
+            Some(_) => None,
+        }
+    }
+
+    /// True when `user`'s methods must be read in this scan.
+    pub(crate) fn methods_due(&self, user: &str, row: ReportRow<'_>) -> bool {
+        let stored = self.get(user, Kind::AuthMethods);
+        match (row, stored) {
+            (ReportRow::Listed(_) | ReportRow::Unavailable, None) => true,
+            (ReportRow::Listed(key), Some(s)) => {
+                s.registration.as_deref() != Some(key) || self.is_aged(s)
+            }
+            (ReportRow::Unavailable, Some(s)) => self.is_aged(s),
+            (ReportRow::Absent, s) => s.is_some_and(|s| !is_empty_list(&s.items)),
+        }
+    }
+
+    /// Users whose stored methods are due when the report does not list them (its silence
+    /// about them is checked by a read).
+    pub(crate) fn users_with_stored_methods(&self) -> impl Iterator<Item = &str> {
+        self.stored
+            .keys()
+            .filter(|(user, kind)| {
+                *kind == Kind::AuthMethods && self.methods_due(user, ReportRow::Absent)
+            })
+            .map(|(user, _)| user.as_str())
+    }
+}
+
+fn is_empty_list(items: &str) -> bool {
+    items.trim() == "[]"
+}
+
+/// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
+pub(crate) struct Merged {
+    pub data: PerUserData,
+    /// Successful reads of this scan, to store.
+    pub writes: Vec<PerUserRead>,
+    /// Users whose stored reads are forgotten (gone from a complete listing).
+    pub deleted: Vec<String>,
+}
+
+/// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed.
+pub(crate) fn merge(
+    sweep: &Sweep,
+    users: &[User],
+    registration: &[UserRegistrationDetails],
+    fresh: PerUserData,
+) -> Merged {
+    let listed: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let keys: HashMap<&str, String> = registration
+        .iter()
+        .map(|row| (row.id.as_str(), registration_key(row)))
+        .collect();
+    let mut writes = Vec::new();
+    let mut record = |user: &str, kind: Kind, items: String| {
+        let registration = match kind {
+            Kind::AuthMethods => keys.get(user).cloned(),
+            Kind::Calendar | Kind::Rules => None,
+        };
+        writes.push(PerUserRead {
+            user_id: user.to_owned(),
+            kind: kind.name().to_owned(),
+            read_at: sweep.now,
+            registration,
+            items,
+        });
+    };
+    let data = PerUserData {
+        auth_methods: merge_kind(
+            sweep,
+            &listed,
+            Kind::AuthMethods,
+            fresh.auth_methods,
+            &mut record,
+        ),
+        calendar: merge_kind(sweep, &listed, Kind::Calendar, fresh.calendar, &mut record),
+        rules: merge_kind(sweep, &listed, Kind::Rules, fresh.rules, &mut record),
+    };
+    let deleted = sweep
+        .stored
+        .keys()
+        .map(|(user, _)| user.as_str())
+        .filter(|user| !listed.contains(user))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Merged {
+        data,
+        writes,
+        deleted,
+    }
+}
+
+fn merge_kind<T: Serialize + DeserializeOwned>(
+    sweep: &Sweep,
+    listed: &BTreeSet<&str>,
+    kind: Kind,
+    mut fresh: PerUser<T>,
+    record: &mut impl FnMut(&str, Kind, String),
+) -> PerUser<T> {
+    let mut merged = PerUser::new();
+    for (user, read) in &mut fresh {
+        if let Ok(items) = read {
+            if let Ok(json) = serde_json::to_string(items) {
+                record(user, kind, json);
+            }
+        }
+    }
+    let stored_users = sweep
+        .stored
+        .keys()
+        .filter(|(_, k)| *k == kind)
+        .map(|(user, _)| user.clone());
+    let users: BTreeSet<String> = fresh.keys().cloned().chain(stored_users).collect();
+    for user in users {
+        if !listed.contains(user.as_str()) {
+            continue;
+        }
+        let result = match fresh.remove(&user) {
+            Some(Ok(items)) => Ok(items),
+            Some(Err(Unavailable::NotCollected { .. })) | None => match sweep.get(&user, kind) {
+                Some(stored) => parse_stored(&stored.items),
+                None => Err(pending()),
+            },
+            Some(Err(other)) => Err(other),
+        };
+        merged.insert(user, result);
+    }
+    merged
+}
+
+/// The reason of a due read the sweep had no time for in this scan.
+pub(crate) fn pending() -> Unavailable {
+    Unavailable::NotCollected {
+        detail: "per-user sweep pending".to_owned(),
+    }
+}
+
+fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable> {
+    serde_json::from_str(items).map_err(|e| Unavailable::Malformed {
+        detail: format!("stored per-user read: {e}"),
+    })
+}

@@ -1,0 +1,116 @@
+//! The daemon's per-user reads in the state file (table `per_user_reads`): for each tenant,
+//! user and kind (`auth_methods`, `calendar`, `rules`) the items of the latest successful read
+//! as a JSON array, when it was read, and for methods the registration-report row it was read
+//! against. Only successful reads are stored; a failed read leaves the previous row.
+//!
+//! Crash semantics: one scan's reads and deletions are written in one transaction, after
+//! collection and before reconcile. A crash between the two leaves rows newer than the
+//! findings state; the next scan evaluates them, so no read is lost and nothing resolves
+//! without the data that shows it.
+
+use super::{from_ms, to_ms, StateError, Store};
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+/// One stored per-user read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerUserRead {
+    /// User object id.
+    pub user_id: String,
+    /// `auth_methods`, `calendar` or `rules`.
+    pub kind: String,
+    /// When the read was answered.
+    pub read_at: DateTime<Utc>,
+    /// For methods: the registration-report key the read was made against.
+    pub registration: Option<String>,
+    /// The items as a JSON array of snapshot objects.
+    pub items: String,
+}
+
+impl Store {
+    /// Every stored per-user read of a tenant.
+    pub fn load_per_user_reads(&self, tenant: &str) -> Result<Vec<PerUserRead>, StateError> {
+        let conn = self.lock()?;
+        let mut statement = conn.prepare(
+            "SELECT user_id, kind, read_at_ms, registration, items
+             FROM per_user_reads WHERE tenant = ?1",
+        )?;
+        let rows = statement.query_map([tenant], |row| {
+            Ok(PerUserRead {
+                user_id: row.get(0)?,
+                kind: row.get(1)?,
+                read_at: from_ms(row.get(2)?),
+                registration: row.get(3)?,
+                items: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores `reads` (replacing older ones) and forgets every read of `deleted_users`, in one
+    /// transaction.
+    pub fn save_per_user_reads(
+        &self,
+        tenant: &str,
+        reads: &[PerUserRead],
+        deleted_users: &[String],
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        {
+            let mut upsert = tx.prepare(
+                "INSERT INTO per_user_reads (tenant, user_id, kind, read_at_ms, registration, items)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, user_id, kind) DO UPDATE SET
+                   read_at_ms = excluded.read_at_ms, registration = excluded.registration,
+                   items = excluded.items",
+            )?;
+            for read in reads {
+                upsert.execute(params![
+                    tenant,
+                    read.user_id,
+                    read.kind,
+                    to_ms(read.read_at),
+                    read.registration,
+                    read.items
+                ])?;
+            }
+            let mut delete =
+                tx.prepare("DELETE FROM per_user_reads WHERE tenant = ?1 AND user_id = ?2")?;
+            for user in deleted_users {
+                delete.execute(params![tenant, user])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(user: &str, kind: &str, items: &str) -> PerUserRead {
+        PerUserRead {
+            user_id: user.into(),
+            kind: kind.into(),
+            read_at: from_ms(1_700_000_000_000),
+            registration: Some("fido2|2026-01-01T00:00:00Z".into()),
+            items: items.into(),
+        }
+    }
+
+    #[test]
+    fn reads_replace_older_ones_and_deleted_users_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let first = [read("u1", "calendar", "[]"), read("u2", "rules", "[]")];
+        store.save_per_user_reads("t", &first, &[]).unwrap();
+        let newer = read("u1", "calendar", r#"[{"id":"p1"}]"#);
+        store
+            .save_per_user_reads("t", std::slice::from_ref(&newer), &["u2".into()])
+            .unwrap();
+        assert_eq!(store.load_per_user_reads("t").unwrap(), vec![newer]);
+        assert!(store.load_per_user_reads("other").unwrap().is_empty());
+    }
+}
