@@ -50,7 +50,9 @@ fn tool(name: &str) -> Option<PathBuf> {
 
 /// The reference implementation (exporter-toolkit, in promtool) accepts the same file.
 fn promtool_accepts(web: &Path) {
-    let Some(promtool) = tool("promtool") else { return };
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
     let out = std::process::Command::new(promtool)
         .args(["check", "web-config"])
         .arg(web)
