@@ -38,7 +38,7 @@ pub(crate) struct Index {
 
 impl TenantData {
     pub fn new(file: TenantFile) -> TenantData {
-        let index = Index::build(&file);
+        let index = Index::build(&file, &[]);
         TenantData { file, index }
     }
 
@@ -92,7 +92,9 @@ impl TenantData {
 }
 
 impl Index {
-    fn build(file: &TenantFile) -> Index {
+    /// Indexes `file`; `previous` derived report rows keep their `lastUpdatedDateTime` where
+    /// the user's `methodsRegistered` did not change.
+    fn build(file: &TenantFile, previous: &[Value]) -> Index {
         let mut users = HashMap::with_capacity(file.users.len() * 2);
         for (position, user) in file.users.iter().enumerate() {
             if let Some(id) = object_id(user) {
@@ -103,7 +105,7 @@ impl Index {
             }
         }
         let derived_registration = if file.user_registration_details.is_none() {
-            derive_registration(file)
+            derive_registration(file, previous)
         } else {
             Vec::new()
         };
@@ -177,10 +179,27 @@ pub(crate) fn method_label(method: &Value, labels: MethodLabels) -> Option<&'sta
     })
 }
 
-fn derive_registration(file: &TenantFile) -> Vec<Value> {
-    let updated = crate::clock::now_utc()
+/// Report rows derived from each user's methods. A row's `lastUpdatedDateTime` is when its
+/// `methodsRegistered` last changed: kept from `previous` when they are the same, else now
+/// (Microsoft: "The date and time (UTC) when the report was last updated",
+/// <https://learn.microsoft.com/graph/api/resources/userregistrationdetails>).
+fn derive_registration(file: &TenantFile, previous: &[Value]) -> Vec<Value> {
+    let now = crate::clock::now_utc()
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
+    let before: HashMap<&str, (&Value, &Value)> = previous
+        .iter()
+        .filter_map(|row| {
+            let id = row.get("id")?.as_str()?;
+            Some((
+                id,
+                (
+                    row.get("methodsRegistered")?,
+                    row.get("lastUpdatedDateTime")?,
+                ),
+            ))
+        })
+        .collect();
     file.users
         .iter()
         .filter_map(|user| {
@@ -200,6 +219,10 @@ fn derive_registration(file: &TenantFile) -> Vec<Value> {
                 matches!(*l, "fido2" | "passKeyDeviceBound" | "passKeyDeviceBoundAuthenticator" | "passKeySynced" | "windowsHelloForBusiness")
             });
             let guest = user.get("userType").and_then(Value::as_str) == Some("Guest");
+            let updated = match before.get(id) {
+                Some((methods, at)) if **methods == json!(labels) => (*at).clone(),
+                _ => json!(now),
+            };
             let preferred = if labels.contains(&"microsoftAuthenticatorPush") {
                 "push"
             } else {
@@ -261,7 +284,8 @@ impl Shared {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = f(&mut guard.file);
-        guard.index = Index::build(&guard.file);
+        let previous = std::mem::take(&mut guard.index.derived_registration);
+        guard.index = Index::build(&guard.file, &previous);
         result
     }
 

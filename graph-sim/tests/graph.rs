@@ -455,3 +455,34 @@ async fn mutations_show_up_on_the_next_request() {
     );
     sim.shutdown().await;
 }
+
+/// `lastUpdatedDateTime` of a derived registration row moves only when that user's
+/// `methodsRegistered` change, so a client can tell which users' methods may have changed.
+#[tokio::test]
+async fn registration_rows_keep_their_update_time_until_their_methods_change() {
+    let sim = sim(fixture()).await;
+    let token = token(&sim).await;
+    let report = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
+    let updated = |body: &Value, user: &str| {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == user)
+            .map(|r| r["lastUpdatedDateTime"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (_, _, before) = get(&sim, &token, report).await;
+    // The rows' time has a resolution of one second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    sim.mutate(|t| {
+        let methods = t.authentication_methods.entry(BOB.into()).or_default();
+        methods.push(serde_json::json!({
+            "@odata.type": "#microsoft.graph.emailAuthenticationMethod",
+            "id": "email-1", "emailAddress": "bob@example.net"}));
+    });
+    let (_, _, after) = get(&sim, &token, report).await;
+    assert_eq!(updated(&before, ADELE), updated(&after, ADELE));
+    assert_ne!(updated(&before, BOB), updated(&after, BOB));
+    sim.shutdown().await;
+}
