@@ -177,24 +177,22 @@ pub(crate) async fn run_queue(
     let mut batches = jobs
         .chunks(client.batch_limit(pool, MAX_BATCH))
         .map(|jobs| async move {
-            if until.is_some_and(|t| Instant::now() >= t) {
-                return jobs
-                    .into_iter()
+            let pending = |jobs: Vec<Job>| -> Vec<(Job, Result<Vec<Value>, Failed>)> {
+                jobs.into_iter()
                     .map(|job| (job, Err(Failed::Pending)))
-                    .collect();
+                    .collect()
+            };
+            let Some(until) = until else {
+                return read_batch(client, jobs, pool).await;
+            };
+            if Instant::now() >= until {
+                return pending(jobs);
             }
-            let urls: Vec<String> = jobs.iter().map(|j| j.kind.path(&j.user)).collect();
-            let answers = get_batch(client, &urls, pool).await;
-            let mut out = Vec::with_capacity(jobs.len());
-            for (job, answer) in jobs.into_iter().zip(answers) {
-                let items = match answer {
-                    Ok(body) => follow_pages(client, body, pool).await,
-                    Err(err) => Err(err),
-                }
-                .map_err(Failed::Graph);
-                out.push((job, items));
-            }
-            out
+            // A batch waiting for the reports bucket past the sweep's end is dropped unsent.
+            let keep = jobs.clone();
+            tokio::time::timeout_at(until, read_batch(client, jobs, pool))
+                .await
+                .unwrap_or_else(|_| pending(keep))
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(done) = batches.next().await {
@@ -203,6 +201,26 @@ pub(crate) async fn run_queue(
         }
     }
     data
+}
+
+/// Reads one batch of jobs and the further pages of each answer.
+async fn read_batch(
+    client: &GraphClient,
+    jobs: Vec<Job>,
+    pool: Pool,
+) -> Vec<(Job, Result<Vec<Value>, Failed>)> {
+    let urls: Vec<String> = jobs.iter().map(|j| j.kind.path(&j.user)).collect();
+    let answers = get_batch(client, &urls, pool).await;
+    let mut out = Vec::with_capacity(jobs.len());
+    for (job, answer) in jobs.into_iter().zip(answers) {
+        let items = match answer {
+            Ok(body) => follow_pages(client, body, pool).await,
+            Err(err) => Err(err),
+        }
+        .map_err(Failed::Graph);
+        out.push((job, items));
+    }
+    out
 }
 
 /// The items of a per-user answer, following `@odata.nextLink` if the answer is paged.

@@ -124,12 +124,18 @@ pub(crate) async fn registration_and_auth_jobs(
     match report {
         Ok(entries) => {
             if let Some(sweep) = sweep {
-                let unexplained = sweep
+                // Only users still listed: a deleted user's stored methods are forgotten.
+                let mut unexplained: HashSet<&str> = sweep
                     .users_with_stored_methods()
                     .filter(|user| !queued.contains(*user))
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>();
-                queue_auth_methods(&mut queue, unexplained).await;
+                    .collect();
+                let mut still_listed = Vec::new();
+                while let Some(id) = listed.next().await {
+                    if unexplained.remove(id.as_str()) {
+                        still_listed.push(id);
+                    }
+                }
+                queue_auth_methods(&mut queue, still_listed).await;
             }
             (Ok(entries), false)
         }

@@ -124,7 +124,7 @@ impl Sweep {
                 s.registration.as_deref() != Some(key) || self.is_aged(s)
             }
             (ReportRow::Unavailable, Some(s)) => self.is_aged(s),
-            (ReportRow::Absent, s) => s.is_some_and(|s| !is_empty_list(&s.items)),
+            (ReportRow::Absent, s) => s.is_some_and(|s| has_items(&s.items)),
         }
     }
 
@@ -140,8 +140,23 @@ impl Sweep {
     }
 }
 
-fn is_empty_list(items: &str) -> bool {
-    items.trim() == "[]"
+/// True when a stored read holds at least one item (not an empty list, not "unreadable").
+fn has_items(items: &str) -> bool {
+    let items = items.trim();
+    items.starts_with('[') && items != "[]"
+}
+
+/// The stored form of a read: the items as a JSON array, or `{"not_readable": reason}` for a
+/// 404 Graph documents as "cannot be read" (kept, so it follows the age rule too); `None` for
+/// failures, which are not stored.
+fn stored_form<T: Serialize>(read: &Result<Vec<T>, Unavailable>) -> Option<String> {
+    match read {
+        Ok(items) => serde_json::to_string(items).ok(),
+        Err(Unavailable::NotReadable { reason }) => {
+            Some(serde_json::json!({ "not_readable": reason }).to_string())
+        }
+        Err(_) => None,
+    }
 }
 
 /// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
@@ -214,11 +229,9 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     record: &mut impl FnMut(&str, Kind, String),
 ) -> PerUser<T> {
     let mut merged = PerUser::new();
-    for (user, read) in &mut fresh {
-        if let Ok(items) = read {
-            if let Ok(json) = serde_json::to_string(items) {
-                record(user, kind, json);
-            }
+    for (user, read) in &fresh {
+        if let Some(json) = stored_form(read) {
+            record(user, kind, json);
         }
     }
     let stored_users = sweep
@@ -252,7 +265,19 @@ pub(crate) fn pending() -> Unavailable {
 }
 
 fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable> {
-    serde_json::from_str(items).map_err(|e| Unavailable::Malformed {
-        detail: format!("stored per-user read: {e}"),
-    })
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form<T> {
+        Items(Vec<T>),
+        NotReadable { not_readable: String },
+    }
+    match serde_json::from_str(items) {
+        Ok(Form::Items(items)) => Ok(items),
+        Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
+            reason: not_readable,
+        }),
+        Err(e) => Err(Unavailable::Malformed {
+            detail: format!("stored per-user read: {e}"),
+        }),
+    }
 }
