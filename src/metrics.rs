@@ -41,6 +41,14 @@ pub struct Metrics {
     /// mailbox Graph answered 404 for (reason `mailbox_not_enabled_for_rest_api`: inactive,
     /// soft-deleted or on premises; `user_not_found`), so the mailbox checks did not see them.
     pub mailboxes_unreadable: IntGaugeVec,
+    /// `m365_posture_per_user_oldest_read_timestamp_seconds{tenant,section}`: when the oldest
+    /// per-user data the daemon's checks evaluate was read (sections `auth_methods`,
+    /// `calendar`, `rules`); `time() -` it is the data's age.
+    pub per_user_oldest_read: IntGaugeVec,
+    /// `m365_posture_sweep_users{tenant,section,state}`: users of a per-user section by state,
+    /// `current` (data younger than `scan.per_user_max_age`), `pending` (due, not yet read)
+    /// and `failed` (the read failed in the last scan).
+    pub sweep_users: IntGaugeVec,
 }
 
 impl Metrics {
@@ -104,6 +112,20 @@ impl Metrics {
                 ),
                 &["tenant", "reason"],
             )?,
+            per_user_oldest_read: IntGaugeVec::new(
+                Opts::new(
+                    "m365_posture_per_user_oldest_read_timestamp_seconds",
+                    "When the oldest per-user data the checks evaluate was read (Unix time), by section.",
+                ),
+                &["tenant", "section"],
+            )?,
+            sweep_users: IntGaugeVec::new(
+                Opts::new(
+                    "m365_posture_sweep_users",
+                    "Users of a per-user section by sweep state: current, pending (due, not yet read), failed.",
+                ),
+                &["tenant", "section", "state"],
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -143,6 +165,8 @@ impl Metrics {
         r.register(Box::new(self.outbox_full.clone()))?;
         r.register(Box::new(self.credential_expiry.clone()))?;
         r.register(Box::new(self.mailboxes_unreadable.clone()))?;
+        r.register(Box::new(self.per_user_oldest_read.clone()))?;
+        r.register(Box::new(self.sweep_users.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

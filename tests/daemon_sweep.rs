@@ -30,11 +30,32 @@ fn per_user_reads(sim: &SimHandle) -> [u64; 3] {
 
 /// One daemon collection of the tenant with a state file at `state`.
 async fn cycle(config: &Config, state: &std::path::Path) -> CollectedSnapshot {
+    cycle_with_metrics(config, state).await.0
+}
+
+/// [`cycle`], and the value of `m365_posture_sweep_users` for methods by state.
+async fn cycle_with_metrics(
+    config: &Config,
+    state: &std::path::Path,
+) -> (CollectedSnapshot, [i64; 2], i64) {
     let store = Store::open(state).unwrap();
-    let source = GraphSource::new(context(config.clone()), Some(store));
-    source
+    let ctx = context(config.clone());
+    let metrics = ctx.metrics.clone();
+    let source = GraphSource::new(ctx, Some(store));
+    let snap = source
         .collect(&config.tenants[0], &CancellationToken::new())
-        .await
+        .await;
+    let users = ["current", "pending"].map(|state| {
+        metrics
+            .sweep_users
+            .with_label_values(&["contoso", "auth_methods", state])
+            .get()
+    });
+    let oldest = metrics
+        .per_user_oldest_read
+        .with_label_values(&["contoso", "auth_methods"])
+        .get();
+    (snap, users, oldest)
 }
 
 /// Users whose methods the snapshot holds, read or stored.
@@ -123,8 +144,11 @@ async fn a_sweep_cut_short_resumes_after_a_restart_where_it_stopped() {
     let state = files.dir.path().join("state.db");
     // The sweep may send reads for three quarters of the scan's timeout: 3 s.
     config.scan.timeout = Duration::from_secs(4);
-    let first = cycle(&config, &state).await;
+    let (first, [current, pending_users], oldest) = cycle_with_metrics(&config, &state).await;
     assert_eq!(first.error, None, "a slow sweep fails no scan");
+    assert_eq!(current, 5, "m365_posture_sweep_users current");
+    assert!(pending_users >= 2, "m365_posture_sweep_users pending");
+    assert!(oldest > 1_700_000_000, "{oldest}");
     let read_first = method_users(&first);
     assert_eq!(
         sim.stats().total_to(METHODS),
@@ -145,7 +169,9 @@ async fn a_sweep_cut_short_resumes_after_a_restart_where_it_stopped() {
     // Graph's window of the first cycle must pass; then a longer deadline reads the rest.
     tokio::time::sleep(Duration::from_millis(10_500)).await;
     config.scan.timeout = Duration::from_secs(60);
-    let second = cycle(&config, &state).await;
+    let (second, [current, pending_after], _) = cycle_with_metrics(&config, &state).await;
+    assert_eq!(pending_after, 0);
+    assert_eq!(current, i64::try_from(5 + pending.len()).unwrap());
     assert_eq!(
         sim.stats().total_to(METHODS),
         5 + pending.len() as u64,

@@ -166,6 +166,8 @@ pub struct SweepWrites {
     pub reads: Vec<PerUserRead>,
     /// Users gone from a complete listing, whose stored reads are forgotten.
     pub deleted: Vec<String>,
+    /// How current each per-user section is.
+    pub coverage: Vec<sweep::Coverage>,
 }
 
 /// Collects one tenant, reading every user's per-user data (the `scan` command). Never
@@ -329,6 +331,7 @@ async fn users_and_per_user(
         writes = Some(SweepWrites {
             reads: merged.writes,
             deleted: merged.deleted,
+            coverage: merged.coverage,
         });
     }
     let auth_methods = match (&users, fallback) {

@@ -7,7 +7,7 @@
 //! reports bucket allows 5 method reads per 10 s) never fails the scan: what it did not reach
 //! keeps its stored data or is "not collected", and the next scan continues.
 
-use super::sweep::Sweep;
+use super::sweep::{Coverage, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
 use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
@@ -44,11 +44,44 @@ impl GraphSource {
         let sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
         let (report, writes) = collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep)).await;
         if let Some(writes) = writes {
+            self.show_coverage(&tenant.name, &writes.coverage);
             save_reads(store, &tenant.name, writes).await;
         }
         CollectedSnapshot {
             snapshot: report.snapshot,
             error: report.error,
+        }
+    }
+}
+
+impl GraphSource {
+    /// Sets the freshness gauges of `tenant` from a scan's coverage.
+    fn show_coverage(&self, tenant: &str, coverage: &[Coverage]) {
+        let metrics = &self.ctx.metrics;
+        for section in coverage {
+            let states = [
+                ("current", section.current),
+                ("pending", section.pending),
+                ("failed", section.failed),
+            ];
+            for (state, users) in states {
+                metrics
+                    .sweep_users
+                    .with_label_values(&[tenant, section.section, state])
+                    .set(i64::try_from(users).unwrap_or(i64::MAX));
+            }
+            let oldest = metrics
+                .per_user_oldest_read
+                .with_label_values(&[tenant, section.section]);
+            match section.oldest {
+                Some(at) => oldest.set(at.timestamp()),
+                // No data in the section: the series goes rather than claim a time.
+                None => {
+                    let _ = metrics
+                        .per_user_oldest_read
+                        .remove_label_values(&[tenant, section.section]);
+                }
+            }
         }
     }
 }

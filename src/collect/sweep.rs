@@ -166,6 +166,59 @@ pub(crate) struct Merged {
     pub writes: Vec<PerUserRead>,
     /// Users whose stored reads are forgotten (gone from a complete listing).
     pub deleted: Vec<String>,
+    /// How current each section's data is.
+    pub coverage: Vec<Coverage>,
+}
+
+/// How current one per-user section is after a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// `auth_methods`, `calendar` or `rules`.
+    pub section: &'static str,
+    /// Users evaluated on data younger than `scan.per_user_max_age`.
+    pub current: usize,
+    /// Users due for a read the sweep has not reached (no data, or aged stored data).
+    pub pending: usize,
+    /// Users whose read failed in this scan.
+    pub failed: usize,
+    /// When the oldest data the checks evaluate was read.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+impl Sweep {
+    fn coverage<T>(&self, kind: Kind, merged: &PerUser<T>, fresh: &BTreeSet<&str>) -> Coverage {
+        let mut coverage = Coverage {
+            section: kind.name(),
+            current: 0,
+            pending: 0,
+            failed: 0,
+            oldest: None,
+        };
+        for (user, result) in merged {
+            let read_at = if fresh.contains(user.as_str()) {
+                Some(self.now)
+            } else {
+                match (result, self.get(user, kind)) {
+                    (Err(Unavailable::NotCollected { .. }), _) => None,
+                    (Err(Unavailable::NotReadable { .. }) | Ok(_), Some(s)) => Some(s.read_at),
+                    _ => {
+                        coverage.failed += 1;
+                        continue;
+                    }
+                }
+            };
+            match read_at {
+                Some(at) if self.now.signed_duration_since(at) < self.max_age => {
+                    coverage.current += 1;
+                }
+                _ => coverage.pending += 1,
+            }
+            if let Some(at) = read_at {
+                coverage.oldest = Some(coverage.oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        coverage
+    }
 }
 
 /// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed.
@@ -205,6 +258,22 @@ pub(crate) fn merge(
         calendar: merge_kind(sweep, &listed, Kind::Calendar, fresh.calendar, &mut record),
         rules: merge_kind(sweep, &listed, Kind::Rules, fresh.rules, &mut record),
     };
+    let fresh_of = |kind: Kind| -> BTreeSet<&str> {
+        writes
+            .iter()
+            .filter(|w| w.kind == kind.name())
+            .map(|w| w.user_id.as_str())
+            .collect()
+    };
+    let coverage = vec![
+        sweep.coverage(
+            Kind::AuthMethods,
+            &data.auth_methods,
+            &fresh_of(Kind::AuthMethods),
+        ),
+        sweep.coverage(Kind::Calendar, &data.calendar, &fresh_of(Kind::Calendar)),
+        sweep.coverage(Kind::Rules, &data.rules, &fresh_of(Kind::Rules)),
+    ];
     let deleted = sweep
         .stored
         .keys()
@@ -218,6 +287,7 @@ pub(crate) fn merge(
         data,
         writes,
         deleted,
+        coverage,
     }
 }
 
