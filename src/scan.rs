@@ -23,6 +23,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The pause before the next scan while the per-user sweep has due reads left (instead of
+/// the tenant's interval): the sweep runs continuously until every user is current.
+pub const SWEEP_PAUSE: Duration = Duration::from_secs(60);
+
 /// The one sanctioned wall-clock read: a scan's `now` and its end.
 #[allow(clippy::disallowed_methods)]
 pub fn clock_now() -> DateTime<Utc> {
@@ -36,6 +40,8 @@ pub struct ScanOutput {
     pub outcomes: Vec<(FindingId, Outcome)>,
     /// A scan-level failure (authentication, cancelled collection), without secrets.
     pub error: Option<String>,
+    /// The per-user sweep has due reads it did not reach: the next scan comes sooner.
+    pub sweep_pending: bool,
 }
 
 /// Produces check outcomes for a tenant: collection plus evaluation, or a script in tests.
@@ -57,6 +63,8 @@ pub struct CollectedSnapshot {
     pub snapshot: TenantSnapshot,
     /// A scan-level failure, without secrets.
     pub error: Option<String>,
+    /// The per-user sweep has due reads it did not reach in this scan.
+    pub sweep_pending: bool,
 }
 
 /// Collects a tenant's snapshot (the Graph and DNS collector implements this).
@@ -89,6 +97,7 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
             ScanOutput {
                 outcomes: evaluate_all(&collected.snapshot, &ctx),
                 error: collected.error,
+                sweep_pending: collected.sweep_pending,
             }
         })
     }
@@ -114,6 +123,8 @@ pub struct ScanEnv {
 pub enum ScanEnd {
     /// Committed (or recorded as failed) with this status.
     Finished(ScanStatus),
+    /// Committed with this status; the per-user sweep has due reads left.
+    SweepPending(ScanStatus),
     /// Shutdown cut it short; nothing was committed.
     Cancelled,
 }
@@ -147,13 +158,25 @@ pub async fn scan_once(env: &ScanEnv, tenant: &str, cancel: &CancellationToken) 
             let error = format!("deadline of {:?} exceeded", config.scan.timeout);
             record_failure(env, tenant, started, error).await
         }
-        Some(Ok(output)) => commit(env, &config, tenant_config, started, output).await,
+        Some(Ok(output)) => {
+            let pending = output.sweep_pending;
+            let status = commit(env, &config, tenant_config, started, output).await;
+            if pending {
+                count_scan(env, tenant, status);
+                return ScanEnd::SweepPending(status);
+            }
+            status
+        }
     };
+    count_scan(env, tenant, status);
+    ScanEnd::Finished(status)
+}
+
+fn count_scan(env: &ScanEnv, tenant: &str, status: ScanStatus) {
     env.metrics
         .scans
         .with_label_values(&[tenant, status.as_str()])
         .inc();
-    ScanEnd::Finished(status)
 }
 
 async fn record_failure(
@@ -330,7 +353,7 @@ async fn tenant_loop(
     }
     loop {
         let span = tracing::info_span!("scan", tenant = %tenant);
-        let _ = tracing::Instrument::instrument(scan_once(&env, &tenant, &cancel), span).await;
+        let end = tracing::Instrument::instrument(scan_once(&env, &tenant, &cancel), span).await;
         let interval = env
             .config
             .borrow()
@@ -339,7 +362,12 @@ async fn tenant_loop(
             .find(|t| t.name == tenant)
             .map(|t| t.interval);
         let Some(interval) = interval else { return };
-        if !sleep_or_cancel(interval, &cancel).await {
+        let pause = match end {
+            // The sweep continues soon rather than a whole interval later.
+            ScanEnd::SweepPending(_) => interval.min(SWEEP_PAUSE),
+            ScanEnd::Finished(_) | ScanEnd::Cancelled => interval,
+        };
+        if !sleep_or_cancel(pause, &cancel).await {
             return;
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! The sweep stops sending reads at three quarters of `scan.timeout`, so a slow sweep (the
 //! reports bucket allows 5 method reads per 10 s) never fails the scan: what it did not reach
-//! keeps its stored data or is "not collected", and the next scan continues.
+//! keeps its stored data or is "not collected", and the next scan continues, after
+//! [`SWEEP_PAUSE`](crate::scan::SWEEP_PAUSE) rather than the tenant's interval.
 
 use super::sweep::{Coverage, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
@@ -43,13 +44,16 @@ impl GraphSource {
         let reads = load_reads(store, &tenant.name).await;
         let sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
         let (report, writes) = collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep)).await;
+        let mut sweep_pending = false;
         if let Some(writes) = writes {
             self.show_coverage(&tenant.name, &writes.coverage);
+            sweep_pending = writes.coverage.iter().any(|c| c.pending > 0);
             save_reads(store, &tenant.name, writes).await;
         }
         CollectedSnapshot {
             snapshot: report.snapshot,
             error: report.error,
+            sweep_pending,
         }
     }
 }
@@ -100,6 +104,7 @@ impl SnapshotSource for GraphSource {
                     CollectedSnapshot {
                         snapshot: report.snapshot,
                         error: report.error,
+                        sweep_pending: false,
                     }
                 }
             }

@@ -177,7 +177,7 @@ impl TenantScanner for ScriptedScanner {
                 .cloned()
                 .unwrap_or_default();
             tokio::select! {
-                () = cancel.cancelled() => return ScanOutput { outcomes: vec![], error: Some("cancelled".into()) },
+                () = cancel.cancelled() => return ScanOutput { outcomes: vec![], error: Some("cancelled".into()), sweep_pending: false },
                 () = tokio::time::sleep(script.delay) => {}
             }
             ScanOutput {
@@ -186,6 +186,7 @@ impl TenantScanner for ScriptedScanner {
                     .map(|id| (*id, outcome(&script, *id)))
                     .collect(),
                 error: script.outage.then(|| "graph unavailable".to_owned()),
+                sweep_pending: false,
             }
         })
     }
