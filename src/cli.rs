@@ -13,7 +13,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/m365-posture/config.toml";
 #[derive(Debug, Parser)]
 #[command(
     name = "m365-posture",
-    version,
+    version = crate::build_info::VERSION_LINE,
     about = "Watches Microsoft 365 tenants for security posture problems",
     long_about = "Watches Microsoft 365 tenants for security posture problems: rescans tenants \
                   through Microsoft Graph and DNS, exports Prometheus metrics and sends CEF \
@@ -100,12 +100,16 @@ pub struct ConfigPath {
     pub path: PathBuf,
 }
 
-/// `run [--config PATH]`.
+/// `run [--config PATH] [--web.listen-address ADDR]`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Which config.
     #[command(flatten)]
     pub config: ConfigPath,
+    /// Where `/metrics` listens ("ip:port"), as node_exporter's flag; overrides the config's
+    /// `[metrics] listen` (also across SIGHUP reloads).
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    pub web_listen_address: Option<std::net::SocketAddr>,
 }
 
 /// `check-config [--config PATH]`.

@@ -6,6 +6,7 @@
 //! and `/metrics` reads committed state.
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod checks;
 pub mod cli;
 pub mod collect;

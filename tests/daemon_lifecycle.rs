@@ -377,8 +377,14 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
     assert_eq!(get(daemon.metrics_addr, "/readyz").await.0, 200);
     assert_eq!(get(daemon.metrics_addr, "/nope").await.0, 404);
     let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let build_info = format!(
+        "m365_posture_build_info{{revision=\"{}\",rustversion=\"{}\",version=\"{}\"}} 1",
+        m365_posture::build_info::REVISION,
+        m365_posture::build_info::RUSTC_VERSION,
+        m365_posture::build_info::VERSION,
+    );
     for name in [
-        "m365_posture_build_info{version=",
+        build_info.as_str(),
         "m365_posture_outbox_events{sink=\"siem\"} 1",
         "m365_posture_scan_duration_seconds{tenant=\"contoso\"}",
         "m365_posture_scan_interval_seconds{tenant=\"fabrikam\"}",

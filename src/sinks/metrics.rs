@@ -76,7 +76,7 @@ impl Families {
             interval: gauge("m365_posture_scan_interval_seconds", "Configured interval between scans of the tenant.", &["tenant"])?,
             outbox: gauge("m365_posture_outbox_events", "Events in the outbox not yet delivered to the sink.", &["sink"])?,
             events: IntCounterVec::new(Opts::new("m365_posture_events_total", "Finding events ever written to the outbox (kept in the state file)."), &["tenant", "finding", "severity", "action"])?,
-            build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version"])?,
+            build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version", "revision", "rustversion"])?,
         })
     }
 
@@ -125,7 +125,11 @@ impl StateCollector {
     fn fill(&self, families: &Families, scope: &Scope) -> Result<(), crate::state::StateError> {
         families
             .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                crate::build_info::VERSION,
+                crate::build_info::REVISION,
+                crate::build_info::RUSTC_VERSION,
+            ])
             .set(1.0);
         for (tenant, interval) in &scope.tenants {
             families
