@@ -49,6 +49,7 @@ impl Scope {
 struct Families {
     findings: GaugeVec,
     suppressed: GaugeVec,
+    newest_first_seen: GaugeVec,
     check_success: GaugeVec,
     scan_success: GaugeVec,
     last_success: GaugeVec,
@@ -68,6 +69,7 @@ impl Families {
         Ok(Self {
             findings: gauge("m365_posture_findings", "Open unsuppressed finding instances as of the last committed scan of each check (cached between scans).", finding_labels)?,
             suppressed: gauge("m365_posture_findings_suppressed", "Open finding instances covered by a suppression as of the last committed scan (cached between scans).", finding_labels)?,
+            newest_first_seen: gauge("m365_posture_findings_newest_first_seen_timestamp_seconds", "When the newest open unsuppressed instance was first seen (Unix time; kept in the state file, so a restart does not move it).", finding_labels)?,
             check_success: gauge("m365_posture_check_success", "Whether the check ran with all its data in the last scan (1) or was skipped or partial (0).", &["tenant", "finding"])?,
             scan_success: gauge("m365_posture_scan_success", "Whether the last scan of the tenant committed (1) or failed (0).", &["tenant"])?,
             last_success: gauge("m365_posture_last_success_timestamp_seconds", "When the last successful scan of the tenant ended (Unix time).", &["tenant"])?,
@@ -80,10 +82,11 @@ impl Families {
         })
     }
 
-    fn all(&self) -> [&dyn Collector; 11] {
+    fn all(&self) -> [&dyn Collector; 12] {
         [
             &self.findings,
             &self.suppressed,
+            &self.newest_first_seen,
             &self.check_success,
             &self.scan_success,
             &self.last_success,
@@ -187,6 +190,12 @@ impl StateCollector {
                     .suppressed
                     .with_label_values(&labels)
                     .set(check.suppressed as f64);
+                if let Some(at) = check.newest_first_seen {
+                    families
+                        .newest_first_seen
+                        .with_label_values(&labels)
+                        .set(seconds(at));
+                }
             }
         }
         if let Some(scan) = self.store.scan_summary(tenant)? {
