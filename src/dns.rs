@@ -5,12 +5,12 @@
 
 use crate::config::DnsConfig;
 use crate::snapshot::Unavailable;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as ResponseError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::proto::ProtoErrorKind;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
 
 /// Errors building a resolver.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum DnsError {
     /// The system resolver configuration could not be read.
     #[error("cannot read the system resolver configuration: {0}")]
     SystemConfig(String),
+    /// The resolver could not be built from its configuration.
+    #[error("cannot build the dns resolver: {0}")]
+    Build(String),
 }
 
 /// A TXT resolver for one scan.
@@ -28,15 +31,22 @@ pub struct TxtResolver {
 impl TxtResolver {
     /// A resolver with its own empty cache, asking `config.servers` or the system's.
     pub fn new(config: &DnsConfig) -> Result<Self, DnsError> {
-        let provider = TokioConnectionProvider::default();
+        let provider = TokioRuntimeProvider::default();
         let mut builder = if config.servers.is_empty() {
             TokioResolver::builder(provider).map_err(|e| DnsError::SystemConfig(e.to_string()))?
         } else {
-            let mut resolver_config = ResolverConfig::new();
-            for server in &config.servers {
-                resolver_config.add_name_server(NameServerConfig::new(*server, Protocol::Udp));
-                resolver_config.add_name_server(NameServerConfig::new(*server, Protocol::Tcp));
-            }
+            let servers = config.servers.iter().map(|server| {
+                let on_port = |mut connection: ConnectionConfig| {
+                    connection.port = server.port();
+                    connection
+                };
+                let connections = vec![
+                    on_port(ConnectionConfig::udp()),
+                    on_port(ConnectionConfig::tcp()),
+                ];
+                NameServerConfig::new(server.ip(), true, connections)
+            });
+            let resolver_config = ResolverConfig::from_name_servers(servers.collect());
             TokioResolver::builder_with_config(resolver_config, provider)
         };
         let options: &mut ResolverOpts = builder.options_mut();
@@ -46,7 +56,9 @@ impl TxtResolver {
         options.ndots = 0;
         options.try_tcp_on_error = true;
         Ok(Self {
-            resolver: builder.build(),
+            resolver: builder
+                .build()
+                .map_err(|e| DnsError::Build(e.to_string()))?,
         })
     }
 
@@ -55,12 +67,16 @@ impl TxtResolver {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         match self.resolver.txt_lookup(fqdn).await {
             Ok(lookup) => Ok(lookup
+                .answers()
                 .iter()
-                .map(|txt| {
-                    txt.txt_data()
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part))
-                        .collect::<String>()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
                 })
                 .collect()),
             Err(err) => classify(name, &err),
@@ -68,15 +84,24 @@ impl TxtResolver {
     }
 }
 
-fn classify(name: &str, err: &ResolveError) -> Result<Vec<String>, Unavailable> {
-    let detail = match err.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => match *response_code {
-            ResponseCode::NXDomain | ResponseCode::NoError => return Ok(Vec::new()),
-            ResponseCode::ServFail => "servfail".to_owned(),
-            ResponseCode::Refused => "refused".to_owned(),
-            other => format!("rcode_{}", u16::from(other)),
-        },
-        Some(ProtoErrorKind::Timeout) => "timeout".to_owned(),
+fn classify(name: &str, err: &NetError) -> Result<Vec<String>, Unavailable> {
+    let code = match err {
+        NetError::Dns(ResponseError::NoRecordsFound(no_records)) => no_records.response_code,
+        NetError::Dns(ResponseError::ResponseCode(code)) => *code,
+        _ => ResponseCode::Unknown(0),
+    };
+    let detail = match (err, code) {
+        (_, ResponseCode::NXDomain | ResponseCode::NoError)
+            if matches!(err, NetError::Dns(ResponseError::NoRecordsFound(_))) =>
+        {
+            return Ok(Vec::new())
+        }
+        (_, ResponseCode::ServFail) => "servfail".to_owned(),
+        (_, ResponseCode::Refused) => "refused".to_owned(),
+        (NetError::Dns(ResponseError::ResponseCode(other)), _) => {
+            format!("rcode_{}", u16::from(*other))
+        }
+        (NetError::Timeout, _) => "timeout".to_owned(),
         _ if err.to_string().contains("timed out") => "timeout".to_owned(),
         _ => "error".to_owned(),
     };

@@ -104,7 +104,7 @@ fn rcode_name(code: ResponseCode) -> String {
 /// Builds the answer to one query message; `None` means stay silent.
 async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
     let request = Message::from_vec(query).ok()?;
-    let question = request.queries().first().cloned();
+    let question = request.queries.first().cloned();
     let name = question
         .as_ref()
         .map(|q| {
@@ -151,18 +151,14 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
             .or_default() += 1;
         return None;
     }
-    let mut response = Message::new();
-    response
-        .set_id(request.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(OpCode::Query)
-        .set_authoritative(true)
-        .set_recursion_desired(request.recursion_desired())
-        .set_recursion_available(false);
+    let mut response = Message::response(request.metadata.id, OpCode::Query);
+    response.metadata.authoritative = true;
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = false;
     if let Some(q) = question.clone() {
         response.add_query(q);
     }
-    if request.extensions().is_some() {
+    if request.edns.is_some() {
         let mut edns = Edns::new();
         edns.set_max_payload(4096);
         response.set_edns(edns);
@@ -182,7 +178,7 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         (Some(_), None) if exists => ResponseCode::NoError,
         (Some(_), None) => ResponseCode::NXDomain,
     };
-    response.set_response_code(code);
+    response.metadata.response_code = code;
     *lock(&shared.stats)
         .dns_by_rcode
         .entry(rcode_name(code))
@@ -190,24 +186,22 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
     let mut bytes = response.to_vec().ok()?;
     let limit = if udp {
         request
-            .extensions()
+            .edns
             .as_ref()
             .map_or(512, |e| usize::from(e.max_payload().max(512)))
     } else {
         usize::MAX
     };
     if bytes.len() > limit {
-        response.take_answers();
-        response.set_truncated(true);
-        bytes = response.to_vec().ok()?;
+        bytes = response.truncate().to_vec().ok()?;
     }
     Some(bytes)
 }
 
 /// A TXT query message, for tests and for callers without a resolver.
 pub fn txt_query(id: u16, name: &str) -> Option<Vec<u8>> {
-    let mut message = Message::new();
-    message.set_id(id).set_recursion_desired(true);
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
     message.add_query(hickory_proto::op::Query::query(
         Name::from_ascii(name).ok()?,
         RecordType::TXT,
