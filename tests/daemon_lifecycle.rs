@@ -397,6 +397,16 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
         !body.contains("@contoso.example"),
         "names leaked into labels"
     );
+    // The catalogue as an info metric, one series per finding, for dashboards to join on.
+    let info: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("m365_posture_finding_info{"))
+        .collect();
+    assert_eq!(info.len(), m365_posture::findings::FindingId::ALL.len());
+    assert!(info.contains(
+        &"m365_posture_finding_info{category=\"email_admin_settings\",finding=\"domain.spf_allows_any\",\
+          severity=\"high\",title=\"Microsoft Domain SPF Record Allows Any IP Address\"} 1"
+    ));
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -28,6 +28,9 @@ pub struct Scope {
     pub tenants: Vec<(String, f64)>,
     /// Sink names.
     pub sinks: Vec<String>,
+    /// Every finding with its effective severity (config overrides applied), for
+    /// `m365_posture_finding_info`.
+    pub findings: Vec<(FindingId, crate::findings::Severity)>,
 }
 
 impl Scope {
@@ -40,6 +43,10 @@ impl Scope {
                 .map(|t| (t.name.clone(), t.interval.as_secs_f64()))
                 .collect(),
             sinks: config.sinks.iter().map(|s| s.name.clone()).collect(),
+            findings: FindingId::ALL
+                .iter()
+                .map(|id| (*id, config.severity_of(*id)))
+                .collect(),
         }
     }
 }
@@ -59,6 +66,7 @@ struct Families {
     outbox: GaugeVec,
     events: IntCounterVec,
     build_info: GaugeVec,
+    finding_info: GaugeVec,
 }
 
 impl Families {
@@ -79,10 +87,11 @@ impl Families {
             outbox: gauge("m365_posture_outbox_events", "Events in the outbox not yet delivered to the sink.", &["sink"])?,
             events: IntCounterVec::new(Opts::new("m365_posture_events_total", "Finding events ever written to the outbox (kept in the state file)."), &["tenant", "finding", "severity", "action"])?,
             build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version", "revision", "rustversion"])?,
+            finding_info: gauge("m365_posture_finding_info", "The catalogue: title, category and effective severity of every finding; always 1 (join on finding).", &["finding", "title", "category", "severity"])?,
         })
     }
 
-    fn all(&self) -> [&dyn Collector; 12] {
+    fn all(&self) -> [&dyn Collector; 13] {
         [
             &self.findings,
             &self.suppressed,
@@ -96,6 +105,7 @@ impl Families {
             &self.outbox,
             &self.events,
             &self.build_info,
+            &self.finding_info,
         ]
     }
 }
@@ -134,6 +144,18 @@ impl StateCollector {
                 crate::build_info::RUSTC_VERSION,
             ])
             .set(1.0);
+        for (finding, severity) in &scope.findings {
+            let meta = finding.meta();
+            families
+                .finding_info
+                .with_label_values(&[
+                    meta.id,
+                    meta.title,
+                    meta.category.as_str(),
+                    severity.as_str(),
+                ])
+                .set(1.0);
+        }
         for (tenant, interval) in &scope.tenants {
             families
                 .interval
