@@ -73,6 +73,13 @@ pub enum Command {
     ///
     /// CEF events go to standard output, metrics to `--listen`. Stops on Ctrl-C (exit 0).
     Demo(DemoArgs),
+    /// Write a report of the open and suppressed findings from the state file: one
+    /// self-contained HTML page, CSV or JSON on standard output.
+    ///
+    /// Reads only the state file the daemon writes (safe next to a running daemon). Each open
+    /// finding has its title, resource, first seen, evidence, remediation and references.
+    /// Exits 0 when written, 1 when there is no state file, 64 for an unknown tenant.
+    Report(ReportArgs),
 }
 
 /// `demo [--listen ADDR] [--users N]`.
@@ -90,6 +97,31 @@ pub struct DemoArgs {
     /// Seed of the generated tenant.
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub seed: u64,
+}
+
+/// `report [--config PATH] [--tenant NAME] [--format html|csv|json]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Which config (for the state file, the tenants and the suppressions).
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Only this tenant (by name).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML page (default).
+    Html,
+    /// CSV (RFC 4180), one row per open instance.
+    Csv,
+    /// One JSON document.
+    Json,
 }
 
 /// `--config PATH`, shared by every subcommand that reads the config.

@@ -19,6 +19,7 @@ pub mod events;
 pub mod findings;
 pub mod graph;
 pub mod metrics;
+pub mod posture_report;
 pub mod references;
 pub mod report;
 pub mod scan;

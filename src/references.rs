@@ -35,8 +35,6 @@ pub struct Reference {
 }
 
 const CIS_URL: &str = "https://www.cisecurity.org/benchmark/microsoft_365";
-const EXO_BASELINE: &str =
-    "https://github.com/cisagov/ScubaGear/blob/main/PowerShell/ScubaGear/baselines/exo.md";
 
 const fn ms(id: &'static str, url: &'static str) -> Reference {
     Reference {
@@ -235,6 +233,9 @@ pub fn primary_url(finding: FindingId) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EXO_BASELINE: &str =
+        "https://github.com/cisagov/ScubaGear/blob/main/PowerShell/ScubaGear/baselines/exo.md";
 
     #[test]
     fn every_finding_starts_with_a_microsoft_learn_page() {

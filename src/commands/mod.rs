@@ -9,6 +9,7 @@
 pub mod check_config;
 pub mod consent;
 pub mod demo;
+pub mod report;
 pub mod run;
 pub mod scan;
 
@@ -60,6 +61,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run::command(&args),
         Command::Consent(args) => consent::run(&args),
         Command::Demo(args) => demo::command(&args),
+        Command::Report(args) => report::run(&args),
     }
 }
 
