@@ -34,6 +34,18 @@ pub struct Reference {
     pub url: &'static str,
 }
 
+impl Reference {
+    /// How a reader sees it: the page title, "CIS M365 2.1.8", "CISA SCuBA MS.EXO.2.2v3" or
+    /// "RFC 7208".
+    pub fn label(&self) -> String {
+        match self.source {
+            Source::Microsoft | Source::Rfc => self.id.to_owned(),
+            Source::Cis => format!("CIS M365 {}", self.id),
+            Source::CisaScuba => format!("CISA SCuBA {}", self.id),
+        }
+    }
+}
+
 const CIS_URL: &str = "https://www.cisecurity.org/benchmark/microsoft_365";
 
 const fn ms(id: &'static str, url: &'static str) -> Reference {

@@ -53,7 +53,7 @@ fn cells(
     instance: &ReportedInstance,
     suppression: [&str; 3],
 ) -> Vec<String> {
-    let ids: Vec<&str> = instance.references.iter().map(|r| r.id).collect();
+    let ids: Vec<String> = instance.references.iter().map(|r| r.label()).collect();
     let urls: Vec<&str> = instance.references.iter().map(|r| r.url).collect();
     let mut cells = vec![
         tenant.to_owned(),

@@ -13,7 +13,7 @@ th{background:#f0f0f0}pre{white-space:pre-wrap;word-break:break-all;margin:0;fon
 .sev-critical .sev{color:#fff;background:#6a0dad}.sev-high .sev{color:#fff;background:#c4262e}\
 .sev-medium .sev{background:#f2a900}.sev-low .sev{background:#cfe2f3}\
 .id{color:#555;font-family:monospace;font-size:.85em}ul{margin:.3em 0;padding-left:1.2em}\
-.none{color:#2e7d32}";
+.none{color:#2e7d32}.evidence{width:26%}.remedy{width:26%}";
 
 /// Renders the whole page.
 pub fn render_html(report: &PostureReport) -> String {
@@ -101,7 +101,7 @@ fn instance_row(
          <td class=\"sev\">{sev}</td>\
          <td>{title}<br><span class=\"id\">{id}</span><br>{category}</td>\
          <td>{name}<br><span class=\"id\">{rid}</span></td>\
-         <td>{first}</td><td><pre>{evidence}</pre></td><td>{remediation}<ul>",
+         <td>{first}</td><td class=\"evidence\"><pre>{evidence}</pre></td><td class=\"remedy\">{remediation}<ul>",
         sev = instance.severity.as_str(),
         id = instance.finding.as_str(),
         rid = escape(&instance.resource_id),
@@ -117,7 +117,7 @@ fn instance_row(
             page,
             "<li><a href=\"{url}\">{id}</a></li>",
             url = escape(reference.url),
-            id = escape(reference.id),
+            id = escape(&reference.label()),
         );
     }
     page.push_str("</ul></td>");

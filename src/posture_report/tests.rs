@@ -141,5 +141,5 @@ fn csv_has_one_row_per_open_instance_quoted_and_defused() {
         lines[2]
     );
     assert!(lines[3].contains(",suppressed,"));
-    assert!(lines[1].contains("2.1.8"));
+    assert!(lines[1].contains("; CIS M365 2.1.8; CISA SCuBA MS.EXO.2.2v3;"));
 }
