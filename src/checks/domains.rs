@@ -42,6 +42,7 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         FindingId::DomainNotVerified => Evaluation {
             findings: not_verified(domains),
             failed_resources: Vec::new(),
+            ..Evaluation::default()
         },
         FindingId::SpfAllowsAny | FindingId::SpfMissing | FindingId::SpfInvalid => per_domain(
             spf_domains(domains, options),
