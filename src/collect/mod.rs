@@ -7,6 +7,7 @@
 //! the [`CollectContext`] across scans.
 
 pub mod directory;
+pub mod dns;
 mod per_user;
 pub mod probe;
 mod registration;
@@ -179,8 +180,7 @@ async fn collect_sections(
 ) -> TenantSnapshot {
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
-        let dns =
-            directory::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
+        let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
         (domains, dns)
     };
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
@@ -193,7 +193,7 @@ async fn collect_sections(
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
     snapshot.domains = domains;
-    snapshot.dns = dns;
+    (snapshot.dns, snapshot.dns_hosts) = dns;
     snapshot.applications = applications;
     snapshot.service_principals = service_principals;
     snapshot.users = users.users;

@@ -93,6 +93,17 @@ pub type PerUser<T> = BTreeMap<String, Result<Vec<T>, Unavailable>>;
 /// A name absent from the map was not looked up.
 pub type DnsAnswers = BTreeMap<String, Result<Vec<String>, Unavailable>>;
 
+/// A, AAAA and MX answers for the names that SPF `a`, `mx` and `exists` terms reach, keyed like
+/// [`DnsAnswers`]. `Ok(vec![])` is NXDOMAIN or no records of that type; `Err` is a failed
+/// lookup; a name absent from a map was not looked up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostAnswers {
+    /// A and AAAA addresses of a name.
+    pub addresses: BTreeMap<String, Result<Vec<std::net::IpAddr>, Unavailable>>,
+    /// MX exchange names of a name, normalized like the keys.
+    pub mx: BTreeMap<String, Result<Vec<String>, Unavailable>>,
+}
+
 /// Everything collected about one tenant in one scan.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TenantSnapshot {
@@ -121,6 +132,9 @@ pub struct TenantSnapshot {
     /// TXT answers for every checked domain, `_dmarc.` names, include and redirect targets and
     /// organizational-domain fallbacks.
     pub dns: DnsAnswers,
+    /// A, AAAA and MX answers for SPF `a`, `mx` and `exists` terms.
+    #[serde(default)]
+    pub dns_hosts: HostAnswers,
 }
 
 impl TenantSnapshot {
@@ -141,6 +155,7 @@ impl TenantSnapshot {
             applications: Err(missing()),
             service_principals: Err(missing()),
             dns: DnsAnswers::new(),
+            dns_hosts: HostAnswers::default(),
         }
     }
 }
