@@ -8,6 +8,7 @@
 
 pub mod directory;
 mod per_user;
+pub mod permissions;
 pub mod probe;
 mod registration;
 

@@ -11,6 +11,7 @@
 //! the user list failed or every user asked was refused (the permission is missing).
 
 use super::directory::USER_SELECT;
+use super::permissions;
 use super::registration::RegistrationFeed;
 use crate::graph::batch::{get_batch, MAX_BATCH};
 use crate::graph::paging::{split_page, Pager};
@@ -51,9 +52,9 @@ impl Kind {
     /// The permission a 403 on this read means is missing.
     pub(crate) fn permission(self) -> &'static str {
         match self {
-            Self::AuthMethods => "UserAuthenticationMethod.Read.All",
-            Self::Calendar => "Calendars.ReadBasic",
-            Self::Rules => "MailboxSettings.Read",
+            Self::AuthMethods => permissions::AUTH_METHODS,
+            Self::Calendar => permissions::CALENDARS,
+            Self::Rules => permissions::MAILBOX_SETTINGS,
         }
     }
 }

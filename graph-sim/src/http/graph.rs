@@ -115,10 +115,9 @@ fn denied(resource: &Resource, exchange_message: &str) -> GraphError {
 }
 
 fn check_permission(token: &TokenInfo, resource: &Resource) -> Result<(), GraphError> {
-    let granted = resource
-        .accepted_roles()
-        .iter()
-        .any(|role| token.has_permission(role));
+    let granted = token.has_role(resource.accepted_roles())
+        || token.has_scope(resource.accepted_roles())
+        || token.has_scope(resource.accepted_scopes());
     if !granted {
         return Err(denied(
             resource,
