@@ -103,3 +103,51 @@ async fn a_hybrid_mailbox_is_unreadable_not_empty() {
         .with_label_values(&["contoso", "mailbox_not_enabled_for_rest_api"]);
     assert_eq!(gauge.get(), 1);
 }
+
+/// A Microsoft app whose service principal is owned by AME is first-party: no `app.*` check
+/// reports it, collected from graph-sim and evaluated as the daemon does.
+#[tokio::test]
+async fn a_microsoft_app_owned_by_ame_raises_nothing() {
+    use m365_posture::checks::{evaluate_all, CheckOptions, EvalCtx, Outcome};
+    let mut tenant = contoso();
+    let ame_sp = "5e1b8c9a-0000-4000-8000-00000000a0e1";
+    tenant.service_principals.push(json!({
+        "id": ame_sp, "appId": "05a65629-4c1b-48c1-a78b-804c4abdd4af",
+        "displayName": "Microsoft Defender for Cloud Apps - Session Controls",
+        "appDisplayName": "Microsoft Defender for Cloud Apps - Session Controls",
+        "servicePrincipalType": "Application",
+        "appOwnerOrganizationId": "33e01921-4d64-4f8c-a055-5bdaffd5e33d",
+        "accountEnabled": true, "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null},
+        "disabledByMicrosoftStatus": null, "tags": []
+    }));
+    let sim = sim(tenant).await;
+    let files = Files::new();
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
+    assert!(snap
+        .service_principals
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|sp| sp.id == ame_sp));
+    let options = CheckOptions::default();
+    let ctx = EvalCtx {
+        now: m365_posture::scan::clock_now(),
+        options: &options,
+    };
+    let mut app_checks = 0;
+    for (id, outcome) in evaluate_all(&snap, &ctx) {
+        let Outcome::Evaluated(evaluation) = outcome else {
+            continue;
+        };
+        if id.as_str().starts_with("app.") {
+            app_checks += 1;
+            assert!(
+                evaluation.findings.iter().all(|f| f.resource_id != ame_sp),
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(app_checks, 4);
+}
