@@ -328,3 +328,36 @@ async fn cef_prints_one_new_event_per_finding_and_unknown_tenant_is_a_usage_erro
     assert!(matches!(err, ScanError::UnknownTenant(_)));
     assert_eq!(err.exit_code(), 64);
 }
+
+/// A hybrid mailbox (synced user, mailbox on premises: 404 `MailboxNotEnabledForRESTAPI`) is
+/// counted per mailbox check under `unevaluated`, and the checks stay `ok`.
+#[tokio::test]
+async fn unreadable_mailboxes_are_counted_per_check_by_reason() {
+    let mut tenant = fixture("full_tenant.json");
+    tenant.mailboxes.retain(|id| id != ADELE);
+    if let Some(adele) = tenant.user_mut(ADELE) {
+        adele["onPremisesSyncEnabled"] = json!(true);
+    }
+    let sim = sim(tenant).await;
+    let files = Files::new();
+    let (doc, _) = scan_json(&config(&sim, files.secret())).await;
+    let checks = doc["tenants"][0]["checks"].as_array().unwrap();
+    for finding in [
+        "calendar.shared_externally",
+        "mail.rule_forwards_external",
+        "mail.rule_redirects_external",
+    ] {
+        let check = checks.iter().find(|c| c["finding"] == finding).unwrap();
+        assert_eq!(check["status"], "ok", "{check}");
+        assert_eq!(
+            check["unevaluated"],
+            json!({"mailbox_not_enabled_for_rest_api": 1}),
+            "{check}"
+        );
+    }
+    let account = checks
+        .iter()
+        .find(|c| c["finding"] == "user.account_disabled")
+        .unwrap();
+    assert!(account.get("unevaluated").is_none(), "{account}");
+}
