@@ -41,6 +41,7 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
         Outcome::Evaluated(Evaluation {
             findings,
             failed_resources: vec![],
+            ..Evaluation::default()
         }),
     )];
     let overrides = BTreeMap::new();
