@@ -4,7 +4,7 @@
 
 mod daemon_support;
 
-use daemon_support::{recorded_scans, write_sim_config};
+use daemon_support::{recorded_scans, write_sim_config, HOURLY};
 use graph_sim::{start, SimOptions, TenantFile};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -31,7 +31,7 @@ async fn daemon_under_umask_000_creates_a_private_state_directory_and_files() {
     std::fs::write(&secret, graph_sim::DEFAULT_CLIENT_SECRET).unwrap();
     let state_dir = dir.path().join("var/lib/m365-posture");
     let state = state_dir.join("state.db");
-    let config = write_sim_config(dir.path(), &sim, &secret, &state);
+    let config = write_sim_config(dir.path(), "config.toml", &sim, (&secret, &state), HOURLY);
     let mut child = tokio::process::Command::new("sh")
         .args(["-c", "umask 000; exec \"$0\" run --config \"$1\""])
         .arg(env!("CARGO_BIN_EXE_m365-posture"))

@@ -7,7 +7,7 @@
 
 mod daemon_support;
 
-use daemon_support::{recorded_scans, write_sim_config};
+use daemon_support::{recorded_scans, write_sim_config, HOURLY};
 use graph_sim::{start, ClientRegistration, SimOptions, TenantFile};
 use std::path::Path;
 use std::time::Duration;
@@ -118,7 +118,7 @@ async fn no_secret_or_token_in_logs_errors_events_metrics_or_state() {
     let sim = start(tenant, SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (secret, state) = (dir.path().join("secret"), dir.path().join("state.db"));
-    let config = write_sim_config(dir.path(), &sim, &secret, &state);
+    let config = write_sim_config(dir.path(), "config.toml", &sim, (&secret, &state), HOURLY);
 
     std::fs::write(&secret, SECRET).unwrap();
     let good = run_daemon(&config, &state, &dir.path().join("good.log")).await;

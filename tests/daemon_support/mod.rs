@@ -255,16 +255,20 @@ pub fn outbox(state: &Path) -> Vec<(String, String, String, String)> {
     .collect()
 }
 
-/// Writes a config for the real binary against graph-sim: one tenant with a client secret read
-/// from `secret`, the sim's DNS, state at `state`, an hour between scans, metrics on port 0 and
-/// events on standard output as JSON. Returns the config's path.
+/// How often a config written by [`write_sim_config`] scans: once an hour.
+pub const HOURLY: &str = "interval = \"1h\"";
+
+/// Writes `dir/name`, a config for the real binary against graph-sim: one tenant with a client
+/// secret read from `secret`, the sim's DNS, state at `state`, `scan` as the `[scan]` table,
+/// metrics on port 0 and events on standard output as JSON. Returns the config's path.
 pub fn write_sim_config(
     dir: &Path,
+    name: &str,
     sim: &graph_sim::SimHandle,
-    secret: &Path,
-    state: &Path,
+    (secret, state): (&Path, &Path),
+    scan: &str,
 ) -> std::path::PathBuf {
-    let path = dir.join("config.toml");
+    let path = dir.join(name);
     let text = format!(
         r#"
 [[tenants]]
@@ -277,9 +281,10 @@ graph_url = "{base}"
 
 [dns]
 servers = ["{dns}"]
+timeout = "500ms"
 
 [scan]
-interval = "1h"
+{scan}
 
 [state]
 path = "{state}"
