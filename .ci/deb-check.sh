@@ -102,6 +102,26 @@ grep -q 'rm -rf "${DPKG_ROOT:-}/$dir"' "$WORK/control/postrm" 2>/dev/null ||
 grep -q '^Package: m365-posture$' "$WORK/control/control" || fail "control: Package is not m365-posture"
 sed -n 's/^\(Package\|Version\|Architecture\|Depends\|Maintainer\): /  &/p' "$WORK/control/control"
 
+echo "== installed config, with the credentials the installed unit loads"
+# LoadCredential=NAME:SOURCE puts SOURCE at /run/credentials/m365-posture.service/NAME inside the
+# service; here each SOURCE is created under the unpacked root (a dummy secret) and the config's
+# credential paths are mapped to it, as README step 4 does on a real machine.
+unit="$WORK/pkgroot/usr/lib/systemd/system/m365-posture.service"
+config="$WORK/pkgroot/etc/m365-posture/config.toml"
+cp "$config" "$WORK/installed-config.toml"
+while IFS=: read -r name source; do
+    mkdir -p "$WORK/pkgroot$(dirname "$source")"
+    printf 'dummy-secret\n' >"$WORK/pkgroot$source"
+    sed -i "s#/run/credentials/m365-posture.service/$name\"#$WORK/pkgroot$source\"#" "$WORK/installed-config.toml"
+done < <(sed -n 's/^LoadCredential=//p' "$unit")
+if out=$("$WORK/pkgroot/usr/bin/m365-posture" check-config --config "$WORK/installed-config.toml" 2>&1); then
+    echo "ok: check-config of /etc/m365-posture/config.toml"
+else
+    fail "the installed /etc/m365-posture/config.toml fails check-config with the unit's credentials: $out"
+fi
+grep -q '^listen = "127.0.0.1:9365"$' "$config" ||
+    fail "the installed config does not listen on 127.0.0.1:9365"
+
 echo "== packaged binary"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 if out=$("$WORK/pkgroot/usr/bin/m365-posture" --version 2>&1) && [[ $out == *"$version"* ]]; then

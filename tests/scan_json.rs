@@ -153,6 +153,41 @@ async fn full_tenant_gives_exactly_the_expected_findings() {
     assert_eq!(disabled["category"], "user_account_settings");
     assert_eq!(disabled["title"], "User account disabled");
     assert!(disabled["details"].is_object());
+    for finding in tenant["findings"].as_array().unwrap() {
+        let id = finding["finding"].as_str().unwrap();
+        assert!(
+            finding["remediation"]
+                .as_str()
+                .is_some_and(|r| r.len() > 40),
+            "{id}: remediation"
+        );
+        let first = &finding["references"][0];
+        assert_eq!(first["source"], "microsoft", "{id}");
+        assert!(
+            first["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://learn.microsoft.com/"),
+            "{id}"
+        );
+    }
+    let spf = tenant["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["finding"] == "domain.spf_allows_any")
+        .unwrap();
+    let controls: Vec<(&str, &str)> = spf["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .collect();
+    assert!(controls.contains(&("cis", "2.1.8")), "{controls:?}");
+    assert!(
+        controls.contains(&("cisa_scuba", "MS.EXO.2.2v3")),
+        "{controls:?}"
+    );
     for key in ["started_at", "finished_at"] {
         let text = tenant[key].as_str().unwrap();
         assert!(
