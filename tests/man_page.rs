@@ -32,7 +32,12 @@ fn shipped_man_page_is_generated_from_the_command_line() {
         shipped == page,
         "packaging/man/m365-posture.1 is stale: run M365_POSTURE_UPDATE_MAN=1 cargo test --test man_page"
     );
-    for needle in ["check\\-config", "report", "78 bad config", ".TH m365-posture 1"] {
+    for needle in [
+        "check\\-config",
+        "report",
+        "78 bad config",
+        ".TH m365-posture 1",
+    ] {
         assert!(page.contains(needle), "{needle}");
     }
 }
