@@ -109,6 +109,8 @@ if grep -Eq 'deb-systemd-invoke (start|restart) |systemctl (--system )?(start|en
 fi
 grep -q 'deb-systemd-invoke stop m365-posture.service' "$WORK/control/prerm" 2>/dev/null ||
     fail "prerm does not stop the service on removal"
+grep -q 'rm -rf "${DPKG_ROOT:-}/$dir"' "$WORK/control/postrm" 2>/dev/null ||
+    fail "postrm does not remove the state directory on purge (packaging/debian/postrm)"
 grep -q '^Package: m365-posture$' "$WORK/control/control" || fail "control: Package is not m365-posture"
 sed -n 's/^\(Package\|Version\|Architecture\|Depends\|Maintainer\): /  &/p' "$WORK/control/control"
 

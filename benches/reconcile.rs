@@ -86,6 +86,7 @@ fn outcomes(range: std::ops::Range<usize>) -> Outcomes {
             let evaluation = Evaluation {
                 findings,
                 failed_resources: Vec::new(),
+                ..Evaluation::default()
             };
             (*id, Outcome::Evaluated(evaluation))
         })

@@ -134,12 +134,17 @@ pub struct ConfigPath {
     pub path: PathBuf,
 }
 
-/// `run [--config PATH] [--web.listen-address ADDR]`.
+/// `run [--config PATH] [--web.config.file PATH] [--web.listen-address ADDR]`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Which config.
     #[command(flatten)]
     pub config: ConfigPath,
+    /// TLS and basic auth for /metrics, in the Prometheus exporter-toolkit web config format
+    /// (`tls_server_config`, `basic_auth_users` with bcrypt hashes); read again for every
+    /// connection. Without it, /metrics is plain HTTP without authentication.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
     /// Where `/metrics` listens ("ip:port"), as node_exporter's flag; overrides the config's
     /// `[metrics] listen` (also across SIGHUP reloads).
     #[arg(long = "web.listen-address", value_name = "ADDR")]

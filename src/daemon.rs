@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::config::SinkConfig;
 use crate::metrics::{Metrics, MetricsError};
 use crate::scan::{run_scheduler, ScanEnv, TenantScanner};
-use crate::sinks::metrics::{serve, Scope, StateCollector};
+use crate::sinks::listener::{serve, ListenerOptions};
+use crate::sinks::metrics::{Scope, StateCollector};
 use crate::state::{StateError, Store};
 use prometheus::{Gauge, IntGauge};
 use sd_notify::NotifyState;
@@ -77,6 +78,17 @@ impl Daemon {
         metrics: Metrics,
         scanner: Arc<dyn TenantScanner>,
     ) -> Result<Self, DaemonError> {
+        Self::start_with(config, store, metrics, scanner, ListenerOptions::default()).await
+    }
+
+    /// [`Daemon::start`] with the listener's web config (TLS, basic auth) and limits.
+    pub async fn start_with(
+        config: Config,
+        store: Store,
+        metrics: Metrics,
+        scanner: Arc<dyn TenantScanner>,
+        listener_options: ListenerOptions,
+    ) -> Result<Self, DaemonError> {
         let sink_names = sink_names(&config.sinks);
         metrics.touch(&tenant_names(&config), &sink_names);
         let registering = store.clone();
@@ -97,6 +109,7 @@ impl Daemon {
             listener,
             metrics.clone(),
             Arc::clone(&ready),
+            listener_options,
             cancel.child_token(),
             tracker.clone(),
         ));

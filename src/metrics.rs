@@ -31,6 +31,10 @@ pub struct Metrics {
     pub outbox_full: IntCounter,
     /// `m365_posture_credential_expiry_timestamp_seconds{tenant}` when known (certificate).
     pub credential_expiry: IntGaugeVec,
+    /// `m365_posture_mailboxes_unreadable{tenant,reason}`: mailbox users of the last scan whose
+    /// mailbox Graph answered 404 for (reason `mailbox_not_enabled_for_rest_api`: inactive,
+    /// soft-deleted or on premises; `user_not_found`), so the mailbox checks did not see them.
+    pub mailboxes_unreadable: IntGaugeVec,
 }
 
 impl Metrics {
@@ -77,6 +81,13 @@ impl Metrics {
                 ),
                 &["tenant"],
             )?,
+            mailboxes_unreadable: IntGaugeVec::new(
+                Opts::new(
+                    "m365_posture_mailboxes_unreadable",
+                    "Mailboxes of the last scan that Graph could not read (404), by reason; the mailbox checks did not evaluate them.",
+                ),
+                &["tenant", "reason"],
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -107,6 +118,7 @@ impl Metrics {
         r.register(Box::new(self.events_failed.clone()))?;
         r.register(Box::new(self.outbox_full.clone()))?;
         r.register(Box::new(self.credential_expiry.clone()))?;
+        r.register(Box::new(self.mailboxes_unreadable.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

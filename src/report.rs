@@ -13,6 +13,7 @@ use crate::findings::{Category, Finding, FindingId, Severity};
 use crate::sinks::cef::render_cef;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Reason prefixes that mean "the data failed" (the `Unavailable` display forms).
@@ -91,6 +92,12 @@ pub struct CheckReport {
     pub status: CheckState,
     /// Why, when not ok.
     pub reason: Option<String>,
+    /// Resources (users) the check could not evaluate although its data arrived, counted by
+    /// reason: `mailbox_not_enabled_for_rest_api` (mailbox inactive, soft-deleted or on
+    /// premises), `user_not_found`, `no_relevant_method_in_registration_report`. Their
+    /// findings keep their state. Absent when there are none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unevaluated: BTreeMap<String, usize>,
 }
 
 /// One finding instance in the document.
@@ -139,11 +146,13 @@ pub fn tenant_scan(
                 check(id, state, Some(reason))
             }
             (None, Outcome::Evaluated(evaluation)) => {
-                findings.extend(evaluation.findings.into_iter().map(|f| reported(config, f)));
-                match failed_resources_reason(&evaluation.failed_resources) {
+                let mut report = match failed_resources_reason(&evaluation.failed_resources) {
                     Some(reason) => check(id, CheckState::Error, Some(reason)),
                     None => check(id, CheckState::Ok, None),
-                }
+                };
+                report.unevaluated = count_by_reason(&evaluation.unevaluated);
+                findings.extend(evaluation.findings.into_iter().map(|f| reported(config, f)));
+                report
             }
         };
         checks.push(check);
@@ -166,7 +175,17 @@ fn check(finding: FindingId, status: CheckState, reason: Option<String>) -> Chec
         finding,
         status,
         reason,
+        unevaluated: BTreeMap::new(),
     }
+}
+
+/// How many resources each reason left unevaluated.
+pub fn count_by_reason(unevaluated: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for reason in unevaluated.values() {
+        *counts.entry(reason.clone()).or_insert(0) += 1;
+    }
+    counts
 }
 
 fn is_data_failure(reason: &str) -> bool {

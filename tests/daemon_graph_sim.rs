@@ -64,8 +64,16 @@ fn pair(action: &str, resource: &str) -> (String, String) {
     (action.to_owned(), resource.to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graph_sim_mutations_and_failures_across_scans() {
+/// The contoso fixture in graph-sim and a daemon scanning it every 100 ms.
+struct Running {
+    sim: SimHandle,
+    daemon: Daemon,
+    metrics: Metrics,
+    state: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn run_contoso() -> Running {
     let tenant = TenantFile::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/graph-sim/tests/fixtures/contoso.json"
@@ -98,7 +106,24 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     let daemon = Daemon::start(cfg, store, metrics.clone(), scanner)
         .await
         .unwrap();
+    Running {
+        sim,
+        daemon,
+        metrics,
+        state,
+        _dir: dir,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_sim_mutations_and_failures_across_scans() {
+    let Running {
+        sim,
+        daemon,
+        metrics,
+        state,
+        _dir,
+    } = run_contoso().await;
     fresh_scan(&metrics).await;
     assert_eq!(disabled_events(&state), vec![pair("new", BOB)]);
 
@@ -159,6 +184,106 @@ async fn graph_sim_mutations_and_failures_across_scans() {
     assert_eq!(
         sorted(&disabled_events(&state)[3..]),
         [pair("new", BOB), pair("resolved", ADELE)]
+    );
+    daemon.shutdown(Duration::from_secs(5)).await;
+}
+
+fn events_of(state: &std::path::Path, finding: &str) -> Vec<(String, String)> {
+    outbox(state)
+        .into_iter()
+        .filter(|(_, _, f, _)| f == finding)
+        .map(|(_, action, _, resource)| (action, resource))
+        .collect()
+}
+
+/// Adele's unattested key stays open while the registration report shows a label the agent
+/// did not know (`passKeyDeviceBoundAuthenticator` was missing from the old filter) or lags
+/// behind her methods; her forwarding rule stays open while her mailbox is on premises (404
+/// `MailboxNotEnabledForRESTAPI`). Both resolve once a read shows them gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_methods_and_unreadable_mailboxes_keep_their_instances() {
+    let Running {
+        sim,
+        daemon,
+        metrics,
+        state,
+        _dir,
+    } = run_contoso().await;
+    let key = format!("{ADELE}/-2_GRUg2-HYz6_1YG4YRAQ2");
+    let rule = format!("{ADELE}/AQAAAJ5dZqE=");
+    fresh_scan(&metrics).await;
+    assert_eq!(
+        events_of(&state, "user.fido2_unattested"),
+        [pair("new", &key)]
+    );
+    assert_eq!(
+        events_of(&state, "mail.rule_forwards_external"),
+        [pair("new", &rule)]
+    );
+
+    for labels in [
+        vec!["passKeyDeviceBoundAuthenticator"],
+        vec!["passKeyOfSomeFutureKind"],
+        vec!["email", "mobilePhone"],
+    ] {
+        sim.mutate(|t| {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            t.registration_report.lagging.insert(ADELE.into(), labels);
+        });
+        fresh_scan(&metrics).await;
+        assert_eq!(
+            events_of(&state, "user.fido2_unattested").len(),
+            1,
+            "{labels:?}"
+        );
+    }
+
+    // Hybrid: Adele is synced and her mailbox moves on premises.
+    sim.apply(Mutation::Patch {
+        collection: CollectionName::Users,
+        id: ADELE.to_owned(),
+        changes: serde_json::json!({ "onPremisesSyncEnabled": true }),
+    })
+    .unwrap();
+    sim.apply(Mutation::SetMailbox {
+        user_id: ADELE.to_owned(),
+        enabled: false,
+    })
+    .unwrap();
+    fresh_scan(&metrics).await;
+    fresh_scan(&metrics).await;
+    assert_eq!(events_of(&state, "mail.rule_forwards_external").len(), 1);
+    let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let m = samples(&body);
+    let unreadable = r#"m365_posture_mailboxes_unreadable{reason="mailbox_not_enabled_for_rest_api",tenant="contoso"}"#;
+    assert_eq!(m[unreadable], 1.0);
+    // Her rule's forwardTo and forwardAsAttachmentTo instances (the prefix matches both).
+    assert_eq!(
+        sum(
+            &m,
+            "m365_posture_findings{",
+            &["mail.rule_forwards_external"]
+        ),
+        2.0
+    );
+
+    // Evidence: the mailbox is back without the rule, the methods are read without the key.
+    sim.mutate(|t| {
+        t.registration_report.lagging.clear();
+        t.mailboxes.push(ADELE.to_owned());
+        t.message_rules.remove(ADELE);
+        if let Some(methods) = t.authentication_methods.get_mut(ADELE) {
+            methods.retain(|m| m["@odata.type"] != "#microsoft.graph.fido2AuthenticationMethod");
+        }
+    });
+    fresh_scan(&metrics).await;
+    assert_eq!(
+        events_of(&state, "user.fido2_unattested"),
+        [pair("new", &key), pair("resolved", &key)]
+    );
+    assert_eq!(
+        events_of(&state, "mail.rule_forwards_external"),
+        [pair("new", &rule), pair("resolved", &rule)]
     );
     daemon.shutdown(Duration::from_secs(5)).await;
 }

@@ -41,6 +41,7 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
         Outcome::Evaluated(Evaluation {
             findings,
             failed_resources: vec![],
+            ..Evaluation::default()
         }),
     )];
     let overrides = BTreeMap::new();
@@ -79,8 +80,17 @@ fn file_is_private_and_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/state.db");
     let store = Store::open(&path).unwrap();
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    // The directory the store created is private too (the umask would make it 0755).
+    assert_eq!(mode(&dir.path().join("sub")), 0o700);
+    for companion in ["state.db-wal", "state.db-shm"] {
+        assert_eq!(
+            mode(&dir.path().join("sub").join(companion)),
+            0o600,
+            "{companion}"
+        );
+    }
     assert_eq!(store.schema_version().unwrap(), CURRENT_VERSION);
     drop(store);
     // Reopening does not re-run migrations and keeps the version.

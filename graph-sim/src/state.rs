@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::http::throttle::ThrottleState;
 use crate::http::token::AuthState;
 use crate::stats::Stats;
-use crate::tenant::{object_id, ClientRegistration, TenantFile};
+use crate::tenant::{object_id, ClientRegistration, MethodLabels, TenantFile};
 
 /// The tenant file plus indexes derived from it.
 pub(crate) struct TenantData {
@@ -135,16 +135,37 @@ fn positions(objects: &[Value], lower: bool) -> HashMap<String, usize> {
         .collect()
 }
 
+/// AAGUIDs of Microsoft Authenticator passkeys (Android, iOS), as Microsoft lists them in
+/// learn.microsoft.com/entra/identity/authentication/how-to-enable-authenticator-passkey.
+const AUTHENTICATOR_AAGUIDS: &[&str] = &[
+    "90a3ccdf-635c-4729-a248-9b709135078f",
+    "de1e552d-db1d-4423-a619-566b625cdc84",
+];
+
+/// The `methodsRegistered` label of a FIDO2 key or passkey.
+fn fido2_label(method: &Value, labels: MethodLabels) -> &'static str {
+    if labels == MethodLabels::Fido2 {
+        return "fido2";
+    }
+    let aaguid = method.get("aaGuid").and_then(Value::as_str).unwrap_or("");
+    match method.get("passkeyType").and_then(Value::as_str) {
+        Some("synced") => "passKeySynced",
+        _ if AUTHENTICATOR_AAGUIDS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(aaguid)) =>
+        {
+            "passKeyDeviceBoundAuthenticator"
+        }
+        _ => "passKeyDeviceBound",
+    }
+}
+
 /// The `methodsRegistered` label of an authentication method object, if it has one.
-pub(crate) fn method_label(method: &Value) -> Option<&'static str> {
+pub(crate) fn method_label(method: &Value, labels: MethodLabels) -> Option<&'static str> {
     let odata_type = method.get("@odata.type").and_then(Value::as_str)?;
     let kind = odata_type.trim_start_matches("#microsoft.graph.");
     Some(match kind {
-        "fido2AuthenticationMethod" => match method.get("passkeyType").and_then(Value::as_str) {
-            Some("deviceBound") => "passKeyDeviceBound",
-            Some("synced") => "passKeySynced",
-            _ => "fido2",
-        },
+        "fido2AuthenticationMethod" => fido2_label(method, labels),
         "windowsHelloForBusinessAuthenticationMethod" => "windowsHelloForBusiness",
         "temporaryAccessPassAuthenticationMethod" => "temporaryAccessPass",
         "microsoftAuthenticatorAuthenticationMethod" => "microsoftAuthenticatorPush",
@@ -165,14 +186,18 @@ fn derive_registration(file: &TenantFile) -> Vec<Value> {
         .filter_map(|user| {
             let id = object_id(user)?;
             let methods = file.authentication_methods.get(id);
-            let labels: Vec<&str> = methods
-                .into_iter()
-                .flatten()
-                .filter_map(method_label)
-                .collect();
+            let vocabulary = file.registration_report.labels;
+            let labels: Vec<&str> = match file.registration_report.lagging.get(id) {
+                Some(stale) => stale.iter().map(String::as_str).collect(),
+                None => methods
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| method_label(m, vocabulary))
+                    .collect(),
+            };
             let mfa = labels.iter().any(|l| *l != "email");
             let passwordless = labels.iter().any(|l| {
-                matches!(*l, "fido2" | "passKeyDeviceBound" | "passKeySynced" | "windowsHelloForBusiness")
+                matches!(*l, "fido2" | "passKeyDeviceBound" | "passKeyDeviceBoundAuthenticator" | "passKeySynced" | "windowsHelloForBusiness")
             });
             let guest = user.get("userType").and_then(Value::as_str) == Some("Guest");
             let preferred = if labels.contains(&"microsoftAuthenticatorPush") {

@@ -52,6 +52,9 @@ pub struct TenantFile {
     /// `userRegistrationDetails` report rows; derived from `authentication_methods` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_registration_details: Option<Vec<Value>>,
+    /// Extension: how the derived registration report labels methods, and rows that lag.
+    #[serde(default, skip_serializing_if = "RegistrationReport::is_default")]
+    pub registration_report: RegistrationReport,
     /// Extension: `mailboxSettings` objects by user id; a mailbox without one gets defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mailbox_settings: BTreeMap<String, Value>,
@@ -64,6 +67,40 @@ pub struct TenantFile {
     /// Agent registrations the token endpoint accepts; `None` accepts the default client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<Vec<ClientRegistration>>,
+}
+
+/// How the derived userRegistrationDetails report names methods (`methodsRegistered`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodLabels {
+    /// Microsoft's labels since 2023 (userRegistrationDetails, beta and v1.0; the
+    /// usageAuthMethod enum): `passKeyDeviceBound`, `passKeyDeviceBoundAuthenticator` (a passkey
+    /// in Microsoft Authenticator), `passKeySynced`, `windowsHelloForBusiness`,
+    /// `macOsSecureEnclaveKey`, ...
+    #[default]
+    Current,
+    /// Before the 2023 rename every FIDO2 key or passkey was `fido2`.
+    Fido2,
+}
+
+/// Settings of the derived registration report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationReport {
+    /// The label vocabulary.
+    #[serde(default)]
+    pub labels: MethodLabels,
+    /// Rows that lag behind the methods (the report is refreshed asynchronously): these users'
+    /// rows show these labels whatever their methods are now.
+    #[serde(default)]
+    pub lagging: BTreeMap<String, Vec<String>>,
+}
+
+impl RegistrationReport {
+    /// True for the defaults (left out of serialized tenants).
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// One app registration the token endpoint accepts.
@@ -114,7 +151,7 @@ impl TenantFile {
         unique_ids("applications", &self.applications)?;
         unique_ids("service_principals", &self.service_principals)?;
         unique_ids("domains", &self.domains)?;
-        let per_user: [(&str, Vec<&String>); 4] = [
+        let per_user: [(&str, Vec<&String>); 5] = [
             (
                 "authentication_methods",
                 self.authentication_methods.keys().collect(),
@@ -125,6 +162,10 @@ impl TenantFile {
             ),
             ("message_rules", self.message_rules.keys().collect()),
             ("mailbox_settings", self.mailbox_settings.keys().collect()),
+            (
+                "registration_report.lagging",
+                self.registration_report.lagging.keys().collect(),
+            ),
         ];
         for (section, keys) in per_user {
             for key in keys {
@@ -178,6 +219,7 @@ impl TenantFile {
         self.calendar_permissions.remove(id);
         self.message_rules.remove(id);
         self.mailbox_settings.remove(id);
+        self.registration_report.lagging.remove(id);
         self.mailboxes.retain(|m| m != id);
         if let Some(rows) = self.user_registration_details.as_mut() {
             rows.retain(|r| object_id(r) != Some(id));

@@ -7,7 +7,7 @@
 //! attested unless `unknown_certification = "skip"`. `app.disabled_by_microsoft` also covers
 //! the tenant's own applications. Resource ids are object ids.
 
-use super::internal::{available, details, evaluated, finding};
+use super::internal::{available, details, evaluated, finding, Unread};
 use super::options::UnknownCertification;
 use super::{EvalCtx, Outcome};
 use crate::findings::FindingId;
@@ -128,7 +128,7 @@ fn not_certified(
         });
         findings.push(finding(id, sp.id.clone(), sp_name(sp), details(found)));
     }
-    Ok(evaluated(findings, Vec::new()))
+    Ok(evaluated(findings, Unread::default()))
 }
 
 /// True for a non-null status other than `NotDisabled` (case-insensitive).
@@ -166,7 +166,10 @@ fn disabled_by_microsoft(snapshot: &TenantSnapshot) -> Result<Outcome, Outcome> 
             });
             finding(id, app.id.clone(), app_name(app), details(found))
         });
-    Ok(evaluated(from_sps.chain(from_apps).collect(), Vec::new()))
+    Ok(evaluated(
+        from_sps.chain(from_apps).collect(),
+        Unread::default(),
+    ))
 }
 
 /// E8: certified applications whose certification expires within the window or has expired.
@@ -206,7 +209,7 @@ fn certification_expiring(
             Some(finding(id, app.id.clone(), app_name(app), details(found)))
         })
         .collect();
-    Ok(evaluated(findings, Vec::new()))
+    Ok(evaluated(findings, Unread::default()))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ fn shared_externally(snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> Result<Out
     let users = available(&snapshot.users)?;
     let internal = InternalDomains::new(available(&snapshot.domains)?, ctx.options);
     let mut findings = Vec::new();
-    let failed = each_mailbox(permissions, users, ctx.options, |user_id, name, list| {
+    let unread = each_mailbox(permissions, users, ctx.options, |user_id, name, list| {
         for permission in list {
             if let Some(found) = external_share(permission, &internal) {
                 let resource_id = format!("{user_id}/{}", permission.id);
@@ -42,7 +42,7 @@ fn shared_externally(snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> Result<Out
             }
         }
     });
-    Ok(evaluated(findings, failed))
+    Ok(evaluated(findings, unread))
 }
 
 /// The details when `permission` shares the calendar outside the organization.

@@ -36,6 +36,7 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         FindingId::DomainNotVerified => Evaluation {
             findings: not_verified(domains),
             failed_resources: Vec::new(),
+            ..Evaluation::default()
         },
         FindingId::SpfAllowsAny | FindingId::SpfMissing => per_domain(
             spf_domains(domains, options),

@@ -41,7 +41,7 @@ fn rules_sending_out(
     let users = available(&snapshot.users)?;
     let internal = InternalDomains::new(available(&snapshot.domains)?, ctx.options);
     let mut findings = Vec::new();
-    let failed = each_mailbox(rules, users, ctx.options, |user_id, name, list| {
+    let unread = each_mailbox(rules, users, ctx.options, |user_id, name, list| {
         for rule in list {
             if let Some(found) = external_action(rule, action, &internal) {
                 let resource_id = format!("{user_id}/{}", rule.id);
@@ -49,7 +49,7 @@ fn rules_sending_out(
             }
         }
     });
-    Ok(evaluated(findings, failed))
+    Ok(evaluated(findings, unread))
 }
 
 /// The details when the enabled `rule` sends mail to an external recipient through `action`.

@@ -139,6 +139,29 @@ fn guests_excluded_users_and_failed_mailboxes() {
 }
 
 #[test]
+fn mailboxes_graph_cannot_read_are_unevaluated_not_failed() {
+    let on_premises = Unavailable::NotReadable {
+        reason: "mailbox_not_enabled_for_rest_api".to_owned(),
+    };
+    let snapshot = with_rules(vec![
+        ("alice", Ok(list("message_rules", "doc_example"))),
+        ("bob", Err(on_premises)),
+    ]);
+    let evaluation = evaluation(run(
+        RuleForwardsExternal,
+        &snapshot,
+        &CheckOptions::default(),
+    ));
+    assert_eq!(names(&evaluation.findings), ["alice@contoso.com"]);
+    assert!(evaluation.failed_resources.is_empty());
+    let bob = user_id(&snapshot, "bob");
+    assert_eq!(
+        evaluation.unevaluated.get(&bob).map(String::as_str),
+        Some("mailbox_not_enabled_for_rest_api")
+    );
+}
+
+#[test]
 fn missing_rules_or_domains_skip_every_mail_check() {
     let mut no_rules = mixed();
     no_rules.message_rules = Err(denied("MailboxSettings.Read"));

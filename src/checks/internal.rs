@@ -8,7 +8,7 @@
 
 use super::{CheckOptions, Evaluation, Outcome};
 use crate::findings::{Finding, FindingId};
-use crate::snapshot::{Domain, PerUser, Section, User};
+use crate::snapshot::{Domain, PerUser, Section, Unavailable, User};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -126,17 +126,39 @@ pub fn users_by_id(users: &[User]) -> BTreeMap<&str, &User> {
     users.iter().map(|u| (u.id.as_str(), u)).collect()
 }
 
+/// The users of a per-user section that gave no evidence: failed reads, and reads Graph
+/// answered with 404 ([`Unavailable::NotReadable`]) or that were never made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// `(user_id, reason)` of failed reads: the check is in error for them.
+    pub failed: Vec<(String, String)>,
+    /// User id to reason of users not evaluated (see [`Evaluation::unevaluated`]).
+    pub unevaluated: BTreeMap<String, String>,
+}
+
+impl Unread {
+    /// Records a user whose read did not succeed.
+    pub fn add(&mut self, user_id: &str, reason: &Unavailable) {
+        match reason {
+            Unavailable::NotReadable { reason } => {
+                self.unevaluated.insert(user_id.to_owned(), reason.clone());
+            }
+            other => self.failed.push((user_id.to_owned(), other.to_string())),
+        }
+    }
+}
+
 /// Walks a per-user mailbox section: skips excluded users and guests (guests have no mailbox
 /// in the tenant), calls `visit(user_id, resource_name, items)` for every user that was read,
-/// and returns `(user_id, reason)` for every user whose read failed.
+/// and returns the users whose read failed or gave no answer.
 pub fn each_mailbox<T>(
     section: &PerUser<T>,
     users: &[User],
     options: &CheckOptions,
     mut visit: impl FnMut(&str, &str, &[T]),
-) -> Vec<(String, String)> {
+) -> Unread {
     let users = users_by_id(users);
-    let mut failed = Vec::new();
+    let mut unread = Unread::default();
     for (user_id, result) in section {
         let user = users.get(user_id.as_str()).copied();
         if is_excluded_id(user_id, user, options) || user.is_some_and(User::is_guest) {
@@ -144,10 +166,10 @@ pub fn each_mailbox<T>(
         }
         match result {
             Ok(items) => visit(user_id, user.map_or(user_id.as_str(), User::name), items),
-            Err(reason) => failed.push((user_id.clone(), reason.to_string())),
+            Err(reason) => unread.add(user_id, reason),
         }
     }
-    failed
+    unread
 }
 
 /// The section's data, or the [`Outcome::Skipped`] that a check returns when it is unavailable.
@@ -181,13 +203,17 @@ pub fn finding(
 }
 
 /// The evaluated outcome, findings sorted by resource id and failed resources by user id.
-pub fn evaluated(mut findings: Vec<Finding>, failed_resources: Vec<(String, String)>) -> Outcome {
+pub fn evaluated(mut findings: Vec<Finding>, unread: Unread) -> Outcome {
     findings.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
-    let mut failed_resources = failed_resources;
+    let Unread {
+        failed: mut failed_resources,
+        unevaluated,
+    } = unread;
     failed_resources.sort();
     Outcome::Evaluated(Evaluation {
         findings,
         failed_resources,
+        unevaluated,
     })
 }
 

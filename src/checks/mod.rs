@@ -21,6 +21,7 @@ mod test_fixtures;
 use crate::findings::{Finding, FindingId};
 use crate::snapshot::TenantSnapshot;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 pub use options::CheckOptions;
 
@@ -41,6 +42,12 @@ pub struct Evaluation {
     /// Resource-id prefixes whose data failed: instances whose resource id equals one of these
     /// or starts with it followed by `/` keep their stored state. Each entry comes with the reason.
     pub failed_resources: Vec<(String, String)>,
+    /// Resource-id prefixes (user ids) the check could not evaluate although their data source
+    /// worked, with the reason: a mailbox Graph cannot read (`mailbox_not_enabled_for_rest_api`),
+    /// a user whose methods were not read because the registration report listed no relevant
+    /// method. Their instances keep their stored state, as under failed resources, but the
+    /// check is not in error; the scan JSON counts them by reason.
+    pub unevaluated: BTreeMap<String, String>,
 }
 
 /// One check's outcome.

@@ -7,7 +7,7 @@
 
 use super::internal::{
     available, details, evaluated, finding, is_excluded, is_excluded_id, normalize_domain,
-    users_by_id,
+    users_by_id, Unread,
 };
 use super::options::ProxyAddressMode;
 use super::{CheckOptions, EvalCtx, Outcome};
@@ -90,7 +90,7 @@ fn evaluate_users(
             rule(user, &scope).map(|d| finding(id, user.id.clone(), user.name(), details(d)))
         })
         .collect();
-    Ok(evaluated(findings, Vec::new()))
+    Ok(evaluated(findings, Unread::default()))
 }
 
 /// U2: any on-premises provisioning error, synced or formerly synced.
@@ -268,16 +268,29 @@ fn account_disabled(user: &User, _: &Scope<'_>) -> Option<Value> {
     })
 }
 
+/// Why a listed user's methods were not evaluated: the report showed no relevant label.
+const NOT_LISTED_BY_REPORT: &str = "no_relevant_method_in_registration_report";
+
 /// Runs a per-method rule over every user's methods; `Err` is the skipped outcome.
+///
+/// A method instance resolves only when its user's methods were read and no longer show it,
+/// or the user is gone from the (complete) user list: listed users whose methods were not
+/// read are unevaluated, so the registration report dropping a user resolves nothing.
 fn evaluate_methods(
     id: FindingId,
     snapshot: &TenantSnapshot,
     ctx: &EvalCtx<'_>,
 ) -> Result<Outcome, Outcome> {
     let methods = available(&snapshot.auth_methods)?;
-    let users = users_by_id(available(&snapshot.users)?);
+    let listed = available(&snapshot.users)?;
+    let users = users_by_id(listed);
     let mut findings = Vec::new();
-    let mut failed = Vec::new();
+    let mut unread = Unread::default();
+    let not_read = |u: &&User| !methods.contains_key(&u.id) && !is_excluded(u, ctx.options);
+    for user in listed.iter().filter(not_read) {
+        let reason = NOT_LISTED_BY_REPORT.to_owned();
+        unread.unevaluated.insert(user.id.clone(), reason);
+    }
     for (user_id, result) in methods {
         let user = users.get(user_id.as_str()).copied();
         if is_excluded_id(user_id, user, ctx.options) {
@@ -286,7 +299,7 @@ fn evaluate_methods(
         let list = match result {
             Ok(list) => list,
             Err(reason) => {
-                failed.push((user_id.clone(), reason.to_string()));
+                unread.add(user_id, reason);
                 continue;
             }
         };
@@ -296,7 +309,7 @@ fn evaluate_methods(
             findings.push(finding(id, resource_id, name, details(found)));
         }
     }
-    Ok(evaluated(findings, failed))
+    Ok(evaluated(findings, unread))
 }
 
 /// The method id and details when `method` is an instance of finding `id`.

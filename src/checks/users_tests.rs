@@ -430,3 +430,34 @@ fn tap_details_never_carry_the_pass() {
         }
     }
 }
+
+#[test]
+fn listed_users_whose_methods_were_not_read_are_unevaluated_not_clean() {
+    let not_readable = Unavailable::NotReadable {
+        reason: "user_not_found".to_owned(),
+    };
+    let snapshot = with_methods(vec![
+        ("alice", Ok(methods("fido2_mixed"))),
+        ("bob", Err(not_readable)),
+    ]);
+    let evaluation = evaluation(run(Fido2Unattested, &snapshot, &options()));
+    assert_eq!(evaluation.findings.len(), 2);
+    assert!(evaluation.failed_resources.is_empty());
+    let unevaluated = &evaluation.unevaluated;
+    let alice = user_id(&snapshot, "alice");
+    let bob = user_id(&snapshot, "bob");
+    assert_eq!(
+        unevaluated.get(&bob).map(String::as_str),
+        Some("user_not_found")
+    );
+    assert!(!unevaluated.contains_key(&alice));
+    let listed = snapshot.users.as_ref().unwrap();
+    for other in listed.iter().filter(|u| u.id != alice && u.id != bob) {
+        assert_eq!(
+            unevaluated.get(&other.id).map(String::as_str),
+            Some("no_relevant_method_in_registration_report"),
+            "{}",
+            other.name()
+        );
+    }
+}

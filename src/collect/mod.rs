@@ -20,7 +20,7 @@ use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, 
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use per_user::{page_users, queue, run_queue, section_of, Kind};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -223,7 +223,31 @@ async fn collect_sections(
     snapshot.auth_methods = users.auth_methods;
     snapshot.calendar_permissions = users.calendar;
     snapshot.message_rules = users.rules;
+    count_unreadable_mailboxes(ctx, tenant, &snapshot);
     snapshot
+}
+
+/// Sets `m365_posture_mailboxes_unreadable` from this scan's mailbox sections: each user
+/// counted once, under the reason of their first unreadable mailbox read.
+fn count_unreadable_mailboxes(ctx: &CollectContext, tenant: &TenantConfig, snap: &TenantSnapshot) {
+    let mut reasons: BTreeMap<&str, &str> = BTreeMap::new();
+    let calendar = snap.calendar_permissions.iter().flatten();
+    let rules = snap.message_rules.iter().flatten();
+    let results = calendar
+        .map(|(user, r)| (user, r.as_ref().err()))
+        .chain(rules.map(|(user, r)| (user, r.as_ref().err())));
+    for (user, err) in results {
+        if let Some(Unavailable::NotReadable { reason }) = err {
+            reasons.entry(user.as_str()).or_insert(reason.as_str());
+        }
+    }
+    for reason in per_user::NOT_READABLE_REASONS {
+        let count = reasons.values().filter(|r| **r == reason).count();
+        ctx.metrics
+            .mailboxes_unreadable
+            .with_label_values(&[&tenant.name, reason])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
 }
 
 struct UserSections {

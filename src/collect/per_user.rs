@@ -3,9 +3,12 @@
 //! mailbox) and directory (authentication methods of users the registration report shows with
 //! FIDO2, Windows Hello or a TAP; of every user when the report is refused).
 //!
-//! A 404 on a per-user call is an empty answer (no mailbox, user gone). Other failures stay
-//! with that user; a section fails as a whole only when the user list failed or every user
-//! asked was refused (the permission is missing).
+//! Only users with `mail` are asked for mailbox data (a user without mail has no mailbox). A
+//! 404 on a per-user call is [`Unavailable::NotReadable`], never an empty answer: Exchange's
+//! `MailboxNotEnabledForRESTAPI` means the mailbox is inactive, soft-deleted or hosted on
+//! premises (hybrid Exchange; learn.microsoft.com/graph/api/resources/mailbox-api-overview), so
+//! nothing was read. Other failures stay with that user; a section fails as a whole only when
+//! the user list failed or every user asked was refused (the permission is missing).
 
 use super::directory::USER_SELECT;
 use super::registration::RegistrationFeed;
@@ -18,6 +21,9 @@ use crate::snapshot::{
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+
+/// Exchange's 404 code for a mailbox that is inactive, soft-deleted or on premises.
+const MAILBOX_NOT_ENABLED: &str = "MailboxNotEnabledForRESTAPI";
 
 /// Jobs buffered between the user pager and a batch queue.
 const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
@@ -173,11 +179,31 @@ async fn follow_pages(
     Ok(items)
 }
 
-fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, GraphError>) {
-    let items = match items {
-        Err(err) if err.is_not_found() => Ok(Vec::new()),
-        other => other.map_err(|err| err.to_unavailable(job.kind.permission())),
+/// The reasons of [`Unavailable::NotReadable`] (metric label values).
+pub(crate) const NOT_READABLE_REASONS: [&str; 2] =
+    ["mailbox_not_enabled_for_rest_api", "user_not_found"];
+
+/// The reason of a per-user 404: Exchange's code for a mailbox Graph cannot reach, else the
+/// user is gone (deleted since the user list was read).
+fn not_readable(err: &GraphError) -> Unavailable {
+    let [mailbox, gone] = NOT_READABLE_REASONS;
+    let reason = match err {
+        GraphError::Http { code, .. } if code.eq_ignore_ascii_case(MAILBOX_NOT_ENABLED) => mailbox,
+        _ => gone,
     };
+    Unavailable::NotReadable {
+        reason: reason.to_owned(),
+    }
+}
+
+fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, GraphError>) {
+    let items = items.map_err(|err| {
+        if err.is_not_found() {
+            not_readable(&err)
+        } else {
+            err.to_unavailable(job.kind.permission())
+        }
+    });
     match job.kind {
         Kind::AuthMethods => {
             let parsed = items.and_then(|v| parse_each(v, |x| AuthMethod::from_graph(x, None)));

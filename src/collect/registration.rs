@@ -1,7 +1,14 @@
-//! The userRegistrationDetails pre-filter: read the registration report filtered to users with
-//! FIDO2/passkey, Windows Hello or a temporary access pass registered (unfiltered and filtered
-//! here if Graph rejects the filter), and queue authentication-method reads only for them.
-//! When the report is refused or fails, every listed user is queued instead.
+//! The userRegistrationDetails pre-filter: read the registration report (every row; a
+//! `$filter` on the labels would hide labels Microsoft adds later) and queue
+//! authentication-method reads for users whose `methodsRegistered` holds a label the user
+//! checks care about, or a label this agent does not know. When the report is refused or
+//! fails, every listed user is queued instead.
+//!
+//! The vocabulary is Microsoft's: `methodsRegistered` of the userRegistrationDetails resource
+//! (v1.0 and beta, learn.microsoft.com/graph/api/resources/userregistrationdetails) takes the
+//! values of the `usageAuthMethod` enum listed with userSignInUsageByAuthMethodActivity
+//! (learn.microsoft.com/graph/api/resources/usersigninusagebyauthmethodactivity?view=graph-rest-beta).
+//! `fido2` became `passKeyDeviceBound` in 2023; both are still met in tenants.
 
 use super::per_user::{queue_auth_methods, Job};
 use crate::graph::paging::Pager;
@@ -12,19 +19,54 @@ use futures::StreamExt;
 use std::collections::HashSet;
 
 const REPORT: &str = "/reports/authenticationMethods/userRegistrationDetails";
-const FILTER: &str = "methodsRegistered/any(m:m eq 'fido2') \
-or methodsRegistered/any(m:m eq 'passKeyDeviceBound') \
-or methodsRegistered/any(m:m eq 'passKeySynced') \
-or methodsRegistered/any(m:m eq 'windowsHelloForBusiness') \
-or methodsRegistered/any(m:m eq 'temporaryAccessPass')";
 
-/// Method labels whose users get their authentication methods read.
+/// Labels of FIDO2 keys, passkeys, Windows Hello and temporary access passes: the methods
+/// the `user.*` method checks read (lower-case).
+const RELEVANT_LABELS: &[&str] = &[
+    "fido2",
+    "fido2securitykey",
+    "passkeydevicebound",
+    "passkeydeviceboundauthenticator",
+    "passkeydeviceboundwindowshello",
+    "passkeysynced",
+    "windowshelloforbusiness",
+    "temporaryaccesspass",
+];
+
+/// Labels Microsoft documents for methods no check reads (lower-case). Anything in neither
+/// list (including `unknownFutureValue`) is treated as relevant.
+const IRRELEVANT_LABELS: &[&str] = &[
+    "none",
+    "email",
+    "mobilephone",
+    "alternatemobilephone",
+    "officephone",
+    "sms",
+    "mobilesms",
+    "mobilecall",
+    "alternatemobilecall",
+    "voicemobile",
+    "voicealternatemobile",
+    "voiceoffice",
+    "securityquestion",
+    "apppassword",
+    "appnotification",
+    "appcode",
+    "microsoftauthenticatorpush",
+    "microsoftauthenticatorpasswordless",
+    "softwareonetimepasscode",
+    "hardwareonetimepasscode",
+    "onetimepasscode",
+    "externalauthmethod",
+    "macossecureenclavekey",
+    "qrcode",
+];
+
+/// True when a user with this label gets their authentication methods read: a relevant
+/// label, or one this agent does not know.
 fn is_relevant(method: &str) -> bool {
-    let m = method.to_ascii_lowercase();
-    m == "fido2"
-        || m.starts_with("passkey")
-        || m == "windowshelloforbusiness"
-        || m == "temporaryaccesspass"
+    let m = method.trim().to_ascii_lowercase();
+    RELEVANT_LABELS.contains(&m.as_str()) || !IRRELEVANT_LABELS.contains(&m.as_str())
 }
 
 /// True when a registration entry shows a method the user checks read.
@@ -58,12 +100,8 @@ pub(crate) async fn registration_and_auth_jobs(
 ) -> (Section<Vec<UserRegistrationDetails>>, bool) {
     let mut queued = HashSet::new();
     // Graph documents only $filter and $orderby here; $top=999 is what many clients send and
-    // saves pages in the 5-requests-per-10-s reports bucket. Each 400 drops one refinement.
-    let attempts = [
-        format!("{REPORT}?$filter={FILTER}&$top=999"),
-        format!("{REPORT}?$filter={FILTER}"),
-        REPORT.to_owned(),
-    ];
+    // saves pages in the 5-requests-per-10-s reports bucket. A 400 drops it.
+    let attempts = [format!("{REPORT}?$top=999"), REPORT.to_owned()];
     let mut report = Err(GraphError::Cancelled);
     for relative in attempts {
         report = read_report(client, client.url(&relative), &mut queue, &mut queued).await;
@@ -122,5 +160,41 @@ pub(crate) fn describe(section: &Section<Vec<UserRegistrationDetails>>) -> Strin
         Ok(entries) => format!("{} users with relevant methods", entries.len()),
         Err(Unavailable::PermissionDenied { .. }) => "refused".to_owned(),
         Err(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_passkey_label_old_and_new_and_unknown_labels_are_relevant() {
+        for label in [
+            "fido2",
+            "fido2SecurityKey",
+            "passKeyDeviceBound",
+            "passKeyDeviceBoundAuthenticator",
+            "passKeyDeviceBoundWindowsHello",
+            "passKeySynced",
+            "windowsHelloForBusiness",
+            "temporaryAccessPass",
+            "unknownFutureValue",
+            "somethingMicrosoftAddsNextYear",
+        ] {
+            assert!(is_relevant(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn documented_labels_of_other_methods_are_not_relevant() {
+        for label in [
+            "email",
+            "mobilePhone",
+            "microsoftAuthenticatorPush",
+            "softwareOneTimePasscode",
+            "macOsSecureEnclaveKey",
+        ] {
+            assert!(!is_relevant(label), "{label}");
+        }
     }
 }

@@ -11,6 +11,8 @@ use crate::config::{self, Config, TenantConfig};
 use crate::daemon::{run_until_signalled, ConfigLoader, Daemon, DaemonError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::scan::{CollectAndEvaluate, CollectedSnapshot, SnapshotSource, TenantScanner};
+use crate::sinks::listener::ListenerOptions;
+use crate::sinks::web_config::WebConfig;
 use crate::state::{StateError, Store};
 use futures::future::BoxFuture;
 use std::path::Path;
@@ -21,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The `--web.config.file` is unusable.
+    #[error(transparent)]
+    WebConfig(#[from] crate::sinks::web_config::WebConfigError),
     /// The config lists no tenants.
     #[error("the config lists no tenants; run needs at least one")]
     NoTenants,
@@ -50,7 +55,7 @@ impl RunError {
     /// The process exit code: 78 for a config problem, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::NoTenants => exit::CONFIG,
+            Self::NoTenants | Self::WebConfig(_) => exit::CONFIG,
             _ => exit::FAILURE,
         }
     }
@@ -69,7 +74,16 @@ pub fn command(args: &RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(run(&args.config.path, config, args.web_listen_address)) {
+    let listener = ListenerOptions {
+        web_config: args.web_config_file.clone(),
+        ..ListenerOptions::default()
+    };
+    match runtime.block_on(run(
+        &args.config.path,
+        config,
+        listener,
+        args.web_listen_address,
+    )) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             tracing::error!(error = %err, "Daemon failed");
@@ -79,15 +93,21 @@ pub fn command(args: &RunArgs) -> ExitCode {
     }
 }
 
-/// Runs the daemon with `config` (already loaded from `config_path`) until a stop signal;
-/// `listen`, from `--web.listen-address`, replaces `[metrics] listen` of reloaded configs too.
+/// Runs the daemon with `config` (already loaded from `config_path`) and the listener's web
+/// config (checked here once, so a bad file exits 78 before anything starts) until a stop
+/// signal; `listen`, from `--web.listen-address`, replaces `[metrics] listen` of reloaded
+/// configs too.
 pub async fn run(
     config_path: &Path,
     config: Config,
+    listener: ListenerOptions,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<(), RunError> {
     if config.tenants.is_empty() {
         return Err(RunError::NoTenants);
+    }
+    if let Some(path) = &listener.web_config {
+        WebConfig::load(path)?;
     }
     let path = config.state.path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&path))
@@ -98,7 +118,7 @@ pub async fn run(
         })?;
     let metrics = Metrics::new()?;
     let scanner = graph_scanner(&config, &store, &metrics)?;
-    let daemon = Daemon::start(config, store, metrics, scanner).await?;
+    let daemon = Daemon::start_with(config, store, metrics, scanner, listener).await?;
     let loader: ConfigLoader = Arc::new(move |path: &Path| {
         let mut config = config::load(path).map_err(|err| err.to_string())?;
         if let Some(listen) = listen {

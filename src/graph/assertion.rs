@@ -10,6 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -60,7 +62,7 @@ impl CertificateCredential {
 
     /// Builds the credential from PEM bytes.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, AuthError> {
-        let der = rustls_pemfile::certs(&mut &cert_pem[..])
+        let der = CertificateDer::pem_slice_iter(cert_pem)
             .next()
             .ok_or_else(|| AuthError::Credential("no certificate in the PEM file".to_owned()))?
             .map_err(|e| AuthError::Credential(format!("certificate PEM unreadable: {e}")))?;

@@ -1,6 +1,8 @@
 //! JSON `$batch`: up to 20 GET requests in one POST, answers correlated by id (any order),
 //! and per-item retry: inner 429 and 5xx answers are sent again in a new batch after the
-//! largest `Retry-After` (or a backoff), within the scan's retry budget.
+//! largest `Retry-After` (or a backoff), within the scan's retry budget. An answer missing
+//! from the batch is retried the same way; an id answered twice fails as malformed; answers to
+//! ids that were not asked are ignored.
 
 use super::client::{GraphClient, Pool};
 use super::errors::GraphError;
@@ -116,13 +118,27 @@ async fn send(
             "batch answer has no responses".to_owned(),
         ));
     };
-    Ok(responses
-        .into_iter()
-        .filter_map(|r| {
-            let id = r.get("id")?.as_str()?.to_owned();
-            Some((id, r))
-        })
-        .collect())
+    Ok(by_id(responses))
+}
+
+/// Answers by id. An id answered twice is answered by neither (which of two contradicting
+/// answers is true cannot be told), so it fails as malformed; ids that were not asked are
+/// never looked up.
+fn by_id(responses: Vec<Value>) -> HashMap<String, Value> {
+    let mut answers = HashMap::new();
+    for response in responses {
+        let Some(id) = response
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if answers.insert(id.clone(), response).is_some() {
+            answers.insert(id, json!({"status": 0, "duplicate": true}));
+        }
+    }
+    answers
 }
 
 fn inner(client: &GraphClient, answer: &Value) -> Inner {
@@ -132,6 +148,11 @@ fn inner(client: &GraphClient, answer: &Value) -> Inner {
         .and_then(|s| u16::try_from(s).ok())
         .unwrap_or(0);
     let body = answer.get("body").cloned().unwrap_or(Value::Null);
+    if answer.get("duplicate").is_some() {
+        return Inner::Done(Err(GraphError::Malformed(
+            "batch answers the same id twice".to_owned(),
+        )));
+    }
     if (200..300).contains(&status) {
         return Inner::Done(Ok(body));
     }

@@ -235,9 +235,19 @@ impl GraphClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| self.policy.retry_after(Some(v)));
-        let bytes = match response.bytes().await {
+        if status.is_success() {
+            if let Err(err) = json_content_type(response.headers()) {
+                return Attempt::Fail(err);
+            }
+        }
+        let bytes = match bounded_body(response).await {
             Ok(b) => b,
-            Err(e) => {
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fail(GraphError::Malformed(format!(
+                    "answer larger than {MAX_BODY_BYTES} bytes"
+                )))
+            }
+            Err(BodyError::Transport(e)) => {
                 return Attempt::Retry(None, GraphError::Transport(e.without_url().to_string()))
             }
         };
@@ -279,5 +289,54 @@ impl GraphClient {
             .graph_requests
             .with_label_values(&[&self.tenant, code])
             .inc();
+    }
+}
+
+/// Largest answer body read (a `$batch` of 20 full pages of 999 users stays far below it);
+/// a longer one fails the request instead of growing memory without bound.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads the body chunk by chunk, stopping at [`MAX_BODY_BYTES`] (also when `Content-Length`
+/// announces more).
+async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let announced = response.content_length().unwrap_or(0);
+    if usize::try_from(announced).map_or(true, |n| n > MAX_BODY_BYTES) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A success answer with a body must say it is JSON (Graph sends `application/json`, with
+/// OData parameters); an HTML error page from a proxy is malformed, whatever its status.
+fn json_content_type(headers: &reqwest::header::HeaderMap) -> Result<(), GraphError> {
+    let Some(value) = headers.get(reqwest::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json" || media.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(GraphError::Malformed(format!(
+            "content type {media:?} is not json"
+        )))
     }
 }

@@ -166,7 +166,7 @@ impl GraphError {
         self.status() == Some(403)
     }
 
-    /// True for a 404 that means "no mailbox" or "object gone": a definitive empty answer.
+    /// True for a 404 ("no mailbox here", "object gone"): the caller decides what it means.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }

@@ -1,10 +1,21 @@
 //! `@odata.nextLink` paging: follow the link verbatim until it is absent, one page at a time,
 //! so callers can hand each page on (to the `$batch` queue) before the next arrives. A link
 //! outside the configured Graph root is refused, so the token never leaves for another host.
+//!
+//! A hostile or broken service cannot keep the agent paging: a link that repeats an earlier
+//! page of the same collection, or a chain longer than [`MAX_PAGES`], fails the collection
+//! (and so the section) with a clear error. A collection page must be an object with a `value`
+//! array: a 200 with an `error` body, or without `value`, is malformed, never an empty list
+//! ("List users": <https://learn.microsoft.com/en-us/graph/api/user-list?view=graph-rest-1.0>,
+//! "Paging": <https://learn.microsoft.com/en-us/graph/paging>).
 
 use super::client::{GraphClient, Pool};
 use super::errors::GraphError;
 use serde_json::Value;
+use std::collections::HashSet;
+
+/// Most pages of one collection: 10 million users at `$top=999`, 1 million at 100 a page.
+pub const MAX_PAGES: usize = 10_000;
 
 /// A collection being read page by page.
 pub struct Pager<'a> {
@@ -12,6 +23,8 @@ pub struct Pager<'a> {
     pool: Pool,
     next: Option<String>,
     pages: usize,
+    max_pages: usize,
+    seen: HashSet<String>,
 }
 
 impl<'a> Pager<'a> {
@@ -22,7 +35,15 @@ impl<'a> Pager<'a> {
             pool,
             next: Some(first_url),
             pages: 0,
+            max_pages: MAX_PAGES,
+            seen: HashSet::new(),
         }
+    }
+
+    /// The same pager with another page limit (tests use a small one).
+    pub fn with_page_limit(mut self, max_pages: usize) -> Self {
+        self.max_pages = max_pages;
+        self
     }
 
     /// The next page's `value` array; `None` after the last page.
@@ -30,6 +51,17 @@ impl<'a> Pager<'a> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
+        if self.pages >= self.max_pages {
+            return Err(GraphError::Malformed(format!(
+                "paging stopped: more than {} pages",
+                self.max_pages
+            )));
+        }
+        if !self.seen.insert(url.clone()) {
+            return Err(GraphError::Malformed(
+                "paging stopped: nextLink repeats an earlier page".to_owned(),
+            ));
+        }
         let body = self.client.get(&url, self.pool).await?;
         self.pages += 1;
         let (items, next) = split_page(body)?;
@@ -50,6 +82,12 @@ pub fn split_page(body: Value) -> Result<(Vec<Value>, Option<String>), GraphErro
             "page is not a JSON object".to_owned(),
         ));
     };
+    if let Some(error) = map.get("error") {
+        let code = error.get("code").and_then(Value::as_str).unwrap_or("none");
+        return Err(GraphError::Malformed(format!(
+            "success status with an error body (code {code})"
+        )));
+    }
     let next = match map.remove("@odata.nextLink") {
         None | Some(Value::Null) => None,
         Some(Value::String(link)) => Some(link),
@@ -57,7 +95,9 @@ pub fn split_page(body: Value) -> Result<(Vec<Value>, Option<String>), GraphErro
     };
     let items = match map.remove("value") {
         Some(Value::Array(items)) => items,
-        None | Some(Value::Null) => Vec::new(),
+        None | Some(Value::Null) => {
+            return Err(GraphError::Malformed("page has no value array".to_owned()))
+        }
         Some(_) => return Err(GraphError::Malformed("value is not an array".to_owned())),
     };
     Ok((items, next))
@@ -102,5 +142,17 @@ mod tests {
         assert!(split_page(json!([1])).is_err());
         assert!(split_page(json!({"value": {}})).is_err());
         assert!(split_page(json!({"value": [], "@odata.nextLink": 3})).is_err());
+    }
+
+    #[test]
+    fn a_success_without_a_list_is_never_an_empty_list() {
+        // A 200 whose body is an error, or has no `value`, must not read as "no items".
+        let error = json!({"error": {"code": "InternalServerError", "message": "x"}});
+        assert!(split_page(error)
+            .unwrap_err()
+            .to_string()
+            .contains("InternalServerError"));
+        assert!(split_page(json!({})).is_err());
+        assert!(split_page(json!({"value": null})).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! The Prometheus side of the daemon: a collector that computes finding, scan, check, outbox
 //! and event metrics from committed state at scrape time (so values survive restarts and a
-//! failed scan keeps the last good counts), and the hyper HTTP server for `/metrics`,
-//! `/healthz` and `/readyz`.
+//! failed scan keeps the last good counts), and the answers to `/metrics`, `/healthz` and
+//! `/readyz` (the listener itself is [`super::listener`]).
 //!
 //! Labels are bounded: configured tenant and sink names, finding ids, categories, severities.
 
@@ -14,12 +14,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntCounterVec, Opts};
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// What the collector exports: configured tenants (with intervals) and sinks.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -287,52 +283,9 @@ impl Collector for StateCollector {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `cancel`; connections are
-/// closed gracefully. `/readyz` answers 200 while `ready` is set.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Metrics,
-    ready: Arc<AtomicBool>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                tracing::warn!(error = %err, "Cannot accept a metrics connection");
-                continue;
-            }
-        };
-        let (metrics, ready, cancel) = (metrics.clone(), Arc::clone(&ready), cancel.clone());
-        tracker.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let answer = route(&request, &metrics, &ready);
-                async move { Ok::<_, Infallible>(answer) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => if let Err(err) = result {
-                    tracing::debug!(error = %err, "Metrics connection ended with an error");
-                },
-                () = cancel.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
-    }
-}
-
-fn route(
+/// The answer to one (authorized) request: `/metrics`, `/healthz`, `/readyz` (200 while
+/// `ready` is set) or `/`.
+pub(super) fn route(
     request: &Request<hyper::body::Incoming>,
     metrics: &Metrics,
     ready: &AtomicBool,

@@ -1,5 +1,6 @@
 //! Event sinks: deliver outbox events to a SIEM or stdout; and [`metrics`], the Prometheus
-//! endpoint over committed state.
+//! endpoint over committed state, served by [`listener`] (TLS and basic auth from a
+//! [`web_config`] file).
 //!
 //! Layers, each in its own module: [`cef`] and [`json`] render one event (payload);
 //! [`syslog_header`] adds the RFC 5424 / RFC 3164 header and the stream framing; [`transport`]
@@ -10,10 +11,12 @@
 pub mod cef;
 pub mod delivery;
 pub mod json;
+pub mod listener;
 pub mod metrics;
 pub mod syslog_header;
 pub mod tls;
 pub mod transport;
+pub mod web_config;
 
 pub use cef::render_cef;
 pub use delivery::{run_sink, run_sink_tuned, DeliveryTuning};

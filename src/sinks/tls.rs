@@ -3,9 +3,9 @@
 //! server name to verify (configured, or the host part of the address).
 
 use crate::config::TlsConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::TlsConnector;
@@ -20,6 +20,14 @@ pub enum TlsSetupError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// A PEM file is malformed.
+    #[error("cannot parse {path}: {source}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM parser found.
+        source: pem::Error,
     },
     /// A PEM file held nothing usable.
     #[error("{path} holds no {what}")]
@@ -90,22 +98,23 @@ pub fn host_part(address: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsSetupError> {
-    std::fs::File::open(path)
-        .map(BufReader::new)
-        .map_err(|source| TlsSetupError::Read {
-            path: path.to_owned(),
-            source,
-        })
+/// Maps a PEM error of `path`: I/O errors (unreadable file) apart from malformed content, and
+/// "no items" as [`TlsSetupError::Empty`].
+fn pem_error(path: &Path, what: &'static str, err: pem::Error) -> TlsSetupError {
+    let path = path.to_owned();
+    match err {
+        pem::Error::Io(source) => TlsSetupError::Read { path, source },
+        pem::Error::NoItemsFound => TlsSetupError::Empty { path, what },
+        source => TlsSetupError::Pem { path, source },
+    }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let certs = rustls_pemfile::certs(&mut open(path)?)
+/// Every certificate in a PEM file (at least one), with rustls-pki-types' PEM parser.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|err| pem_error(path, "certificate", err))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsSetupError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|err| pem_error(path, "certificate", err))?;
     if certs.is_empty() {
         return Err(TlsSetupError::Empty {
             path: path.to_owned(),
@@ -115,16 +124,9 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
-    rustls_pemfile::private_key(&mut open(path)?)
-        .map_err(|source| TlsSetupError::Read {
-            path: path.to_owned(),
-            source,
-        })?
-        .ok_or_else(|| TlsSetupError::Empty {
-            path: path.to_owned(),
-            what: "private key",
-        })
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|err| pem_error(path, "private key", err))
 }
 
 fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsSetupError> {
@@ -144,6 +146,33 @@ mod tests {
         assert_eq!(host_part("siem.example.net:6514"), "siem.example.net");
         assert_eq!(host_part("[::1]:6514"), "::1");
         assert_eq!(host_part("localhost"), "localhost");
+    }
+
+    #[test]
+    fn pem_problems_are_told_apart() {
+        let dir = std::env::temp_dir().join(format!("m365-posture-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let truncated = dir.join("truncated.pem");
+        std::fs::write(&truncated, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let no_cert = dir.join("key-only.pem");
+        std::fs::write(&no_cert, "just text\n").unwrap();
+        assert!(matches!(
+            read_certs(&truncated),
+            Err(TlsSetupError::Pem { .. })
+        ));
+        assert!(matches!(
+            read_certs(&no_cert),
+            Err(TlsSetupError::Empty { .. })
+        ));
+        assert!(matches!(
+            read_key(&no_cert),
+            Err(TlsSetupError::Empty { .. })
+        ));
+        assert!(matches!(
+            read_certs(&dir.join("missing.pem")),
+            Err(TlsSetupError::Read { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -45,6 +45,14 @@ pub enum Unavailable {
         /// `servfail`, `timeout`, ...
         detail: String,
     },
+    /// Graph answered 404 for one user's data although the user is listed: the data exists
+    /// somewhere Graph cannot read it (a mailbox inactive, soft-deleted or on premises), or the
+    /// user was deleted during the scan. Not a failure of the source and not evidence either:
+    /// the user's instances keep their state and the checks count the user as unevaluated.
+    NotReadable {
+        /// `mailbox_not_enabled_for_rest_api` or `user_not_found`.
+        reason: String,
+    },
     /// Not collected in this scan (an earlier step failed, or the scan was cut short).
     NotCollected {
         /// Why.
@@ -61,6 +69,7 @@ impl fmt::Display for Unavailable {
             Self::Malformed { detail } => write!(f, "malformed_response: {detail}"),
             Self::Transport { detail } => write!(f, "transport_error: {detail}"),
             Self::DnsFailure { name, detail } => write!(f, "dns_{detail}: {name}"),
+            Self::NotReadable { reason } => write!(f, "not_readable: {reason}"),
             Self::NotCollected { detail } => write!(f, "not_collected: {detail}"),
         }
     }
@@ -71,9 +80,10 @@ pub type Section<T> = Result<T, Unavailable>;
 
 /// Per-user data from per-user endpoints, keyed by user id.
 ///
-/// A user present with `Ok` was read (a 404 mailbox is `Ok(empty)`). A user present with `Err`
-/// failed. A user absent was not asked for; what that means is documented by the section
-/// (for authentication methods: the registration report showed no relevant method).
+/// A user present with `Ok` was read. A user present with `Err` failed, or answered 404
+/// ([`Unavailable::NotReadable`]: no evidence either way). A user absent was not asked for
+/// (users without `mail` have no mailbox; for authentication methods: the registration report
+/// showed no relevant method), so their instances keep their state.
 pub type PerUser<T> = BTreeMap<String, Result<Vec<T>, Unavailable>>;
 
 /// TXT answers by lower-case DNS name (no trailing dot).
@@ -97,7 +107,8 @@ pub struct TenantSnapshot {
     /// `/reports/authenticationMethods/userRegistrationDetails`, pre-filtered or not.
     pub registration_details: Section<Vec<UserRegistrationDetails>>,
     /// Authentication methods for the users that were asked (see [`PerUser`]); users absent
-    /// had no FIDO2, Windows Hello or TAP registered per the registration report.
+    /// had no FIDO2, passkey, Windows Hello or TAP label (nor an unknown one) in the
+    /// registration report: not read, so their stored instances keep their state.
     pub auth_methods: Section<PerUser<AuthMethod>>,
     /// Primary calendar permissions per mailbox user.
     pub calendar_permissions: Section<PerUser<CalendarPermission>>,

@@ -80,6 +80,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         schema::migrate(&mut conn)?;
+        tighten_companions(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -137,15 +138,21 @@ impl Store {
     }
 }
 
-/// Creates the file with mode 0600 before SQLite opens it, and tightens an existing one.
+/// Creates the directory (mode 0700) and the file (mode 0600) before SQLite opens it, whatever
+/// the umask and whoever starts the agent, and tightens an existing file. An existing directory
+/// is left as it is (it may be the working directory, or systemd's `StateDirectory=`).
 fn prepare_file(path: &Path) -> Result<(), StateError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let file_error = |source| StateError::File {
         path: path.to_owned(),
         source,
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(file_error)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(file_error)?;
     }
     std::fs::OpenOptions::new()
         .create(true)
@@ -153,7 +160,32 @@ fn prepare_file(path: &Path) -> Result<(), StateError> {
         .mode(0o600)
         .open(path)
         .map_err(file_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(file_error)
+    make_private(path).map_err(file_error)
+}
+
+/// Sets mode 0600 on the state file's `-wal` and `-shm` files where they exist (SQLite
+/// creates those with the database file's mode; this also fixes files left by older builds).
+fn tighten_companions(path: &Path) -> Result<(), StateError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let companion = PathBuf::from(name);
+        match make_private(&companion) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StateError::File {
+                    path: companion,
+                    source: err,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// One stored instance of a finding in a tenant.

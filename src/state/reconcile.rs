@@ -9,7 +9,7 @@
 //! `resolved` event. [`super::commit::apply`] writes the result in one transaction.
 
 use super::StoredInstance;
-use crate::checks::Outcome;
+use crate::checks::{Evaluation, Outcome};
 use crate::config::{FirstScan, Suppression};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
@@ -130,11 +130,7 @@ pub fn diff(input: &DiffInput<'_>) -> Changes {
                         && !input.evaluated_before.contains(finding),
                 };
                 check.seen(&evaluation.findings, &mut changes);
-                check.gone(
-                    &evaluation.findings,
-                    &evaluation.failed_resources,
-                    &mut changes,
-                );
+                check.gone(evaluation, &mut changes);
                 evaluated_status(*finding, severity, &evaluation.failed_resources)
             }
         };
@@ -175,6 +171,13 @@ pub fn is_protected(resource_id: &str, failed: &[(String, String)]) -> bool {
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
     })
+}
+
+/// Whether a stored instance belongs to a resource the check did not evaluate (its id, or its
+/// first segment: the user of `<userId>/<methodId>`).
+pub fn is_unevaluated(resource_id: &str, unevaluated: &BTreeMap<String, String>) -> bool {
+    let owner = resource_id.split('/').next().unwrap_or(resource_id);
+    unevaluated.contains_key(owner) || unevaluated.contains_key(resource_id)
 }
 
 struct CheckDiff<'a, 'b> {
@@ -222,9 +225,12 @@ impl CheckDiff<'_, '_> {
         }
     }
 
-    /// Open instances the check no longer sees, outside failed prefixes: resolve them.
-    fn gone(&self, findings: &[Finding], failed: &[(String, String)], changes: &mut Changes) {
-        let seen: BTreeSet<&str> = findings
+    /// Open instances the check no longer sees, outside failed and unevaluated prefixes:
+    /// resolve them.
+    fn gone(&self, evaluation: &Evaluation, changes: &mut Changes) {
+        let failed = &evaluation.failed_resources;
+        let seen: BTreeSet<&str> = evaluation
+            .findings
             .iter()
             .filter(|f| f.finding == self.finding)
             .map(|f| f.resource_id.as_str())
@@ -234,7 +240,9 @@ impl CheckDiff<'_, '_> {
             if !row.is_open() || seen.contains(row.resource_id.as_str()) {
                 continue;
             }
-            if is_protected(&row.resource_id, failed) {
+            if is_protected(&row.resource_id, failed)
+                || is_unevaluated(&row.resource_id, &evaluation.unevaluated)
+            {
                 continue;
             }
             let mut resolved = (*row).clone();

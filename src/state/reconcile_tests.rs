@@ -23,6 +23,7 @@ fn evaluated(findings: Vec<Finding>) -> Outcome {
     Outcome::Evaluated(Evaluation {
         findings,
         failed_resources: vec![],
+        ..Evaluation::default()
     })
 }
 
@@ -150,6 +151,29 @@ fn skipped_check_keeps_everything_and_reports_reason() {
 }
 
 #[test]
+fn unevaluated_users_keep_their_instances_and_the_check_stays_ok() {
+    let rule = FindingId::RuleForwardsExternal;
+    let mut world = World::new();
+    let all = vec![finding(rule, "u1/r1"), finding(rule, "u2/r1")];
+    world.scan(t(1), &[(rule, evaluated(all))]);
+    let unread = Outcome::Evaluated(Evaluation {
+        unevaluated: [("u1".into(), "mailbox_not_enabled_for_rest_api".into())]
+            .into_iter()
+            .collect(),
+        ..Evaluation::default()
+    });
+    let changes = world.scan(t(2), &[(rule, unread)]);
+    let resolved: Vec<&str> = changes
+        .events
+        .iter()
+        .map(|e| e.resource_id.as_str())
+        .collect();
+    assert_eq!(resolved, ["u2/r1"]);
+    assert_eq!(world.open(), vec!["u1/r1"]);
+    assert_eq!(changes.checks[0].state, CheckState::Ok);
+}
+
+#[test]
 fn failed_resource_prefix_protects_its_instances_only() {
     let rule = FindingId::RuleForwardsExternal;
     let mut world = World::new();
@@ -163,6 +187,7 @@ fn failed_resource_prefix_protects_its_instances_only() {
     let partial = Outcome::Evaluated(Evaluation {
         findings: vec![],
         failed_resources: vec![("u1".into(), "permission_denied".into())],
+        ..Evaluation::default()
     });
     let changes = world.scan(t(2), &[(rule, partial)]);
     let mut resolved: Vec<String> = changes
@@ -175,6 +200,9 @@ fn failed_resource_prefix_protects_its_instances_only() {
     assert_eq!(world.open(), vec!["u1/r1", "u1/r2"]);
     assert_eq!(changes.checks[0].state, CheckState::Partial);
     assert!(is_protected("u1", &[("u1".into(), String::new())]));
+    let unevaluated = [("u1".to_owned(), "why".to_owned())].into_iter().collect();
+    assert!(is_unevaluated("u1/r9", &unevaluated) && is_unevaluated("u1", &unevaluated));
+    assert!(!is_unevaluated("u10/r1", &unevaluated));
     assert!(!is_protected("u1x", &[("u1".into(), String::new())]));
 }
 

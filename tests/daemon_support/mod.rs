@@ -148,6 +148,7 @@ fn outcome(script: &Script, id: FindingId) -> Outcome {
     Outcome::Evaluated(Evaluation {
         findings,
         failed_resources: vec![],
+        ..Evaluation::default()
     })
 }
 

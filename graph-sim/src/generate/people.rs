@@ -162,7 +162,9 @@ pub(crate) fn generate(
         }
         let methods = super::methods::methods(context, rng);
         tenant.authentication_methods.insert(id.clone(), methods);
-        if rng.gen_bool(s::MAILBOX) {
+        if !rng.gen_bool(s::MAILBOX) {
+            without_exchange_online_mailbox(tenant.users.last_mut());
+        } else {
             tenant.mailboxes.push(id.clone());
             if let Some(perms) = super::mailbox::calendar(rng, &member_upns) {
                 tenant.calendar_permissions.insert(id.clone(), perms);
@@ -173,6 +175,15 @@ pub(crate) fn generate(
             }
         }
         member_upns.push(upn);
+    }
+}
+
+/// A member without an Exchange Online mailbox: a synced user keeps `mail` (hybrid: the mailbox
+/// is on premises, and Graph answers 404 `MailboxNotEnabledForRESTAPI`); a cloud user has no
+/// mail at all.
+fn without_exchange_online_mailbox(user: Option<&mut Value>) {
+    if let Some(user) = user.filter(|u| u.get("onPremisesSyncEnabled") != Some(&json!(true))) {
+        set(user, "mail", Value::Null);
     }
 }
 
