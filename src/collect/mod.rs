@@ -8,6 +8,7 @@
 
 pub mod directory;
 pub mod dns;
+pub mod own_credential;
 mod per_user;
 pub mod permissions;
 pub mod probe;
@@ -165,14 +166,35 @@ pub async fn collect_tenant(
         }
     };
     let scan_cancel = cancel.child_token();
+    let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
     let snapshot = collect_sections(ctx, tenant, &client, &scan_cancel, &calendars).await;
+    record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
     }
     CollectReport {
         snapshot,
         error: None,
+    }
+}
+
+/// Sets the credential-expiry metric of a client-secret tenant from its own application's
+/// secrets ([`own_credential`]); leaves it alone when that cannot be seen.
+fn record_secret_expiry(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    snapshot: &TenantSnapshot,
+    hint: Option<&str>,
+) {
+    let (Some(hint), Ok(applications)) = (hint, &snapshot.applications) else {
+        return;
+    };
+    if let Some(end) = own_credential::secret_expiry(applications, &tenant.client_id, hint) {
+        ctx.metrics
+            .credential_expiry
+            .with_label_values(&[&tenant.name])
+            .set(end.timestamp());
     }
 }
 
