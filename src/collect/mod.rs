@@ -7,7 +7,10 @@
 //! the [`CollectContext`] across scans.
 
 pub mod directory;
+pub mod dns;
+pub mod own_credential;
 mod per_user;
+pub mod permissions;
 pub mod probe;
 mod registration;
 pub mod source;
@@ -22,7 +25,7 @@ use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, 
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use crate::state::per_user::PerUserRead;
-use per_user::{page_users, queue, run_queue, section_of, Kind, PerUserData};
+use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -206,13 +209,19 @@ pub async fn collect_tenant_swept(
         () = cancel.cancelled() => Err(AuthError::Cancelled),
         token = provider.token() => token,
     };
-    if let Err(err) = first_token {
-        ctx.forget(tenant);
-        return failed(err.to_string());
-    }
+    let calendars = match first_token {
+        Ok(token) => CalendarReader::of(tenant, token.bearer()),
+        Err(err) => {
+            ctx.forget(tenant);
+            return failed(err.to_string());
+        }
+    };
     let scan_cancel = cancel.child_token();
+    let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let (snapshot, writes) = collect_sections(ctx, tenant, &client, &scan_cancel, sweep).await;
+    let (snapshot, writes) =
+        collect_sections(ctx, tenant, &client, &scan_cancel, (sweep, &calendars)).await;
+    record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
     }
@@ -223,17 +232,35 @@ pub async fn collect_tenant_swept(
     (report, writes)
 }
 
+/// Sets the credential-expiry metric of a client-secret tenant from its own application's
+/// secrets ([`own_credential`]); leaves it alone when that cannot be seen.
+fn record_secret_expiry(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    snapshot: &TenantSnapshot,
+    hint: Option<&str>,
+) {
+    let (Some(hint), Ok(applications)) = (hint, &snapshot.applications) else {
+        return;
+    };
+    if let Some(end) = own_credential::secret_expiry(applications, &tenant.client_id, hint) {
+        ctx.metrics
+            .credential_expiry
+            .with_label_values(&[&tenant.name])
+            .set(end.timestamp());
+    }
+}
+
 async fn collect_sections(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
-    sweep: Option<&Sweep>,
+    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
-        let dns =
-            directory::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
+        let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
         (domains, dns)
     };
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
@@ -241,12 +268,12 @@ async fn collect_sections(
         domains_and_dns,
         directory::applications(client),
         directory::service_principals(client),
-        users_and_per_user(ctx, client, sweep),
+        users_and_per_user(ctx, client, sweep, calendars),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
     snapshot.domains = domains;
-    snapshot.dns = dns;
+    (snapshot.dns, snapshot.dns_hosts) = dns;
     snapshot.applications = applications;
     snapshot.service_principals = service_principals;
     snapshot.users = users.users;
@@ -294,13 +321,14 @@ async fn users_and_per_user(
     ctx: &CollectContext,
     client: &GraphClient,
     sweep: Option<&Sweep>,
+    calendars: &CalendarReader,
 ) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed, sweep),
+        page_users(client, exchange_tx, feed, sweep, calendars),
         registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,
@@ -341,7 +369,9 @@ async fn users_and_per_user(
     UserSections {
         auth_methods,
         calendar: match &users {
-            Ok(_) => section_of(data.calendar, Kind::Calendar),
+            Ok(listed) => calendars
+                .complete(listed, data.calendar)
+                .and_then(|map| section_of(map, Kind::Calendar)),
             Err(err) => Err(users_missing(err)),
         },
         rules: match &users {
