@@ -59,6 +59,8 @@ interval = "1s"
 timeout = "20s"
 shutdown_grace = "5s"
 first_scan = "emit"
+# The tenant's inbox rule changes between scans: every stored per-user read is due at once.
+per_user_max_age = "1ms"
 
 [state]
 path = "{state}"
