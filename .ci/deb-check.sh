@@ -82,6 +82,18 @@ asset systemd/README.md usr/share/doc/m365-posture/systemd.md -rw-r--r--
 for f in "$ROOT"/systemd/dropins/*.conf; do
     asset "systemd/dropins/${f##*/}" "usr/share/doc/m365-posture/examples/systemd/${f##*/}" -rw-r--r--
 done
+asset README.md usr/share/doc/m365-posture/README.md -rw-r--r--
+for f in "$ROOT"/docs/*.md; do
+    asset "docs/${f##*/}" "usr/share/doc/m365-posture/${f##*/}" -rw-r--r--
+done
+asset docs/report.png usr/share/doc/m365-posture/report.png -rw-r--r--
+asset config/alertmanager/webhook-log.py usr/share/doc/m365-posture/examples/webhook-log.py -rw-r--r--
+asset "" usr/share/man/man1/m365-posture.1.gz -rw-r--r--
+asset "" usr/share/doc/m365-posture/changelog.Debian.gz -rw-r--r--
+asset packaging/debian/copyright usr/share/doc/m365-posture/copyright -rw-r--r--
+if ! zcat "$WORK/pkgroot/usr/share/man/man1/m365-posture.1.gz" | cmp -s - "$ROOT/packaging/man/m365-posture.1"; then
+    fail "the packaged man page is not packaging/man/m365-posture.1"
+fi
 
 echo "== control"
 grep -qx /etc/m365-posture/config.toml "$WORK/control/conffiles" 2>/dev/null ||
@@ -102,12 +114,43 @@ grep -q 'rm -rf "${DPKG_ROOT:-}/$dir"' "$WORK/control/postrm" 2>/dev/null ||
 grep -q '^Package: m365-posture$' "$WORK/control/control" || fail "control: Package is not m365-posture"
 sed -n 's/^\(Package\|Version\|Architecture\|Depends\|Maintainer\): /  &/p' "$WORK/control/control"
 
+echo "== installed config, with the credentials the installed unit loads"
+# LoadCredential=NAME:SOURCE puts SOURCE at /run/credentials/m365-posture.service/NAME inside the
+# service; here each SOURCE is created under the unpacked root (a dummy secret) and the config's
+# credential paths are mapped to it, as README step 4 does on a real machine.
+unit="$WORK/pkgroot/usr/lib/systemd/system/m365-posture.service"
+config="$WORK/pkgroot/etc/m365-posture/config.toml"
+cp "$config" "$WORK/installed-config.toml"
+while IFS=: read -r name source; do
+    mkdir -p "$WORK/pkgroot$(dirname "$source")"
+    printf 'dummy-secret\n' >"$WORK/pkgroot$source"
+    sed -i "s#/run/credentials/m365-posture.service/$name\"#$WORK/pkgroot$source\"#" "$WORK/installed-config.toml"
+done < <(sed -n 's/^LoadCredential=//p' "$unit")
+if out=$("$WORK/pkgroot/usr/bin/m365-posture" check-config --config "$WORK/installed-config.toml" 2>&1); then
+    echo "ok: check-config of /etc/m365-posture/config.toml"
+else
+    fail "the installed /etc/m365-posture/config.toml fails check-config with the unit's credentials: $out"
+fi
+grep -q '^listen = "127.0.0.1:9365"$' "$config" ||
+    fail "the installed config does not listen on 127.0.0.1:9365"
+
 echo "== packaged binary"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 if out=$("$WORK/pkgroot/usr/bin/m365-posture" --version 2>&1) && [[ $out == *"$version"* ]]; then
     echo "ok: m365-posture --version: $out"
 else
     fail "usr/bin/m365-posture --version does not print $version (got: ${out:-nothing})"
+fi
+
+echo "== lintian (errors and warnings fail)"
+if command -v lintian >/dev/null; then
+    if lintian --fail-on error,warning "$deb" | tee "$WORK/lintian.txt"; then
+        echo "ok: lintian"
+    else
+        fail "lintian reports errors or warnings (above)"
+    fi
+else
+    fail "lintian is not installed"
 fi
 
 echo

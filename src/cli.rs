@@ -13,12 +13,14 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/m365-posture/config.toml";
 #[derive(Debug, Parser)]
 #[command(
     name = "m365-posture",
-    version,
+    version = crate::build_info::VERSION_LINE,
     about = "Watches Microsoft 365 tenants for security posture problems",
     long_about = "Watches Microsoft 365 tenants for security posture problems: rescans tenants \
                   through Microsoft Graph and DNS, exports Prometheus metrics and sends CEF \
                   events over syslog.\n\nExit codes: 0 ok, 1 runtime failure, 64 usage error, \
-                  78 bad config."
+                  78 bad config, 141 standard output closed by its reader.\n\nFiles: \
+                  /etc/m365-posture/config.toml (config), /var/lib/m365-posture/state.db \
+                  (state). Documentation: /usr/share/doc/m365-posture/."
 )]
 pub struct Cli {
     /// Log line format on standard error.
@@ -73,6 +75,13 @@ pub enum Command {
     ///
     /// CEF events go to standard output, metrics to `--listen`. Stops on Ctrl-C (exit 0).
     Demo(DemoArgs),
+    /// Write a report of the open and suppressed findings from the state file: one
+    /// self-contained HTML page, CSV or JSON on standard output.
+    ///
+    /// Reads only the state file the daemon writes (safe next to a running daemon). Each open
+    /// finding has its title, resource, first seen, evidence, remediation and references.
+    /// Exits 0 when written, 1 when there is no state file, 64 for an unknown tenant.
+    Report(ReportArgs),
 }
 
 /// `demo [--listen ADDR] [--users N]`.
@@ -92,6 +101,31 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
+/// `report [--config PATH] [--tenant NAME] [--format html|csv|json]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Which config (for the state file, the tenants and the suppressions).
+    #[command(flatten)]
+    pub config: ConfigPath,
+    /// Only this tenant (by name).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML page (default).
+    Html,
+    /// CSV (RFC 4180), one row per open instance.
+    Csv,
+    /// One JSON document.
+    Json,
+}
+
 /// `--config PATH`, shared by every subcommand that reads the config.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigPath {
@@ -100,7 +134,7 @@ pub struct ConfigPath {
     pub path: PathBuf,
 }
 
-/// `run [--config PATH] [--web.config.file PATH]`.
+/// `run [--config PATH] [--web.config.file PATH] [--web.listen-address ADDR]`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Which config.
@@ -111,6 +145,10 @@ pub struct RunArgs {
     /// connection. Without it, /metrics is plain HTTP without authentication.
     #[arg(long = "web.config.file", value_name = "PATH")]
     pub web_config_file: Option<PathBuf>,
+    /// Where `/metrics` listens ("ip:port"), as node_exporter's flag; overrides the config's
+    /// `[metrics] listen` (also across SIGHUP reloads).
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    pub web_listen_address: Option<std::net::SocketAddr>,
 }
 
 /// `check-config [--config PATH]`.

@@ -6,6 +6,7 @@
 //! and `/metrics` reads committed state.
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod checks;
 pub mod cli;
 pub mod collect;
@@ -18,6 +19,8 @@ pub mod events;
 pub mod findings;
 pub mod graph;
 pub mod metrics;
+pub mod posture_report;
+pub mod references;
 pub mod report;
 pub mod scan;
 pub mod sinks;

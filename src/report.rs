@@ -117,6 +117,10 @@ pub struct ReportedFinding {
     pub resource_name: String,
     /// Evidence.
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// What to do about it (the catalogue's remediation text).
+    pub remediation: &'static str,
+    /// Where the fix is documented: Microsoft Learn, then CIS / CISA SCuBA controls.
+    pub references: &'static [crate::references::Reference],
 }
 
 /// Builds one tenant's entry from its collection and check outcomes.
@@ -234,6 +238,8 @@ fn reported(config: &Config, finding: Finding) -> ReportedFinding {
         resource_id: finding.resource_id,
         resource_name: finding.resource_name,
         details: finding.details,
+        remediation: meta.remediation,
+        references: crate::references::references(meta.id),
     }
 }
 

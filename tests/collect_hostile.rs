@@ -328,3 +328,25 @@ fn mailboxes_failed_or_equal<T: PartialEq + std::fmt::Debug>(
     }
     failed
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_host_is_not_followed() {
+    let foreign = start_foreign().await;
+    let target = format!("{}/v1.0/users?$top=999", foreign.base_url());
+    let rule: Rule = Arc::new(move |exchange| {
+        if !is_users_page(&exchange) {
+            return exchange.upstream;
+        }
+        let mut answer = Answer::raw(302, "text/plain", Vec::new());
+        answer.headers.push(("location".to_owned(), target.clone()));
+        answer
+    });
+    let (report, _files) = collect_through(rule).await;
+    assert!(report.snapshot.users.is_err(), "a redirect read as users");
+    assert!(report.snapshot.domains.is_ok());
+    assert!(
+        foreign.requests().is_empty(),
+        "foreign host got {:?}",
+        foreign.requests()
+    );
+}

@@ -1,10 +1,10 @@
-//! `config/example.toml` parses, holds the values as written, and documents every key.
+//! `config/example.toml` parses, holds the values as written, documents every key, and needs
+//! no credential but the ones the shipped unit's `LoadCredential=` lines provide.
 #![cfg(test)]
 
 use m365_posture::checks::options::{ProxyAddressMode, UnknownCertification};
 use m365_posture::config::{
-    from_toml_str, known_keys, Config, FirstScan, Framing, Payload, SinkKind, SyslogFormat,
-    TenantAuth, Transport,
+    from_toml_str, known_keys, Config, FirstScan, Payload, SinkKind, TenantAuth,
 };
 use m365_posture::findings::{FindingId, Severity};
 use std::path::PathBuf;
@@ -22,7 +22,11 @@ fn example() -> Config {
 #[test]
 fn tenants_as_written() {
     let config = example();
-    assert_eq!(config.tenants.len(), 2);
+    assert_eq!(
+        config.tenants.len(),
+        1,
+        "the second tenant is commented out"
+    );
     let contoso = &config.tenants[0];
     assert_eq!(contoso.name, "contoso");
     assert_eq!(contoso.tenant_id, "6babcaad-604b-40ac-a9d7-9fd97c0b779f");
@@ -30,9 +34,7 @@ fn tenants_as_written() {
     assert_eq!(
         contoso.auth,
         TenantAuth::ClientSecret {
-            secret_file: PathBuf::from(
-                "/run/credentials/m365-posture.service/contoso-client-secret"
-            )
+            secret_file: PathBuf::from("/run/credentials/m365-posture.service/client-secret")
         }
     );
     assert_eq!(contoso.authority_url, "https://login.microsoftonline.com");
@@ -42,21 +44,12 @@ fn tenants_as_written() {
         Duration::from_secs(6 * 3600),
         "defaults to [scan] interval"
     );
-    let fabrikam = &config.tenants[1];
-    assert_eq!(fabrikam.name, "fabrikam");
-    assert!(matches!(
-        &fabrikam.auth,
-        TenantAuth::Certificate { certificate_file, private_key_file }
-            if certificate_file.ends_with("fabrikam-cert.pem")
-                && private_key_file.ends_with("fabrikam-key.pem")
-    ));
-    assert_eq!(fabrikam.interval, Duration::from_secs(12 * 3600));
 }
 
 #[test]
 fn dns_scan_state_metrics_as_written() {
     let config = example();
-    assert_eq!(config.dns.servers, ["127.0.0.1:53".parse().unwrap()]);
+    assert!(config.dns.servers.is_empty(), "the system resolver");
     assert_eq!(config.dns.timeout, Duration::from_secs(5));
     assert_eq!(config.scan.interval, Duration::from_secs(6 * 3600));
     assert_eq!(config.scan.timeout, Duration::from_secs(30 * 60));
@@ -69,44 +62,56 @@ fn dns_scan_state_metrics_as_written() {
         PathBuf::from("/var/lib/m365-posture/state.db")
     );
     assert_eq!(config.state.outbox_max_events, 100_000);
-    assert_eq!(config.metrics.listen, "0.0.0.0:9365".parse().unwrap());
+    assert_eq!(
+        config.metrics.listen,
+        "127.0.0.1:9365".parse().unwrap(),
+        "loopback only, not the code default 0.0.0.0"
+    );
 }
 
 #[test]
 fn sinks_as_written() {
     let config = example();
-    assert_eq!(config.sinks.len(), 2);
-    let siem = &config.sinks[0];
-    assert_eq!(siem.name, "siem");
-    assert_eq!(siem.payload, Payload::Cef);
-    let SinkKind::Syslog(syslog) = &siem.kind else {
-        panic!("first sink is syslog")
-    };
-    assert_eq!(syslog.transport, Transport::Tls);
-    assert_eq!(syslog.address, "siem.example.net:6514");
-    assert_eq!(syslog.format, SyslogFormat::Rfc5424);
-    assert_eq!(syslog.framing, Framing::OctetCounting);
-    assert_eq!(syslog.max_message_bytes, 8192);
-    let tls = syslog.tls.as_ref().expect("tls table");
-    assert_eq!(
-        tls.ca_file,
-        Some(PathBuf::from("/etc/m365-posture/siem-ca.pem"))
-    );
-    assert!(tls
-        .client_certificate_file
-        .as_ref()
-        .unwrap()
-        .ends_with("siem-client.pem"));
-    assert!(tls
-        .client_key_file
-        .as_ref()
-        .unwrap()
-        .ends_with("siem-client-key.pem"));
-    assert_eq!(tls.server_name.as_deref(), Some("siem.example.net"));
-    let stdout = &config.sinks[1];
-    assert_eq!(stdout.name, "stdout-1", "default name is <type>-<index>");
-    assert_eq!(stdout.payload, Payload::Json);
-    assert_eq!(stdout.kind, SinkKind::Stdout);
+    assert_eq!(config.sinks.len(), 1, "the syslog sink is commented out");
+    let journal = &config.sinks[0];
+    assert_eq!(journal.name, "journal");
+    assert_eq!(journal.payload, Payload::Json);
+    assert_eq!(journal.kind, SinkKind::Stdout);
+}
+
+/// Every file the example names under the service's credential directory is a credential the
+/// shipped unit loads (`LoadCredential=NAME:...`), so the installed file passes check-config
+/// inside the service once the secret is in place.
+#[test]
+fn credential_files_are_the_units_credentials() {
+    let unit = include_str!("../systemd/m365-posture.service");
+    let loaded: Vec<&str> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("LoadCredential="))
+        .filter_map(|value| value.split_once(':').map(|(name, _)| name))
+        .collect();
+    assert_eq!(loaded, ["client-secret"]);
+    let dir = std::path::Path::new("/run/credentials/m365-posture.service");
+    let config = example();
+    let mut named = Vec::new();
+    for tenant in &config.tenants {
+        match &tenant.auth {
+            TenantAuth::ClientSecret { secret_file } => named.push(secret_file.clone()),
+            TenantAuth::Certificate {
+                private_key_file, ..
+            } => named.push(private_key_file.clone()),
+            _ => {}
+        }
+    }
+    for path in &named {
+        let name = path.strip_prefix(dir).ok().and_then(|p| p.to_str());
+        assert!(
+            name.is_some_and(|name| loaded.contains(&name)),
+            "{} is not a credential of the unit {loaded:?}",
+            path.display()
+        );
+    }
+    assert!(!named.is_empty());
 }
 
 #[test]
@@ -115,6 +120,10 @@ fn checks_overrides_and_suppressions_as_written() {
     let checks = &config.checks;
     assert_eq!(checks.extra_internal_domains, ["contoso-partner.com"]);
     assert_eq!(checks.exclude_users, ["breakglass@contoso.com"]);
+    assert_eq!(
+        checks.first_party_tenant_ids,
+        ["00000000-0000-0000-0000-0000000000aa"]
+    );
     assert_eq!(checks.password_max_age_days, 90);
     assert_eq!(checks.sync_max_age_days, 7);
     assert_eq!(checks.proxy_addresses_mode, ProxyAddressMode::Aliases);
@@ -148,6 +157,7 @@ fn check_options_left_at_their_defaults_are_the_defaults() {
     let mut written = example().checks;
     written.extra_internal_domains.clear();
     written.exclude_users.clear();
+    written.first_party_tenant_ids.clear();
     assert_eq!(
         written, defaults,
         "the example documents defaults for [checks]"

@@ -10,6 +10,8 @@
     clippy::panic
 )]
 
+mod daemon_support;
+
 use chrono::{DateTime, Utc};
 use graph_sim::{
     start, CollectionName, Faults, Mutation, SimHandle, SimOptions, TenantFile, ThrottleSettings,
@@ -57,45 +59,8 @@ fn seen(value: &serde_json::Value) -> Seen {
 fn write_config(dir: &Path, name: &str, sim: &SimHandle, state: &Path) -> PathBuf {
     let secret = dir.join("secret");
     std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
-    let text = format!(
-        r#"
-[[tenants]]
-name = "contoso"
-tenant_id = "{tenant_id}"
-client_id = "{client_id}"
-client_secret_file = "{secret}"
-authority_url = "{base}"
-graph_url = "{base}"
-
-[dns]
-servers = ["{dns}"]
-timeout = "500ms"
-
-[scan]
-interval = "150ms"
-timeout = "30s"
-shutdown_grace = "5s"
-
-[state]
-path = "{state}"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[[sinks]]
-type = "stdout"
-payload = "json"
-"#,
-        tenant_id = sim.tenant_id(),
-        client_id = graph_sim::DEFAULT_CLIENT_ID,
-        secret = secret.display(),
-        base = sim.base_url(),
-        dns = sim.dns_addr(),
-        state = state.display(),
-    );
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+    let scan = "interval = \"150ms\"\ntimeout = \"30s\"\nshutdown_grace = \"5s\"";
+    daemon_support::write_sim_config(dir, name, sim, (&secret, state), scan)
 }
 
 struct Running {

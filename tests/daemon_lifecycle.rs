@@ -377,8 +377,14 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
     assert_eq!(get(daemon.metrics_addr, "/readyz").await.0, 200);
     assert_eq!(get(daemon.metrics_addr, "/nope").await.0, 404);
     let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let build_info = format!(
+        "m365_posture_build_info{{revision=\"{}\",rustversion=\"{}\",version=\"{}\"}} 1",
+        m365_posture::build_info::REVISION,
+        m365_posture::build_info::RUSTC_VERSION,
+        m365_posture::build_info::VERSION,
+    );
     for name in [
-        "m365_posture_build_info{version=",
+        build_info.as_str(),
         "m365_posture_outbox_events{sink=\"siem\"} 1",
         "m365_posture_scan_duration_seconds{tenant=\"contoso\"}",
         "m365_posture_scan_interval_seconds{tenant=\"fabrikam\"}",
@@ -391,6 +397,17 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
         !body.contains("@contoso.example"),
         "names leaked into labels"
     );
+    // The catalogue as an info metric, one series per finding, for dashboards to join on.
+    let info: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("m365_posture_finding_info{"))
+        .collect();
+    assert_eq!(info.len(), m365_posture::findings::FindingId::ALL.len());
+    assert!(info.contains(
+        &"m365_posture_finding_info{category=\"email_admin_settings\",finding=\"domain.spf_allows_any\",\
+          reference=\"https://learn.microsoft.com/en-us/defender-office-365/email-authentication-spf-configure\",\
+          severity=\"high\",title=\"Microsoft Domain SPF Record Allows Any IP Address\"} 1"
+    ));
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -2,6 +2,9 @@
 //! test, creates its state directory 0700 and the state file with its WAL and SHM files 0600.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod daemon_support;
+
+use daemon_support::{recorded_scans, write_sim_config, HOURLY};
 use graph_sim::{start, SimOptions, TenantFile};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,14 +16,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-fn committed_scans(state: &Path) -> i64 {
-    let Ok(conn) = rusqlite::Connection::open(state) else {
-        return 0;
-    };
-    conn.query_row("SELECT COUNT(*) FROM scans", [], |r| r.get(0))
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,44 +31,7 @@ async fn daemon_under_umask_000_creates_a_private_state_directory_and_files() {
     std::fs::write(&secret, graph_sim::DEFAULT_CLIENT_SECRET).unwrap();
     let state_dir = dir.path().join("var/lib/m365-posture");
     let state = state_dir.join("state.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[[tenants]]
-name = "contoso"
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "{secret}"
-authority_url = "{base}"
-graph_url = "{base}"
-
-[dns]
-servers = ["{dns}"]
-
-[scan]
-interval = "1h"
-
-[state]
-path = "{state}"
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[[sinks]]
-type = "stdout"
-payload = "json"
-"#,
-            tenant = sim.tenant_id(),
-            client = graph_sim::DEFAULT_CLIENT_ID,
-            secret = secret.display(),
-            base = sim.base_url(),
-            dns = sim.dns_addr(),
-            state = state.display(),
-        ),
-    )
-    .unwrap();
+    let config = write_sim_config(dir.path(), "config.toml", &sim, (&secret, &state), HOURLY);
     let mut child = tokio::process::Command::new("sh")
         .args(["-c", "umask 000; exec \"$0\" run --config \"$1\""])
         .arg(env!("CARGO_BIN_EXE_m365-posture"))
@@ -83,12 +41,12 @@ payload = "json"
         .spawn()
         .unwrap();
     for _ in 0..1500 {
-        if committed_scans(&state) > 0 {
+        if recorded_scans(&state) > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(committed_scans(&state) > 0, "the daemon committed no scan");
+    assert!(recorded_scans(&state) > 0, "the daemon committed no scan");
     // Checked while the daemon runs: SQLite removes the WAL and SHM files on a clean close.
     assert_eq!(mode(&state_dir), 0o700, "state directory");
     assert_eq!(mode(&state), 0o600, "state file");

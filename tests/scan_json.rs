@@ -168,6 +168,41 @@ async fn full_tenant_gives_exactly_the_expected_findings() {
     assert_eq!(disabled["category"], "user_account_settings");
     assert_eq!(disabled["title"], "User account disabled");
     assert!(disabled["details"].is_object());
+    for finding in tenant["findings"].as_array().unwrap() {
+        let id = finding["finding"].as_str().unwrap();
+        assert!(
+            finding["remediation"]
+                .as_str()
+                .is_some_and(|r| r.len() > 40),
+            "{id}: remediation"
+        );
+        let first = &finding["references"][0];
+        assert_eq!(first["source"], "microsoft", "{id}");
+        assert!(
+            first["url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://learn.microsoft.com/"),
+            "{id}"
+        );
+    }
+    let spf = tenant["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["finding"] == "domain.spf_allows_any")
+        .unwrap();
+    let controls: Vec<(&str, &str)> = spf["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .collect();
+    assert!(controls.contains(&("cis", "2.1.8")), "{controls:?}");
+    assert!(
+        controls.contains(&("cisa_scuba", "MS.EXO.2.2v3")),
+        "{controls:?}"
+    );
     for key in ["started_at", "finished_at"] {
         let text = tenant[key].as_str().unwrap();
         assert!(
@@ -292,4 +327,37 @@ async fn cef_prints_one_new_event_per_finding_and_unknown_tenant_is_a_usage_erro
     .unwrap_err();
     assert!(matches!(err, ScanError::UnknownTenant(_)));
     assert_eq!(err.exit_code(), 64);
+}
+
+/// A hybrid mailbox (synced user, mailbox on premises: 404 `MailboxNotEnabledForRESTAPI`) is
+/// counted per mailbox check under `unevaluated`, and the checks stay `ok`.
+#[tokio::test]
+async fn unreadable_mailboxes_are_counted_per_check_by_reason() {
+    let mut tenant = fixture("full_tenant.json");
+    tenant.mailboxes.retain(|id| id != ADELE);
+    if let Some(adele) = tenant.user_mut(ADELE) {
+        adele["onPremisesSyncEnabled"] = json!(true);
+    }
+    let sim = sim(tenant).await;
+    let files = Files::new();
+    let (doc, _) = scan_json(&config(&sim, files.secret())).await;
+    let checks = doc["tenants"][0]["checks"].as_array().unwrap();
+    for finding in [
+        "calendar.shared_externally",
+        "mail.rule_forwards_external",
+        "mail.rule_redirects_external",
+    ] {
+        let check = checks.iter().find(|c| c["finding"] == finding).unwrap();
+        assert_eq!(check["status"], "ok", "{check}");
+        assert_eq!(
+            check["unevaluated"],
+            json!({"mailbox_not_enabled_for_rest_api": 1}),
+            "{check}"
+        );
+    }
+    let account = checks
+        .iter()
+        .find(|c| c["finding"] == "user.account_disabled")
+        .unwrap();
+    assert!(account.get("unevaluated").is_none(), "{account}");
 }

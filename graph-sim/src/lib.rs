@@ -48,7 +48,7 @@ pub const ALL_ROLES: &[&str] = &[
     "Application.Read.All",
     "UserAuthenticationMethod.Read.All",
     "AuditLog.Read.All",
-    "Calendars.ReadBasic",
+    "Calendars.ReadBasic.All",
     "MailboxSettings.Read",
 ];
 

@@ -18,7 +18,8 @@ const ORGANIZATION: &str =
 const DOMAINS: &str =
     "/domains?$select=id,isVerified,isDefault,isInitial,authenticationType,supportedServices";
 const APPLICATIONS: &str = "/applications?$select=id,appId,displayName,publisherDomain,\
-signInAudience,verifiedPublisher,certification,disabledByMicrosoftStatus&$top=999";
+signInAudience,verifiedPublisher,certification,disabledByMicrosoftStatus,passwordCredentials,\
+keyCredentials&$top=999";
 const SERVICE_PRINCIPALS: &str = "/servicePrincipals?$select=id,appId,displayName,\
 appDisplayName,servicePrincipalType,appOwnerOrganizationId,accountEnabled,verifiedPublisher,\
 disabledByMicrosoftStatus,appRoleAssignmentRequired&$top=999";

@@ -15,12 +15,16 @@ use std::process::ExitCode;
 pub fn run(args: &CheckConfigArgs) -> ExitCode {
     match load_config(&args.config.path) {
         Ok(config) => {
-            println!("config ok: {}", args.config.path.display());
-            print!("{}", summary(&config));
-            if args.probe {
+            let text = format!(
+                "config ok: {}\n{}",
+                args.config.path.display(),
+                summary(&config)
+            );
+            let printed = super::write_stdout(&text, super::exit::OK);
+            if args.probe && printed == ExitCode::SUCCESS {
                 return super::scan::probe(&config);
             }
-            ExitCode::SUCCESS
+            printed
         }
         Err(code) => code,
     }

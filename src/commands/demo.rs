@@ -70,7 +70,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         args.interval,
         stop_changes.clone(),
     ));
-    let result = run(&config_path, config, Default::default()).await;
+    let result = run(&config_path, config, Default::default(), None).await;
     stop_changes.cancel();
     let _ = changes.await;
     if let Ok(sim) = Arc::try_unwrap(sim) {

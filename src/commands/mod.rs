@@ -9,6 +9,7 @@
 pub mod check_config;
 pub mod consent;
 pub mod demo;
+pub mod report;
 pub mod run;
 pub mod scan;
 
@@ -27,6 +28,29 @@ pub mod exit {
     pub const USAGE: u8 = 64;
     /// Bad config (EX_CONFIG); systemd's `RestartPreventExitStatus=64 78` stops restart loops.
     pub const CONFIG: u8 = 78;
+    /// Standard output was closed by the reader (`scan | head -1`): 128 + SIGPIPE, the status a
+    /// shell reports for a writer the pipe ended.
+    pub const BROKEN_PIPE: u8 = 141;
+}
+
+/// Writes `text` to standard output and returns `code`; a reader that closed the pipe ends the
+/// command quietly with [`exit::BROKEN_PIPE`], any other write error is reported with status 1.
+pub(crate) fn write_stdout(text: &str, code: u8) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::from(code),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::BROKEN_PIPE)
+        }
+        Err(err) => {
+            eprintln!("m365-posture: cannot write to standard output: {err}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
 }
 
 /// Runs the subcommand and returns the process exit code.
@@ -37,6 +61,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run::command(&args),
         Command::Consent(args) => consent::run(&args),
         Command::Demo(args) => demo::command(&args),
+        Command::Report(args) => report::run(&args),
     }
 }
 

@@ -63,10 +63,13 @@ impl RunError {
 
 /// The `run` subcommand: loads the config, builds a runtime and runs the daemon.
 pub fn command(args: &RunArgs) -> ExitCode {
-    let config = match load_config(&args.config.path) {
+    let mut config = match load_config(&args.config.path) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let Some(listen) = args.web_listen_address {
+        config.metrics.listen = listen;
+    }
     let runtime = match super::runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -75,7 +78,12 @@ pub fn command(args: &RunArgs) -> ExitCode {
         web_config: args.web_config_file.clone(),
         ..ListenerOptions::default()
     };
-    match runtime.block_on(run(&args.config.path, config, listener)) {
+    match runtime.block_on(run(
+        &args.config.path,
+        config,
+        listener,
+        args.web_listen_address,
+    )) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             tracing::error!(error = %err, "Daemon failed");
@@ -87,11 +95,13 @@ pub fn command(args: &RunArgs) -> ExitCode {
 
 /// Runs the daemon with `config` (already loaded from `config_path`) and the listener's web
 /// config (checked here once, so a bad file exits 78 before anything starts) until a stop
-/// signal.
+/// signal; `listen`, from `--web.listen-address`, replaces `[metrics] listen` of reloaded
+/// configs too.
 pub async fn run(
     config_path: &Path,
     config: Config,
     listener: ListenerOptions,
+    listen: Option<std::net::SocketAddr>,
 ) -> Result<(), RunError> {
     if config.tenants.is_empty() {
         return Err(RunError::NoTenants);
@@ -109,8 +119,11 @@ pub async fn run(
     let metrics = Metrics::new()?;
     let scanner = graph_scanner(&config, &store, &metrics)?;
     let daemon = Daemon::start_with(config, store, metrics, scanner, listener).await?;
-    let loader: ConfigLoader = Arc::new(|path: &Path| {
-        let config = config::load(path).map_err(|err| err.to_string())?;
+    let loader: ConfigLoader = Arc::new(move |path: &Path| {
+        let mut config = config::load(path).map_err(|err| err.to_string())?;
+        if let Some(listen) = listen {
+            config.metrics.listen = listen;
+        }
         if config.tenants.is_empty() {
             return Err(RunError::NoTenants.to_string());
         }

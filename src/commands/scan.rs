@@ -65,10 +65,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     let result = runtime.block_on(scan(&config, args.tenant.as_deref(), args.format, tokens));
     match result {
-        Ok(result) => {
-            print!("{}", result.output);
-            ExitCode::from(result.exit_code)
-        }
+        Ok(result) => super::write_stdout(&result.output, result.exit_code),
         Err(err) => {
             eprintln!("m365-posture: {err}");
             ExitCode::from(err.exit_code())
@@ -87,35 +84,39 @@ pub fn probe(config: &Config) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let all_ok = runtime.block_on(async {
+    let (all_ok, output) = runtime.block_on(async {
         let metrics = match Metrics::new() {
             Ok(m) => m,
             Err(err) => {
                 eprintln!("m365-posture: {err}");
-                return false;
+                return (false, String::new());
             }
         };
         let ctx = match CollectContext::new(Arc::new(config.clone()), metrics, tokens) {
             Ok(ctx) => ctx,
             Err(err) => {
                 eprintln!("m365-posture: {err}");
-                return false;
+                return (false, String::new());
             }
         };
         let cancel = CancellationToken::new();
         let mut ok = true;
+        let mut output = String::new();
         for tenant in &config.tenants {
             let report = probe_tenant(&ctx, tenant, &cancel).await;
-            print!("{}", report.render());
+            output.push_str(&report.render());
             ok &= report.ok();
         }
-        ok
+        (ok, output)
     });
-    ExitCode::from(if all_ok {
-        super::exit::OK
-    } else {
-        super::exit::FAILURE
-    })
+    super::write_stdout(
+        &output,
+        if all_ok {
+            super::exit::OK
+        } else {
+            super::exit::FAILURE
+        },
+    )
 }
 
 /// Output format of `scan`.

@@ -7,10 +7,13 @@
 use graph_sim::TenantFile;
 use serde_json::{json, Value};
 
-/// The demo domain whose DMARC record gets fixed and broken again.
+/// The demo domain whose DMARC record gets fixed and broken again, and whose SPF record turns
+/// to `+all` (a high-severity finding, so the demo pages) and back.
 pub const DEMO_DOMAIN: &str = "demo-shop.example";
 /// The external address the demo's inbox rule forwards to.
 pub const EXTERNAL_RECIPIENT: &str = "collector@exfil.example";
+/// The demo domain's SPF record while it is correct.
+const GOOD_SPF: &str = "v=spf1 include:spf.protection.outlook.com -all";
 const RULE_ID: &str = "AQAAAdemo-forward-rule=";
 const PERMISSION_ID: &str = "RGVtb0V4dGVybmFsU2hhcmU=";
 
@@ -29,7 +32,9 @@ pub fn apply_step(tenant: &mut TenantFile, step: u64) -> &'static str {
         }
         1 => {
             set_forwarding_rule(tenant, true);
-            "an inbox rule forwarding to collector@exfil.example appeared"
+            set_demo_spf(tenant, "v=spf1 +all");
+            "an inbox rule forwarding to collector@exfil.example appeared; \
+             SPF of demo-shop.example turned to +all (high)"
         }
         2 => {
             set_user_enabled(tenant, false);
@@ -46,7 +51,8 @@ pub fn apply_step(tenant: &mut TenantFile, step: u64) -> &'static str {
         4 => {
             set_forwarding_rule(tenant, false);
             set_user_enabled(tenant, true);
-            "the forwarding rule was removed and the user re-enabled"
+            set_demo_spf(tenant, GOOD_SPF);
+            "the forwarding rule was removed, the user re-enabled and SPF fixed (-all)"
         }
         _ => {
             set_calendar_share(tenant, false);
@@ -78,14 +84,17 @@ fn set_demo_domain(tenant: &mut TenantFile, dmarc: &str) {
             "supportedServices": ["Email"], "passwordValidityPeriodInDays": 2147483647,
             "passwordNotificationWindowInDays": 14
         }));
-        tenant.dns.insert(
-            DEMO_DOMAIN.to_owned(),
-            vec!["v=spf1 include:spf.protection.outlook.com -all".to_owned()],
-        );
+        set_demo_spf(tenant, GOOD_SPF);
     }
     tenant
         .dns
         .insert(format!("_dmarc.{DEMO_DOMAIN}"), vec![dmarc.to_owned()]);
+}
+
+fn set_demo_spf(tenant: &mut TenantFile, spf: &str) {
+    tenant
+        .dns
+        .insert(DEMO_DOMAIN.to_owned(), vec![spf.to_owned()]);
 }
 
 fn set_forwarding_rule(tenant: &mut TenantFile, present: bool) {
@@ -152,6 +161,16 @@ mod tests {
         assert_ne!(serde_json::to_value(&tenant).unwrap(), after_first);
         apply_step(&mut tenant, STEPS);
         assert_eq!(serde_json::to_value(&tenant).unwrap(), after_first);
+    }
+
+    #[test]
+    fn step_one_turns_the_demo_spf_to_plus_all_and_step_four_fixes_it() {
+        let mut tenant = graph_sim::generate(20, 3);
+        apply_step(&mut tenant, 0);
+        apply_step(&mut tenant, 1);
+        assert_eq!(tenant.dns[DEMO_DOMAIN], ["v=spf1 +all"]);
+        apply_step(&mut tenant, 4);
+        assert_eq!(tenant.dns[DEMO_DOMAIN], [GOOD_SPF]);
     }
 
     #[test]

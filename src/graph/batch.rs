@@ -5,7 +5,7 @@
 //! ids that were not asked are ignored.
 
 use super::client::{GraphClient, Pool};
-use super::errors::GraphError;
+use super::errors::{safe_code, GraphError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -156,11 +156,11 @@ fn inner(client: &GraphClient, answer: &Value) -> Inner {
     if (200..300).contains(&status) {
         return Inner::Done(Ok(body));
     }
-    let code = body
-        .pointer("/error/code")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let code = safe_code(
+        body.pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
     let http = GraphError::Http { status, code };
     let retry_after =
         header(answer, "retry-after").and_then(|v| client.policy().retry_after(Some(v)));

@@ -76,18 +76,15 @@ impl OAuthErrorBody {
     /// Converts to an [`AuthError`] with the cause in words.
     pub fn into_auth_error(self) -> AuthError {
         let code = self.code();
+        let error = safe_code(&self.error);
         let cause = code
             .and_then(aadsts_cause)
             .map(str::to_owned)
-            .unwrap_or_else(|| match self.suberror.as_deref() {
-                Some(sub) => format!("token request refused: {} ({sub})", self.error),
-                None => format!("token request refused: {}", self.error),
+            .unwrap_or_else(|| match self.suberror.as_deref().map(safe_code) {
+                Some(sub) => format!("token request refused: {error} ({sub})"),
+                None => format!("token request refused: {error}"),
             });
-        AuthError::Refused {
-            error: self.error,
-            cause,
-            code,
-        }
+        AuthError::Refused { error, cause, code }
     }
 }
 
@@ -211,13 +208,43 @@ pub fn graph_error_code(body: &[u8]) -> String {
         code: String,
     }
     serde_json::from_slice::<Outer>(body)
-        .map(|o| o.error.code)
+        .map(|o| safe_code(&o.error.code))
         .unwrap_or_default()
 }
+
+/// Graph's error code as it may be logged and stored: Microsoft's codes are identifiers
+/// (`Authorization_RequestDenied`, `ErrorAccessDenied`), so anything else a hostile answer puts
+/// there (line breaks that would forge log lines, separators, megabytes) is dropped or cut.
+pub fn safe_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(MAX_CODE_CHARS)
+        .collect()
+}
+
+/// Longest error code kept.
+const MAX_CODE_CHARS: usize = 80;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_error_codes_cannot_forge_log_lines() {
+        let body = serde_json::json!({"error": {"code": format!(
+            "Denied\n2026-01-01T00:00:00Z  INFO forged line | x=1 {}", "A".repeat(10_000)
+        )}});
+        let code = graph_error_code(body.to_string().as_bytes());
+        assert!(
+            code.starts_with("Denied2026-01-01T000000ZINFOforgedlinex1"),
+            "{code}"
+        );
+        assert_eq!(code.len(), MAX_CODE_CHARS);
+        assert_eq!(
+            safe_code("Authorization_RequestDenied"),
+            "Authorization_RequestDenied"
+        );
+    }
 
     #[test]
     fn auth_error_names_cause_and_code() {

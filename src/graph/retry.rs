@@ -51,7 +51,10 @@ impl RetryPolicy {
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // A value past what a Duration holds (`1e308`) is "very long", to be capped by the
+        // policy; `from_secs_f64` would panic on it.
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     #[allow(clippy::disallowed_methods)] // the wall clock is needed to turn a date into a delay
@@ -99,6 +102,22 @@ mod tests {
             Some(Duration::from_millis(2128))
         );
         assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+        assert_eq!(parse_retry_after("inf"), None);
+        // Hostile huge values do not panic; the policy caps them.
+        assert_eq!(parse_retry_after("1e308"), Some(Duration::MAX));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999"),
+            Some(Duration::MAX)
+        );
+        assert_eq!(
+            RetryPolicy::default().retry_after(Some("1e308")),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            RetryPolicy::default().retry_after(Some("Fri, 31 Dec 9999 23:59:59 GMT")),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),

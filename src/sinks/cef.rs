@@ -8,7 +8,8 @@
 //!   are trimmed of spaces at both ends (parsers keep trailing spaces) and are left out when empty;
 //! - it is UTF-8 without BOM, and never longer than `max_bytes` once `max_bytes` leaves room for
 //!   the fixed fields: `msg`, then the details (`flexString1`), then the resource name (`cs4`),
-//!   the UPN (`duser`) and the resource id (`cs3`) are shortened first, by whole characters
+//!   the UPN (`duser`), the resource id (`cs3`) and the reference URL (`flexString2`) are
+//!   shortened first, by whole characters
 //!   before escaping, so a cut never falls inside an escape or a UTF-8 sequence. A shortened
 //!   value ends with [`TRUNCATION_MARK`].
 //!
@@ -24,7 +25,7 @@ pub const CEF_PRODUCT: &str = "m365-posture";
 pub const TRUNCATION_MARK: &str = "…[truncated]";
 
 /// Extension keys shortened, in this order, when a line is over the size cap.
-const SHRINK_ORDER: [&str; 5] = ["msg", "flexString1", "cs4", "duser", "cs3"];
+const SHRINK_ORDER: [&str; 6] = ["msg", "flexString1", "cs4", "duser", "cs3", "flexString2"];
 
 /// One extension pair before escaping. `label` is the `csNLabel`-style companion key and value.
 struct Extension {
@@ -119,6 +120,13 @@ fn extensions(event: &FindingEvent) -> Vec<Extension> {
         ),
         custom("cs6", ("cs6Label", "eventId"), event.event_id.clone()),
         custom("flexString1", ("flexString1Label", "details"), details),
+        custom(
+            "flexString2",
+            ("flexString2Label", "reference"),
+            crate::references::primary_url(event.finding)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
     ]
 }
 

@@ -24,6 +24,9 @@ pub struct Scope {
     pub tenants: Vec<(String, f64)>,
     /// Sink names.
     pub sinks: Vec<String>,
+    /// Every finding with its effective severity (config overrides applied), for
+    /// `m365_posture_finding_info`.
+    pub findings: Vec<(FindingId, crate::findings::Severity)>,
 }
 
 impl Scope {
@@ -36,6 +39,10 @@ impl Scope {
                 .map(|t| (t.name.clone(), t.interval.as_secs_f64()))
                 .collect(),
             sinks: config.sinks.iter().map(|s| s.name.clone()).collect(),
+            findings: FindingId::ALL
+                .iter()
+                .map(|id| (*id, config.severity_of(*id)))
+                .collect(),
         }
     }
 }
@@ -45,6 +52,7 @@ impl Scope {
 struct Families {
     findings: GaugeVec,
     suppressed: GaugeVec,
+    newest_first_seen: GaugeVec,
     check_success: GaugeVec,
     scan_success: GaugeVec,
     last_success: GaugeVec,
@@ -54,6 +62,7 @@ struct Families {
     outbox: GaugeVec,
     events: IntCounterVec,
     build_info: GaugeVec,
+    finding_info: GaugeVec,
 }
 
 impl Families {
@@ -64,6 +73,7 @@ impl Families {
         Ok(Self {
             findings: gauge("m365_posture_findings", "Open unsuppressed finding instances as of the last committed scan of each check (cached between scans).", finding_labels)?,
             suppressed: gauge("m365_posture_findings_suppressed", "Open finding instances covered by a suppression as of the last committed scan (cached between scans).", finding_labels)?,
+            newest_first_seen: gauge("m365_posture_findings_newest_first_seen_timestamp_seconds", "When the newest open unsuppressed instance was first seen (Unix time; kept in the state file, so a restart does not move it).", finding_labels)?,
             check_success: gauge("m365_posture_check_success", "Whether the check ran with all its data in the last scan (1) or was skipped or partial (0).", &["tenant", "finding"])?,
             scan_success: gauge("m365_posture_scan_success", "Whether the last scan of the tenant committed (1) or failed (0).", &["tenant"])?,
             last_success: gauge("m365_posture_last_success_timestamp_seconds", "When the last successful scan of the tenant ended (Unix time).", &["tenant"])?,
@@ -72,14 +82,16 @@ impl Families {
             interval: gauge("m365_posture_scan_interval_seconds", "Configured interval between scans of the tenant.", &["tenant"])?,
             outbox: gauge("m365_posture_outbox_events", "Events in the outbox not yet delivered to the sink.", &["sink"])?,
             events: IntCounterVec::new(Opts::new("m365_posture_events_total", "Finding events ever written to the outbox (kept in the state file)."), &["tenant", "finding", "severity", "action"])?,
-            build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version"])?,
+            build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version", "revision", "rustversion"])?,
+            finding_info: gauge("m365_posture_finding_info", "The catalogue: title, category, effective severity and Microsoft Learn page of every finding; always 1 (join on finding).", &["finding", "title", "category", "severity", "reference"])?,
         })
     }
 
-    fn all(&self) -> [&dyn Collector; 11] {
+    fn all(&self) -> [&dyn Collector; 13] {
         [
             &self.findings,
             &self.suppressed,
+            &self.newest_first_seen,
             &self.check_success,
             &self.scan_success,
             &self.last_success,
@@ -89,6 +101,7 @@ impl Families {
             &self.outbox,
             &self.events,
             &self.build_info,
+            &self.finding_info,
         ]
     }
 }
@@ -121,8 +134,25 @@ impl StateCollector {
     fn fill(&self, families: &Families, scope: &Scope) -> Result<(), crate::state::StateError> {
         families
             .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                crate::build_info::VERSION,
+                crate::build_info::REVISION,
+                crate::build_info::RUSTC_VERSION,
+            ])
             .set(1.0);
+        for (finding, severity) in &scope.findings {
+            let meta = finding.meta();
+            families
+                .finding_info
+                .with_label_values(&[
+                    meta.id,
+                    meta.title,
+                    meta.category.as_str(),
+                    severity.as_str(),
+                    crate::references::primary_url(*finding).unwrap_or_default(),
+                ])
+                .set(1.0);
+        }
         for (tenant, interval) in &scope.tenants {
             families
                 .interval
@@ -179,6 +209,12 @@ impl StateCollector {
                     .suppressed
                     .with_label_values(&labels)
                     .set(check.suppressed as f64);
+                if let Some(at) = check.newest_first_seen {
+                    families
+                        .newest_first_seen
+                        .with_label_values(&labels)
+                        .set(seconds(at));
+                }
             }
         }
         if let Some(scan) = self.store.scan_summary(tenant)? {

@@ -53,6 +53,12 @@ pub enum Unavailable {
         /// `mailbox_not_enabled_for_rest_api` or `user_not_found`.
         reason: String,
     },
+    /// The data cannot be evaluated in this mode (a skip, not a failure): for example calendar
+    /// permissions in delegated mode, where Graph answers a delegate with an empty list.
+    NotApplicable {
+        /// Why, in words.
+        detail: String,
+    },
     /// Not collected in this scan (an earlier step failed, or the scan was cut short).
     NotCollected {
         /// Why.
@@ -70,6 +76,7 @@ impl fmt::Display for Unavailable {
             Self::Transport { detail } => write!(f, "transport_error: {detail}"),
             Self::DnsFailure { name, detail } => write!(f, "dns_{detail}: {name}"),
             Self::NotReadable { reason } => write!(f, "not_readable: {reason}"),
+            Self::NotApplicable { detail } => write!(f, "not_applicable: {detail}"),
             Self::NotCollected { detail } => write!(f, "not_collected: {detail}"),
         }
     }

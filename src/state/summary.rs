@@ -23,6 +23,18 @@ pub struct CheckSummary {
     pub active: u64,
     /// Open suppressed instances.
     pub suppressed: u64,
+    /// When the newest open unsuppressed instance was first seen (None when there is none):
+    /// it moves only when an instance opens, so alerts on it fire for the first scan's
+    /// findings and once per new instance, not once per restart.
+    pub newest_first_seen: Option<DateTime<Utc>>,
+}
+
+/// Open instances of one finding: counts and the newest first-seen time.
+#[derive(Debug, Clone, Copy, Default)]
+struct OpenCounts {
+    active: u64,
+    suppressed: u64,
+    newest_first_seen_ms: Option<i64>,
 }
 
 /// The last scan of a tenant and its last success.
@@ -58,14 +70,15 @@ impl Store {
             else {
                 continue;
             };
-            let (active, suppressed) = counts.get(&finding).copied().unwrap_or((0, 0));
+            let open = counts.get(&finding).copied().unwrap_or_default();
             found.push(CheckSummary {
                 finding,
                 severity,
                 success: row.get::<_, String>(2)? == "ok",
                 ever_evaluated: row.get(3)?,
-                active,
-                suppressed,
+                active: open.active,
+                suppressed: open.suppressed,
+                newest_first_seen: open.newest_first_seen_ms.map(from_ms),
             });
         }
         Ok(found)
@@ -125,14 +138,15 @@ impl Store {
     }
 }
 
-/// Open instances per finding: (unsuppressed, suppressed).
+/// Open instances per finding.
 fn open_counts(
     conn: &Connection,
     tenant: &str,
-) -> Result<BTreeMap<FindingId, (u64, u64)>, StateError> {
+) -> Result<BTreeMap<FindingId, OpenCounts>, StateError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT finding, SUM(suppressed = 0), SUM(suppressed != 0) FROM instances
-         WHERE tenant = ?1 AND resolved_at_ms IS NULL GROUP BY finding",
+        "SELECT finding, SUM(suppressed = 0), SUM(suppressed != 0),
+                MAX(CASE WHEN suppressed = 0 THEN first_seen_ms END)
+         FROM instances WHERE tenant = ?1 AND resolved_at_ms IS NULL GROUP BY finding",
     )?;
     let mut rows = stmt.query([tenant])?;
     let mut counts = BTreeMap::new();
@@ -142,7 +156,15 @@ fn open_counts(
         };
         let active = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
         let suppressed = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
-        counts.insert(finding, (active, suppressed));
+        let newest_first_seen_ms = row.get(3)?;
+        counts.insert(
+            finding,
+            OpenCounts {
+                active,
+                suppressed,
+                newest_first_seen_ms,
+            },
+        );
     }
     Ok(counts)
 }

@@ -254,3 +254,64 @@ pub fn outbox(state: &Path) -> Vec<(String, String, String, String)> {
     })
     .collect()
 }
+
+/// How often a config written by [`write_sim_config`] scans: once an hour.
+pub const HOURLY: &str = "interval = \"1h\"";
+
+/// Writes `dir/name`, a config for the real binary against graph-sim: one tenant with a client
+/// secret read from `secret`, the sim's DNS, state at `state`, `scan` as the `[scan]` table,
+/// metrics on port 0 and events on standard output as JSON. Returns the config's path.
+pub fn write_sim_config(
+    dir: &Path,
+    name: &str,
+    sim: &graph_sim::SimHandle,
+    (secret, state): (&Path, &Path),
+    scan: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        r#"
+[[tenants]]
+name = "contoso"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "{secret}"
+authority_url = "{base}"
+graph_url = "{base}"
+
+[dns]
+servers = ["{dns}"]
+timeout = "500ms"
+
+[scan]
+{scan}
+
+[state]
+path = "{state}"
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[[sinks]]
+type = "stdout"
+payload = "json"
+"#,
+        tenant = sim.tenant_id(),
+        client = graph_sim::DEFAULT_CLIENT_ID,
+        secret = secret.display(),
+        base = sim.base_url(),
+        dns = sim.dns_addr(),
+        state = state.display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Scans recorded in a state file (0 while it does not exist yet).
+pub fn recorded_scans(state: &Path) -> i64 {
+    let Ok(conn) = rusqlite::Connection::open(state) else {
+        return 0;
+    };
+    conn.query_row("SELECT COUNT(*) FROM scans", [], |r| r.get(0))
+        .unwrap_or(0)
+}

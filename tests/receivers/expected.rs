@@ -85,6 +85,9 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
             serde_json::Value::Object(event.details.clone()).to_string(),
         );
     }
+    if let Some(url) = m365_posture::references::primary_url(event.finding) {
+        put("flexString2", url.to_owned());
+    }
     let labels = [
         ("cs1", "tenant"),
         ("cs2", "finding"),
@@ -93,6 +96,7 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
         ("cs5", "findingSeverity"),
         ("cs6", "eventId"),
         ("flexString1", "details"),
+        ("flexString2", "reference"),
     ];
     for (key, label) in labels {
         if map.contains_key(key) {
@@ -103,7 +107,7 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
 }
 
 /// Keys the size cap may shorten (ending in the truncation mark) or drop.
-pub const SHORTENABLE: [&str; 5] = ["msg", "flexString1", "cs4", "duser", "cs3"];
+pub const SHORTENABLE: [&str; 6] = ["msg", "flexString1", "cs4", "duser", "cs3", "flexString2"];
 
 /// Checks parsed fields against the event: every field exact, except that a shortenable one
 /// may be a prefix of its value followed by `…[truncated]`, or be missing with its label.
