@@ -194,20 +194,15 @@ async fn graph_sim_mutations_and_failures_across_scans() {
 /// is fixed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spf_permerror_raises_spf_invalid_instead_of_allows_any() {
-    let Running {
-        sim,
-        daemon,
-        metrics,
-        state,
-        _dir,
-    } = run_contoso().await;
-    fresh_scan(&metrics).await;
+    let running = run_contoso().await;
+    let (sim, metrics, state) = (&running.sim, &running.metrics, &running.state);
+    fresh_scan(metrics).await;
     set_spf(
-        &sim,
+        sim,
         "v=spf1 a:gone1.fabrikam.net a:gone2.fabrikam.net mx:gone3.fabrikam.net +all",
     );
-    fresh_scan(&metrics).await;
-    let fabrikam = |finding: &str| events_of(&state, finding);
+    fresh_scan(metrics).await;
+    let fabrikam = |finding: &str| events_of(state, finding);
     assert_eq!(
         fabrikam("domain.spf_invalid"),
         [pair("new", "fabrikam.net")]
@@ -219,7 +214,7 @@ async fn spf_permerror_raises_spf_invalid_instead_of_allows_any() {
             pair("resolved", "fabrikam.net")
         ]
     );
-    let (_, body) = get(daemon.metrics_addr, "/metrics").await;
+    let (_, body) = get(running.daemon.metrics_addr, "/metrics").await;
     let m = samples(&body);
     assert_eq!(
         sum(&m, "m365_posture_findings{", &["domain.spf_invalid"]),
@@ -230,11 +225,8 @@ async fn spf_permerror_raises_spf_invalid_instead_of_allows_any() {
         1.0
     );
     // With only two void lookups the `+all` is reached again.
-    set_spf(
-        &sim,
-        "v=spf1 a:gone1.fabrikam.net a:gone2.fabrikam.net +all",
-    );
-    fresh_scan(&metrics).await;
+    set_spf(sim, "v=spf1 a:gone1.fabrikam.net a:gone2.fabrikam.net +all");
+    fresh_scan(metrics).await;
     assert_eq!(
         fabrikam("domain.spf_invalid"),
         [
@@ -243,7 +235,7 @@ async fn spf_permerror_raises_spf_invalid_instead_of_allows_any() {
         ]
     );
     assert_eq!(fabrikam("domain.spf_allows_any").len(), 3);
-    daemon.shutdown(Duration::from_secs(5)).await;
+    running.daemon.shutdown(Duration::from_secs(5)).await;
 }
 
 fn set_spf(sim: &SimHandle, record: &str) {
