@@ -82,6 +82,18 @@ asset systemd/README.md usr/share/doc/m365-posture/systemd.md -rw-r--r--
 for f in "$ROOT"/systemd/dropins/*.conf; do
     asset "systemd/dropins/${f##*/}" "usr/share/doc/m365-posture/examples/systemd/${f##*/}" -rw-r--r--
 done
+asset README.md usr/share/doc/m365-posture/README.md -rw-r--r--
+for f in "$ROOT"/docs/*.md; do
+    asset "docs/${f##*/}" "usr/share/doc/m365-posture/${f##*/}" -rw-r--r--
+done
+asset docs/report.png usr/share/doc/m365-posture/report.png -rw-r--r--
+asset config/alertmanager/webhook-log.py usr/share/doc/m365-posture/examples/webhook-log.py -rw-r--r--
+asset "" usr/share/man/man1/m365-posture.1.gz -rw-r--r--
+asset "" usr/share/doc/m365-posture/changelog.Debian.gz -rw-r--r--
+asset packaging/debian/copyright usr/share/doc/m365-posture/copyright -rw-r--r--
+if ! zcat "$WORK/pkgroot/usr/share/man/man1/m365-posture.1.gz" | cmp -s - "$ROOT/packaging/man/m365-posture.1"; then
+    fail "the packaged man page is not packaging/man/m365-posture.1"
+fi
 
 echo "== control"
 grep -qx /etc/m365-posture/config.toml "$WORK/control/conffiles" 2>/dev/null ||
@@ -128,6 +140,17 @@ if out=$("$WORK/pkgroot/usr/bin/m365-posture" --version 2>&1) && [[ $out == *"$v
     echo "ok: m365-posture --version: $out"
 else
     fail "usr/bin/m365-posture --version does not print $version (got: ${out:-nothing})"
+fi
+
+echo "== lintian (errors and warnings fail)"
+if command -v lintian >/dev/null; then
+    if lintian --fail-on error,warning "$deb" | tee "$WORK/lintian.txt"; then
+        echo "ok: lintian"
+    else
+        fail "lintian reports errors or warnings (above)"
+    fi
+else
+    fail "lintian is not installed"
 fi
 
 echo

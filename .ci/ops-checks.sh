@@ -181,7 +181,12 @@ step_prometheus() {
     check "promtool test rules alerts_test.yml" bash -c 'cd "$1" && promtool test rules alerts_test.yml' _ "$PROM_DIR"
     check "every alert has a firing and a non-firing test case" \
         python3 "$ROOT/.ci/ops/alerts_meta.py" coverage "$PROM_DIR/alerts.yml" "$PROM_DIR/alerts_test.yml"
-    check "promtool check config prometheus.yml" promtool check config "$PROM_DIR/prometheus.yml"
+    # The example names the packaged rule file; check it with the repository's copy in its place.
+    sed "s#/usr/share/m365-posture/prometheus/alerts.yml#$PROM_DIR/alerts.yml#" \
+        "$PROM_DIR/prometheus.yml" >"$WORK/prometheus.yml"
+    grep -q "^  - $PROM_DIR/alerts.yml\$" "$WORK/prometheus.yml" ||
+        fail "prometheus.yml does not load /usr/share/m365-posture/prometheus/alerts.yml"
+    check "promtool check config prometheus.yml" promtool check config "$WORK/prometheus.yml"
 }
 
 step_alertmanager() {

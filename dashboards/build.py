@@ -15,8 +15,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 39  # Grafana 10.4 and later load it (and migrate forward)
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'job=~"$job", tenant=~"$tenant"'  # tenant-scoped metrics
-JOB = 'job=~"$job"'  # metrics without a tenant label (sinks, process)
+SEL = 'job=~"$job", instance=~"$instance", tenant=~"$tenant"'  # tenant-scoped metrics
+JOB = 'job=~"$job", instance=~"$instance"'  # metrics without a tenant label (sinks, process)
+# The catalogue (title, reference URL) of the selected daemons, one series per finding.
+INFO = 'max by (finding, title, reference) (m365_posture_finding_info{job=~"$job", instance=~"$instance"})'
+SEVERITY_COLORS = (("critical", "dark-red"), ("high", "red"), ("medium", "orange"), ("low", "yellow"))
 
 
 def variables():
@@ -33,6 +36,7 @@ def variables():
         {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
          "current": {"text": "default", "value": "default"}, "refresh": 1, "regex": ""},
         query_var("job", "Job", "label_values(m365_posture_build_info, job)", False),
+        query_var("instance", "Instance", 'label_values(m365_posture_build_info{job=~"$job"}, instance)', True),
         query_var("tenant", "Tenant", f'label_values(m365_posture_scan_success{{{JOB}}}, tenant)', True),
     ]
 
@@ -83,12 +87,13 @@ def timeseries(title, description, unit, targets, pos, bars=False, stack=False, 
                  **extra)
 
 
-def table(title, description, expr, columns, pos, value_name):
+def table(title, description, expr, columns, pos, value_name, overrides=()):
     """An instant table of one aggregation; rows with value 0 are hidden by a transformation."""
     names = {c: c.replace("_", " ").capitalize() for c in columns}
     names["Value"] = value_name
     return panel(
         "table", title, description, "short", [target(expr, instant=True, table=True)], pos,
+        overrides=list(overrides),
         options={"showHeader": True, "sortBy": [{"displayName": value_name, "desc": True}],
                  "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}},
         transformations=[
@@ -131,7 +136,18 @@ def overview():
     sev_colors = [
         {"matcher": {"id": "byName", "options": s},
          "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
-        for s, c in (("critical", "dark-red"), ("high", "red"), ("medium", "orange"), ("low", "yellow"))]
+        for s, c in SEVERITY_COLORS]
+    # Bar gauge series are "<category> / <severity>": coloured by the severity, not the count.
+    sev_suffix_colors = [
+        {"matcher": {"id": "byRegexp", "options": f".* / {s}$"},
+         "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
+        for s, c in SEVERITY_COLORS]
+    # Each finding's row links to its remediation page (the info metric's reference label).
+    remediation_link = [{"matcher": {"id": "byName", "options": "Title"}, "properties": [
+        {"id": "links", "value": [{"title": "Remediation: ${__data.fields.Title}",
+                                   "url": "${__data.fields.Reference}", "targetBlank": True}]}]},
+        {"matcher": {"id": "byName", "options": "Reference"},
+         "properties": [{"id": "custom.hidden", "value": True}]}]
     return dashboard("m365-posture-overview", "m365-posture / Overview",
                      "Microsoft 365 posture findings per tenant: what is open now, how it changed, new and resolved.", [
         row("Now", 0),
@@ -143,11 +159,12 @@ def overview():
              [target(f'sum(m365_posture_findings{{{SEL}, severity=~"high|critical"}})', "high+critical", instant=True)],
              (10, 1, 5, 5), steps=("green", 1, "red")),
         stat("New findings (24h)", "Finding instances that appeared in the last 24 hours (events written).", "short",
-             [target(f'sum(increase(m365_posture_events_total{{{SEL}, action="new"}}[24h]))', "new", instant=True)],
+             [target(f'round(sum(increase(m365_posture_events_total{{{SEL}, action="new"}}[24h])))', "new",
+                     instant=True)],
              (15, 1, 3, 5), steps=("green", 1, "orange"), defaults={"decimals": 0}),
         stat("Resolved findings (24h)", "Finding instances resolved in the last 24 hours.", "short",
-             [target(f'sum(increase(m365_posture_events_total{{{SEL}, action="resolved"}}[24h]))', "resolved",
-                     instant=True)],
+             [target(f'round(sum(increase(m365_posture_events_total{{{SEL}, action="resolved"}}[24h])))',
+                     "resolved", instant=True)],
              (18, 1, 3, 5), steps=("blue",), defaults={"decimals": 0}),
         stat("Suppressed findings", "Open instances hidden by suppressions in the config (not in the totals).",
              "short", [target(f"sum(m365_posture_findings_suppressed{{{SEL}}})", "suppressed", instant=True)],
@@ -157,8 +174,10 @@ def overview():
               "Open findings of the selected tenants, summed per category and severity.", "short",
               [target(f"sum by (category, severity) ({f})", "{{category}} / {{severity}}", instant=True)],
               (0, 7, 12, 10),
-              defaults={"min": 0, "color": {"mode": "continuous-GrYlRd"}, "thresholds": thresholds("green")},
-              options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
+              defaults={"min": 0, "decimals": 0, "color": {"mode": "fixed", "fixedColor": "blue"},
+                        "thresholds": thresholds("green")},
+              overrides=sev_suffix_colors,
+              options={"orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
         table("Findings per tenant, category and severity",
               "Open findings per tenant, category and severity (rows with none are hidden).",
@@ -173,16 +192,19 @@ def overview():
         timeseries("Findings by tenant", "Open findings over time, per tenant.", "short",
                    [target(f"sum by (tenant) ({f})", "{{tenant}}")], (0, 27, 12, 9)),
         timeseries("New and resolved per day", "Finding events written per day: new (appeared) and resolved.",
-                   "short", [target(f"sum by (action) (increase(m365_posture_events_total{{{SEL}}}[$__interval]))",
-                                    "{{action}}")],
+                   "short", [target(f"round(sum by (action) (increase(m365_posture_events_total{{{SEL}}}"
+                                    "[$__interval])))", "{{action}}")],
                    (12, 27, 12, 9), bars=True, interval="1d",
                    overrides=[{"matcher": {"id": "byName", "options": n},
                                "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}
                               for n, c in (("new", "red"), ("resolved", "green"))]),
         row("Details", 36),
-        table("Top findings", "The findings with the most affected objects (finding ids as in the catalogue).",
-              f"topk(20, sum by (tenant, finding, category, severity) ({f}))",
-              ["tenant", "finding", "category", "severity"], (0, 37, 14, 12), "Objects"),
+        table("Top findings", "The findings with the most affected objects, with their titles; a title links to "
+              "the remediation page (m365_posture_finding_info).",
+              f"topk(20, sum by (tenant, finding, category, severity) ({f})) * on (finding) group_left (title, "
+              f"reference) {INFO}",
+              ["tenant", "title", "finding", "category", "severity", "reference"], (0, 37, 14, 12), "Objects",
+              overrides=remediation_link),
         table("Suppressed findings", "Findings hidden by suppressions, with the number of suppressed objects.",
               f"sum by (tenant, finding, category, severity) (m365_posture_findings_suppressed{{{SEL}}})",
               ["tenant", "finding", "category", "severity"], (14, 37, 10, 12), "Suppressed"),
@@ -230,7 +252,7 @@ def agent_health():
                                     f"[$__rate_interval]))", "{{tenant}}")], (12, 21, 12, 8)),
         row("Event delivery", 29),
         timeseries("Events delivered and failed", "Events sent to each sink per second, and failed attempts.",
-                   "short", [
+                   "cps", [
                        target(f"sum by (sink) (rate(m365_posture_events_delivered_total{{{JOB}}}[$__rate_interval]))",
                               "{{sink}} delivered", "A"),
                        target(f"sum by (sink) (rate(m365_posture_events_failed_total{{{JOB}}}[$__rate_interval]))",

@@ -18,7 +18,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/m365-posture/config.toml";
     long_about = "Watches Microsoft 365 tenants for security posture problems: rescans tenants \
                   through Microsoft Graph and DNS, exports Prometheus metrics and sends CEF \
                   events over syslog.\n\nExit codes: 0 ok, 1 runtime failure, 64 usage error, \
-                  78 bad config."
+                  78 bad config, 141 standard output closed by its reader.\n\nFiles: \
+                  /etc/m365-posture/config.toml (config), /var/lib/m365-posture/state.db \
+                  (state). Documentation: /usr/share/doc/m365-posture/."
 )]
 pub struct Cli {
     /// Log line format on standard error.

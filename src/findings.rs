@@ -1,6 +1,6 @@
 //! The finding catalogue and the finding model.
 //!
-//! Owns the 28 stable finding ids of CONTRACT section 4 with their titles, categories, default
+//! Owns the 29 stable finding ids of CONTRACT section 4 with their titles, categories, default
 //! severities and remediation text, and the [`Finding`] value a check produces. Ids are never
 //! reused; a change in meaning gets a new id. The catalogue is a flat table on purpose.
 
@@ -131,7 +131,7 @@ pub struct FindingMeta {
 
 macro_rules! catalogue {
     ($( $variant:ident => ($id:literal, $title:literal, $cat:ident, $sev:ident, $type_id:literal, $rem:literal) ),* $(,)?) => {
-        /// One of the 28 findings. The string form is the stable id.
+        /// One of the 29 findings. The string form is the stable id.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum FindingId { $( #[doc = $title] $variant, )* }
 
@@ -191,6 +191,8 @@ catalogue! {
         "The domain's SPF policy lets any IP address send mail as the domain. End the record with -all or ~all and list only your real senders."),
     SpfMissing => ("domain.spf_missing", "Microsoft Domain SPF Record Not Present", EmailAdminSettings, Medium, "009093d9-43df-45a2-bdc6-2f35fc3a0c71",
         "The domain has no usable SPF record (none, or several). Publish exactly one v=spf1 TXT record."),
+    SpfInvalid => ("domain.spf_invalid", "Microsoft Domain SPF Record Invalid (PermError)", EmailAdminSettings, Medium, "a4074b60-6eda-4b94-bb71-238ae171faf3",
+        "Receivers treat the domain's SPF record as a permerror (syntax error, more than 10 DNS-querying terms, more than two void lookups, an include loop, or an include/redirect target without SPF), so SPF protects nothing. Fix the term named in the details."),
     DmarcMissing => ("domain.dmarc_missing", "Microsoft Domain DMARC Record Not Present", EmailAdminSettings, Medium, "bb3d3760-2c4e-4161-9164-cff92e809f9c",
         "Neither the domain nor its organizational domain publishes a valid DMARC record. Publish a v=DMARC1 record at _dmarc with a reporting address."),
     DmarcNotEnforced => ("domain.dmarc_not_enforced", "Microsoft Domain DMARC Not Enforced", EmailAdminSettings, Medium, "a020d87d-332b-49d1-acc3-16c19d72fba4",
@@ -269,8 +271,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn catalogue_has_28_unique_ids_that_round_trip() {
-        assert_eq!(FindingId::ALL.len(), 28);
+    fn catalogue_has_29_unique_ids_that_round_trip() {
+        assert_eq!(FindingId::ALL.len(), 29);
         let mut seen = std::collections::BTreeSet::new();
         for id in FindingId::ALL {
             assert!(seen.insert(id.as_str()), "duplicate {id}");

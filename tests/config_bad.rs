@@ -73,6 +73,7 @@ bad_configs!(
     bad_urls,
     bad_suppression,
     bad_many_problems,
+    bad_first_party_tenant,
 );
 
 #[test]

@@ -120,6 +120,10 @@ fn checks_overrides_and_suppressions_as_written() {
     let checks = &config.checks;
     assert_eq!(checks.extra_internal_domains, ["contoso-partner.com"]);
     assert_eq!(checks.exclude_users, ["breakglass@contoso.com"]);
+    assert_eq!(
+        checks.first_party_tenant_ids,
+        ["00000000-0000-0000-0000-0000000000aa"]
+    );
     assert_eq!(checks.password_max_age_days, 90);
     assert_eq!(checks.sync_max_age_days, 7);
     assert_eq!(checks.proxy_addresses_mode, ProxyAddressMode::Aliases);
@@ -153,6 +157,7 @@ fn check_options_left_at_their_defaults_are_the_defaults() {
     let mut written = example().checks;
     written.extra_internal_domains.clear();
     written.exclude_users.clear();
+    written.first_party_tenant_ids.clear();
     assert_eq!(
         written, defaults,
         "the example documents defaults for [checks]"

@@ -25,7 +25,7 @@ fn findings_table_matches_the_catalogue() {
         })
         .collect();
     assert_eq!(rows, expected);
-    assert_eq!(rows.len(), 28);
+    assert_eq!(rows.len(), 29);
 }
 
 #[test]

@@ -405,6 +405,7 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
     assert_eq!(info.len(), m365_posture::findings::FindingId::ALL.len());
     assert!(info.contains(
         &"m365_posture_finding_info{category=\"email_admin_settings\",finding=\"domain.spf_allows_any\",\
+          reference=\"https://learn.microsoft.com/en-us/defender-office-365/email-authentication-spf-configure\",\
           severity=\"high\",title=\"Microsoft Domain SPF Record Allows Any IP Address\"} 1"
     ));
     let promtool = std::process::Command::new("promtool")

@@ -42,7 +42,19 @@ const TABLE: &[Row] = &[
     ("t=n", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; t=n"]])], "domain:-"),
     ("np ignored", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; np=none"]])], "domain:-"),
     ("full record", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1;p=reject;sp=quarantine;pct=100;rua=mailto:d@rua.agari.com;ruf=mailto:d@ruf.agari.com;fo=1"]])], "domain:-"),
-    ("first p wins", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=none; p=reject"]])], "domain:E4,E5"),
+    // RFC 7489 appendix B examples.
+    ("B.2.1 monitoring", "example.com", &[("_dmarc.example.com", &[&["v=DMARC1; p=none; rua=mailto:dmarc-feedback@example.com"]])], "domain:E4,E5"),
+    ("B.2.2 third-party reports", "example.com", &[("_dmarc.example.com", &[&["v=DMARC1; p=none; rua=mailto:dmarc-feedback@example.com; ruf=mailto:auth-reports@thirdparty.example.net"]])], "domain:E4,E5"),
+    ("B.2.3 quarantine pct=25 with size limit", "example.com", &[("_dmarc.example.com", &[&["v=DMARC1; p=quarantine; rua=mailto:dmarc-feedback@example.com,mailto:tld-test@thirdparty.example.net!10m; pct=25"]])], "domain:E6:pct"),
+    // Duplicated tags (section 6.4 uses the RFC 6376 section 3.2 tag-list: duplicates are an error).
+    ("duplicate p", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=none; p=reject"]])], "E3:invalid"),
+    ("duplicate p in different case", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; P=reject"]])], "E3:invalid"),
+    ("duplicate sp", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; sp=reject; sp=none"]])], "E3:invalid"),
+    ("duplicate pct", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; pct=100; pct=10"]])], "E3:invalid"),
+    ("duplicate rua", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; rua=mailto:a@contoso.com; rua=mailto:b@contoso.com"]])], "E3:invalid"),
+    ("duplicate version tag", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; v=DMARC1; p=reject"]])], "E3:invalid"),
+    ("duplicate unknown tag", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=reject; fo=1; fo=0"]])], "E3:invalid"),
+    ("sub with duplicate tags does not fall back", "sub.contoso.com", &[("_dmarc.sub.contoso.com", &[&["v=DMARC1; p=reject; p=reject"]]), ("_dmarc.contoso.com", REJECT)], "E3:invalid"),
     // Invalid p / sp and rua (RFC 7489 6.6.3 step 6).
     ("rua without p", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; rua=mailto:x@contoso.com"]])], "domain:E4,E5"),
     ("invalid p with rua", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1; p=block; rua=mailto:x@contoso.com"]])], "domain:E4,E5"),
@@ -55,6 +67,10 @@ const TABLE: &[Row] = &[
     // Version tag, case and whitespace.
     ("p before v", "contoso.com", &[("_dmarc.contoso.com", &[&["p=reject; v=DMARC1"]])], "E3:invalid"),
     ("lower-case version value", "contoso.com", &[("_dmarc.contoso.com", &[&["v=dmarc1; p=reject"]])], "E3:invalid"),
+    ("leading space before v", "contoso.com", &[("_dmarc.contoso.com", &[&[" v=DMARC1; p=reject"]])], "E3:invalid"),
+    ("leading tab before v", "contoso.com", &[("_dmarc.contoso.com", &[&["\tv=DMARC1; p=reject"]])], "E3:invalid"),
+    ("sub with leading space falls back", "sub.contoso.com", &[("_dmarc.sub.contoso.com", &[&[" v=DMARC1; p=none"]]), ("_dmarc.contoso.com", REJECT)], "org:-"),
+    ("tab around = in the version", "contoso.com", &[("_dmarc.contoso.com", &[&["v\t=\tDMARC1\t; p=reject"]])], "domain:-"),
     ("missing separator after version", "contoso.com", &[("_dmarc.contoso.com", &[&["v=DMARC1 p=reject"]])], "E3:invalid"),
     ("upper-case tag names and values", "contoso.com", &[("_dmarc.contoso.com", &[&["V=DMARC1; P=REJECT; SP=NONE"]])], "domain:E5"),
     ("spaces around = and ;", "contoso.com", &[("_dmarc.contoso.com", &[&["v = DMARC1 ;  p = quarantine ; sp = reject ;"]])], "domain:-"),

@@ -1,4 +1,4 @@
-//! The seven `domain.*` checks on a `GET /domains` body in Graph's shape and a DNS answer map
+//! The eight `domain.*` checks on a `GET /domains` body in Graph's shape and a DNS answer map
 //! in the snapshot's serde form (`tests/fixtures/dns/domains_checks.json`). The Graph fixture's
 //! shape is checked against the v1.0 schema by `tests/fixtures_schema.rs`.
 // Helpers of a test crate: a panic here is a test failure.
@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use m365_posture::checks::domains::{dmarc_domains, dns_names_needed, spf_domains};
 use m365_posture::checks::{self, CheckOptions, EvalCtx, Evaluation, Outcome};
 use m365_posture::findings::FindingId;
-use m365_posture::snapshot::{DnsAnswers, Domain, TenantSnapshot, Unavailable};
+use m365_posture::snapshot::{DnsAnswers, Domain, HostAnswers, TenantSnapshot, Unavailable};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -144,6 +144,28 @@ fn spf_missing_fires_for_none_and_several_records_not_for_permerror() {
 }
 
 #[test]
+fn spf_invalid_fires_for_a_permerror_alone_with_cause_and_term() {
+    let invalid = run(FindingId::SpfInvalid);
+    assert_eq!(fired(&invalid), vec!["permerror.example"]);
+    assert_eq!(detail(&invalid, "permerror.example", "cause"), "syntax");
+    assert_eq!(detail(&invalid, "permerror.example", "term"), "include:");
+    assert_eq!(
+        detail(&invalid, "permerror.example", "record_domain"),
+        "permerror.example"
+    );
+    // Several records stay domain.spf_missing; the permerror raises nothing else.
+    assert!(!fired(&invalid).contains(&"fabrikam.co.uk"));
+    for other in [FindingId::SpfMissing, FindingId::SpfAllowsAny] {
+        assert!(
+            !fired(&run(other)).contains(&"permerror.example"),
+            "{other}"
+        );
+    }
+    let failed_ids: Vec<_> = failed(&invalid).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(failed_ids, vec!["broken.example", "uncollected.example"]);
+}
+
+#[test]
 fn only_email_domains_drops_domains_without_email() {
     let options = CheckOptions {
         only_email_domains: true,
@@ -260,6 +282,8 @@ fn excluded_and_unverified_domains_never_appear() {
             assert_ne!(finding.resource_id, "contoso.mail.onmicrosoft.com", "{id}");
             if *id != FindingId::DomainNotVerified {
                 assert_ne!(finding.resource_id, "pending.example", "{id}");
+            }
+            if !matches!(*id, FindingId::DomainNotVerified | FindingId::SpfInvalid) {
                 assert_ne!(finding.resource_id, "permerror.example", "{id}");
             }
         }
@@ -319,7 +343,7 @@ fn domains_section_unavailable_skips_every_domain_check() {
         .iter()
         .filter(|id| id.as_str().starts_with("domain."))
         .collect();
-    assert_eq!(domain_ids.len(), 7);
+    assert_eq!(domain_ids.len(), 8);
     for id in domain_ids {
         assert_eq!(
             checks::evaluate(*id, &snapshot, &ctx),
@@ -350,11 +374,17 @@ fn domain_sets_follow_the_options() {
 
 #[test]
 fn dns_names_needed_on_the_fixture_asks_only_for_what_is_absent() {
-    let needed = dns_names_needed(&fixture_domains(), &CheckOptions::default(), &fixture_dns());
+    let needed = dns_names_needed(
+        &fixture_domains(),
+        &CheckOptions::default(),
+        &fixture_dns(),
+        &HostAnswers::default(),
+    );
     assert_eq!(
-        needed,
+        needed.txt,
         vec!["_dmarc.uncollected.example", "uncollected.example"]
     );
+    assert!(needed.addresses.is_empty() && needed.mx.is_empty());
 }
 
 #[test]
@@ -367,13 +397,13 @@ fn collecting_in_rounds_until_nothing_is_needed_reaches_a_full_verdict() {
     let mut answers = DnsAnswers::new();
     let mut rounds = 0;
     loop {
-        let needed = dns_names_needed(&domains, &options, &answers);
+        let needed = dns_names_needed(&domains, &options, &answers, &HostAnswers::default());
         if needed.is_empty() {
             break;
         }
         rounds += 1;
         assert!(rounds < 12, "collection does not converge: {needed:?}");
-        for name in needed {
+        for name in needed.txt {
             let answer = world.get(&name).cloned().unwrap_or(Ok(Vec::new()));
             answers.insert(name, answer);
         }

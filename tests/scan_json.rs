@@ -66,6 +66,7 @@ fn expected() -> BTreeSet<(String, String)> {
         user("app.disabled_by_microsoft", SHADY_SP),
         user("domain.spf_allows_any", "fabrikam.net"),
         user("domain.spf_missing", "nospf.example"),
+        user("domain.spf_invalid", "voids.example"),
         user("domain.dmarc_missing", "contoso.onmicrosoft.com"),
         user("domain.dmarc_not_enforced", "nospf.example"),
         user("domain.dmarc_subdomains_not_enforced", "nospf.example"),
@@ -132,7 +133,7 @@ async fn full_tenant_gives_exactly_the_expected_findings() {
     assert_eq!(tenant["tenant_id"], sim.tenant_id());
     assert_eq!(tenant["status"], "ok", "{:#}", tenant["checks"]);
     let checks = tenant["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 28);
+    assert_eq!(checks.len(), 29);
     assert!(checks.iter().all(|c| c["status"] == "ok"), "{checks:#?}");
     assert_eq!(found(tenant), expected());
     let kinds: BTreeSet<&str> = tenant["findings"]
@@ -141,7 +142,21 @@ async fn full_tenant_gives_exactly_the_expected_findings() {
         .iter()
         .filter_map(|f| f["finding"].as_str())
         .collect();
-    assert_eq!(kinds.len(), 28, "every finding is present");
+    assert_eq!(kinds.len(), 29, "every finding is present");
+    let invalid = tenant["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["finding"] == "domain.spf_invalid")
+        .unwrap();
+    assert_eq!(invalid["severity"], "medium");
+    assert_eq!(invalid["category"], "email_admin_settings");
+    assert_eq!(
+        invalid["title"],
+        "Microsoft Domain SPF Record Invalid (PermError)"
+    );
+    assert_eq!(invalid["details"]["cause"], "too_many_void_lookups");
+    assert_eq!(invalid["details"]["term"], "exists:gone3.voids.example");
     let disabled = tenant["findings"]
         .as_array()
         .unwrap()
@@ -291,6 +306,14 @@ async fn cef_prints_one_new_event_per_finding_and_unknown_tenant_is_a_usage_erro
     let table = scan(&config, None, ScanFormat::Table, Arc::new(NoRefreshTokens))
         .await
         .unwrap();
+    // The permerror is shown in CEF with its cause and term (third void lookup, RFC 7208 4.6.4).
+    let invalid = lines
+        .iter()
+        .find(|l| l.contains("|domain.spf_invalid:new|"))
+        .unwrap();
+    assert!(invalid.contains("voids.example"), "{invalid}");
+    assert!(invalid.contains("too_many_void_lookups"), "{invalid}");
+    assert!(invalid.contains("exists:gone3.voids.example"), "{invalid}");
     assert!(
         table.output.contains("domain.spf_allows_any") && table.output.contains("fabrikam.net")
     );
@@ -304,4 +327,37 @@ async fn cef_prints_one_new_event_per_finding_and_unknown_tenant_is_a_usage_erro
     .unwrap_err();
     assert!(matches!(err, ScanError::UnknownTenant(_)));
     assert_eq!(err.exit_code(), 64);
+}
+
+/// A hybrid mailbox (synced user, mailbox on premises: 404 `MailboxNotEnabledForRESTAPI`) is
+/// counted per mailbox check under `unevaluated`, and the checks stay `ok`.
+#[tokio::test]
+async fn unreadable_mailboxes_are_counted_per_check_by_reason() {
+    let mut tenant = fixture("full_tenant.json");
+    tenant.mailboxes.retain(|id| id != ADELE);
+    if let Some(adele) = tenant.user_mut(ADELE) {
+        adele["onPremisesSyncEnabled"] = json!(true);
+    }
+    let sim = sim(tenant).await;
+    let files = Files::new();
+    let (doc, _) = scan_json(&config(&sim, files.secret())).await;
+    let checks = doc["tenants"][0]["checks"].as_array().unwrap();
+    for finding in [
+        "calendar.shared_externally",
+        "mail.rule_forwards_external",
+        "mail.rule_redirects_external",
+    ] {
+        let check = checks.iter().find(|c| c["finding"] == finding).unwrap();
+        assert_eq!(check["status"], "ok", "{check}");
+        assert_eq!(
+            check["unevaluated"],
+            json!({"mailbox_not_enabled_for_rest_api": 1}),
+            "{check}"
+        );
+    }
+    let account = checks
+        .iter()
+        .find(|c| c["finding"] == "user.account_disabled")
+        .unwrap();
+    assert!(account.get("unevaluated").is_none(), "{account}");
 }

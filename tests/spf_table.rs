@@ -3,12 +3,29 @@
 //!
 //! Row format: name, the TXT records at `contoso.com` (each a list of character-strings, which
 //! DNS concatenates), the other answers (`SERVFAIL` marks a failed lookup), the expected verdict:
-//! `ok`, `any:<reason>`, `missing`, `multiple`, `perm:<kind>` or `dns:<reason prefix>`.
+//! `ok`, `any:<reason>`, `missing`, `multiple`, `perm:<kind>` or `dns:<reason prefix>`. A, AAAA
+//! and MX answers come from [`HOSTS`] for every row.
 
 use m365_posture::checks::spf::{
-    evaluate_spf, spf_names_needed, AllowsAnyReason, SpfVerdict, TxtAnswer,
+    evaluate_spf, spf_names_needed, AllowsAnyReason, DnsNeeded, SpfAnswers, SpfVerdict, TxtAnswer,
 };
-use m365_posture::snapshot::{DnsAnswers, Unavailable};
+use m365_posture::snapshot::{DnsAnswers, HostAnswers, Unavailable};
+use std::net::IpAddr;
+
+/// The A/AAAA and MX records of the table's world: (name, addresses, exchanges). Every other
+/// name has none (NXDOMAIN), so each `a`, `mx` and `exists` that reaches one is a void lookup.
+#[rustfmt::skip]
+const HOSTS: &[(&str, &[&str], &[&str])] = &[
+    ("contoso.com", &["192.0.2.10"], &["mail.contoso.com"]),
+    ("mail.contoso.com", &["192.0.2.25", "2001:db8::25"], &[]),
+    ("a.example", &["192.0.2.30"], &[]),
+    ("b.example", &[], &["mail.contoso.com"]),
+    ("c.example", &["127.0.0.2"], &[]),
+    ("five.example", &["192.0.2.50"], &[]),
+    ("v6only.example", &["2001:db8::6"], &[]),
+    ("many-mx.example", &[], &["m1.example", "m2.example", "m3.example", "m4.example", "m5.example", "m6.example", "m7.example", "m8.example", "m9.example", "m10.example", "m11.example"]),
+    ("ten-mx.example", &[], &["m1.example", "m2.example", "m3.example", "m4.example", "m5.example", "m6.example", "m7.example", "m8.example", "m9.example", "m10.example"]),
+];
 
 const EXO: (&str, &[&str]) = (
     "spf.protection.outlook.com",
@@ -81,6 +98,15 @@ const TABLE: &[Row] = &[
     ("ip6 /0", &[&["v=spf1 ip6:::/0 -all"]], &[], "any:ip_any"),
     ("a/0", &[&["v=spf1 a/0 -all"]], &[], "any:ip_any"),
     ("mx//0", &[&["v=spf1 mx/24//0 -all"]], &[], "any:ip_any"),
+    ("a/0 without address records matches nothing", &[&["v=spf1 a:gone.example/0 -all"]], &[], "ok"),
+    ("a/0 with only ipv6 records matches no ipv4", &[&["v=spf1 a:v6only.example/0 -all"]], &[], "ok"),
+    ("a//0 with ipv6 records", &[&["v=spf1 a:v6only.example//0 -all"]], &[], "any:ip_any"),
+    ("mx/0 without mx records matches nothing", &[&["v=spf1 mx:gone.example/0 -all"]], &[], "ok"),
+    ("-a/0 is not a pass", &[&["v=spf1 -a/0 ~all"]], &[], "ok"),
+    ("two ipv4 halves cover everything", &[&["v=spf1 ip4:0.0.0.0/1 ip4:128.0.0.0/1 -all"]], &[], "any:ip_any"),
+    ("four ipv6 quarters cover everything", &[&["v=spf1 ip6:4000::/2 ip6:::/2 ip6:c000::/2 ip6:8000::/2 -all"]], &[], "any:ip_any"),
+    ("halves with a gap", &[&["v=spf1 ip4:0.0.0.0/1 ip4:128.0.0.0/2 -all"]], &[], "ok"),
+    ("a fail half does not count", &[&["v=spf1 ip4:0.0.0.0/1 -ip4:128.0.0.0/1 -all"]], &[], "ok"),
     ("-ip4 /0 is not a pass", &[&["v=spf1 -ip4:0.0.0.0/0 ~all"]], &[], "ok"),
     ("?ip4 /0 then -all", &[&["v=spf1 ?ip4:0.0.0.0/0 -all"]], &[], "ok"),
     ("ip4 /00 leading zero", &[&["v=spf1 ip4:0.0.0.0/00 -all"]], &[], "perm:syntax"),
@@ -114,6 +140,12 @@ const TABLE: &[Row] = &[
     ("redirect to self", &[&["v=spf1 redirect=contoso.com"]], &[], "perm:loop"),
     ("redirect twice", &[&["v=spf1 redirect=a.example redirect=b.example"]], &[], "perm:syntax"),
     // Lookup limit.
+    ("two void lookups", &[&["v=spf1 a:gone1.example mx:gone2.example -all"]], &[], "ok"),
+    ("three void lookups", &[&["v=spf1 a:gone1.example mx:gone2.example exists:gone3.example -all"]], &[], "perm:too_many_void_lookups"),
+    ("exists of an ipv6-only name is void", &[&["v=spf1 exists:v6only.example exists:gone1.example a:gone2.example -all"]], &[], "perm:too_many_void_lookups"),
+    ("+all before the third void", &[&["v=spf1 a:gone1.example a:gone2.example +all a:gone3.example"]], &[], "any:plus_all"),
+    ("mx with 11 exchanges", &[&["v=spf1 mx:many-mx.example -all"]], &[], "perm:too_many_mx"),
+    ("mx with 10 exchanges", &[&["v=spf1 mx:ten-mx.example -all"]], &[], "ok"),
     ("exactly 10 lookups", &[&["v=spf1 a mx ptr a:a.example mx:b.example exists:c.example a a a a -all"]], &[], "ok"),
     ("11 lookups", &[&["v=spf1 a mx ptr a:a.example mx:b.example exists:c.example a a a a a -all"]], &[], "perm:too_many_lookups"),
     ("11 lookups across an include", &[&["v=spf1 a a a a a include:five.example -all"]], &[("five.example", &["v=spf1 a a a a a -all"])], "perm:too_many_lookups"),
@@ -123,6 +155,10 @@ const TABLE: &[Row] = &[
     ("exists macro", &[&["v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} ~all"]], &[], "ok"),
     ("redirect macro", &[&["v=spf1 redirect=%{d}._spf.example.net"]], &[], "ok"),
     ("broken macro", &[&["v=spf1 include:%{x}.example.com -all"]], &[], "perm:syntax"),
+    ("c macro outside exp", &[&["v=spf1 include:%{c}.x.example -all"]], &[], "perm:syntax"),
+    ("r macro outside exp", &[&["v=spf1 exists:%{r}.x.example -all"]], &[], "perm:syntax"),
+    ("t macro outside exp", &[&["v=spf1 redirect=%{t}.x.example"]], &[], "perm:syntax"),
+    ("upper-case C macro outside exp", &[&["v=spf1 a:%{C}.x.example -all"]], &[], "perm:syntax"),
     // Modifiers and syntax.
     ("exp modifier", &[&["v=spf1 exp=explain._spf.example.com -all"]], &[], "ok"),
     ("unknown modifier", &[&["v=spf1 foo-bar=baz -all"]], &[], "ok"),
@@ -130,6 +166,10 @@ const TABLE: &[Row] = &[
     ("bad ip4", &[&["v=spf1 ip4:192.0.2.300 -all"]], &[], "perm:syntax"),
     ("ip4 prefix too long", &[&["v=spf1 ip4:192.0.2.0/33 -all"]], &[], "perm:syntax"),
     ("all with argument", &[&["v=spf1 all:foo"]], &[], "perm:syntax"),
+    ("colon and slash in an a domain-spec", &[&["v=spf1 a:foo:bar/baz.example.com +all"]], &[], "any:plus_all"),
+    ("colon and slash in an mx domain-spec", &[&["v=spf1 mx:foo:bar/baz.example.com +all"]], &[], "any:plus_all"),
+    ("cidr read from the end of an a domain-spec", &[&["v=spf1 a:foo:bar/baz.example.com/24//64 -all"]], &[], "ok"),
+    ("cidr out of range at the end", &[&["v=spf1 a:foo:bar/baz.example.com/33 -all"]], &[], "perm:syntax"),
     // Record selection, whitespace and multi-string TXT.
     ("no txt", &[], &[], "missing"),
     ("only other txt", &[&["MS=ms12345678"], &["google-site-verification=abcdef"]], &[], "missing"),
@@ -138,7 +178,13 @@ const TABLE: &[Row] = &[
     ("two records", &[&["v=spf1 -all"], &["v=spf1 include:spf.protection.outlook.com -all"]], &[], "multiple"),
     ("duplicate identical records", &[&["v=spf1 -all"], &["v=spf1 -all"]], &[], "multiple"),
     ("spf beside dmarc-like and other txt", &[&["MS=ms1"], &["v=spf1 -all"], &["v=DMARC1; p=reject"]], &[], "ok"),
-    ("many spaces and tabs", &[&["v=spf1   ip4:192.0.2.0/24 \t  -all   "]], &[], "ok"),
+    ("many spaces", &[&["v=spf1   ip4:192.0.2.0/24    -all   "]], &[], "ok"),
+    ("tab between terms", &[&["v=spf1 ip4:192.0.2.0/24\t+all"]], &[], "perm:syntax"),
+    ("tab after the version is not spf", &[&["v=spf1\t+all"]], &[], "missing"),
+    ("cr after the version is not spf", &[&["v=spf1\r+all"]], &[], "missing"),
+    ("no-break space after the version is not spf", &[&["v=spf1\u{a0}+all"]], &[], "missing"),
+    ("no-break space between terms", &[&["v=spf1 ip4:192.0.2.1\u{a0}+all"]], &[], "perm:syntax"),
+    ("trailing cr", &[&["v=spf1 +all\r"]], &[], "perm:syntax"),
     ("two strings", &[&["v=spf1 ip4:192.0.2.1 include:spf.protection.outlook.com", " -all"]], &[EXO, EXO_D], "ok"),
     ("string split inside a term", &[&["v=spf1 include:spf.prot", "ection.outlook.com +all"]], &[EXO, EXO_D], "any:plus_all"),
     ("string split without a space", &[&["v=spf1 ip4:192.0.2.1", "-all"]], &[], "perm:syntax"),
@@ -163,6 +209,53 @@ fn answers_for(row: &Row) -> DnsAnswers {
     answers
 }
 
+/// The A/AAAA/MX answers the walk over `answers` asks for, from [`HOSTS`], round by round.
+#[allow(clippy::unwrap_used)] // a malformed address in the table is a test failure
+fn hosts_for(answers: &DnsAnswers) -> HostAnswers {
+    let mut hosts = HostAnswers::default();
+    loop {
+        let needed = needed_in(answers, &hosts);
+        if needed.addresses.is_empty() && needed.mx.is_empty() {
+            return hosts;
+        }
+        for name in needed.addresses {
+            let found = HOSTS.iter().find(|(n, _, _)| *n == name);
+            let addresses = found.map_or(&[][..], |(_, a, _)| a);
+            let parsed = addresses.iter().map(|a| a.parse::<IpAddr>().unwrap());
+            hosts.addresses.insert(name, Ok(parsed.collect()));
+        }
+        for name in needed.mx {
+            let found = HOSTS.iter().find(|(n, _, _)| *n == name);
+            let exchanges = found.map_or(&[][..], |(_, _, mx)| mx);
+            let owned = exchanges.iter().map(|x| (*x).to_owned()).collect();
+            hosts.mx.insert(name, Ok(owned));
+        }
+    }
+}
+
+fn needed_in(answers: &DnsAnswers, hosts: &HostAnswers) -> DnsNeeded {
+    let lookup = |name: &str| answers.get(name);
+    let dns = SpfAnswers {
+        txt: &lookup,
+        hosts,
+    };
+    spf_names_needed("contoso.com", &dns)
+}
+
+fn verdict_in(domain: &str, answers: &DnsAnswers, hosts: &HostAnswers) -> SpfVerdict {
+    let lookup = |name: &str| answers.get(name);
+    let dns = SpfAnswers {
+        txt: &lookup,
+        hosts,
+    };
+    evaluate_spf(domain, &dns)
+}
+
+/// The verdict for `contoso.com` over the TXT answers and the [`HOSTS`] answers it needs.
+fn verdict_of(answers: &DnsAnswers) -> SpfVerdict {
+    verdict_in("contoso.com", answers, &hosts_for(answers))
+}
+
 fn summary(verdict: &SpfVerdict) -> String {
     match verdict {
         SpfVerdict::Evaluated {
@@ -184,7 +277,7 @@ fn spf_table_gives_the_expected_verdicts() {
     let mut wrong = Vec::new();
     for row in TABLE {
         let answers = answers_for(row);
-        let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+        let verdict = verdict_of(&answers);
         let got = summary(&verdict);
         let (name, _, _, expected) = row;
         let matches = if let Some(prefix) = expected.strip_prefix("dns:") {
@@ -207,8 +300,9 @@ fn every_table_row_is_fully_resolvable_by_the_names_it_asks_for() {
     // for the absent target.
     for row in TABLE {
         let answers = answers_for(row);
-        let needed = spf_names_needed("contoso.com", &|name| answers.get(name));
-        let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+        let hosts = hosts_for(&answers);
+        let needed = needed_in(&answers, &hosts);
+        let verdict = verdict_in("contoso.com", &answers, &hosts);
         let not_collected = matches!(
             verdict,
             SpfVerdict::DnsError(Unavailable::NotCollected { .. })
@@ -228,7 +322,7 @@ fn evidence_names_the_term_the_record_and_the_redirects() {
         record,
         allows_any: Some(any),
         ..
-    } = evaluate_spf("Contoso.COM.", &|name| answers.get(name))
+    } = verdict_in("Contoso.COM.", &answers, &hosts_for(&answers))
     else {
         panic!("expected a finding");
     };
@@ -249,7 +343,7 @@ fn macros_are_listed_as_unevaluable() {
         "contoso.com".to_owned(),
         Ok(vec!["v=spf1 include:%{i}._spf.example.com -all".to_owned()]),
     );
-    let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+    let verdict = verdict_of(&answers);
     let SpfVerdict::Evaluated {
         unevaluable,
         allows_any: None,
@@ -264,7 +358,7 @@ fn macros_are_listed_as_unevaluable() {
 #[test]
 fn names_needed_walks_the_include_tree_round_by_round() {
     let mut answers = DnsAnswers::new();
-    let ask = |answers: &DnsAnswers| spf_names_needed("contoso.com", &|name| answers.get(name));
+    let ask = |answers: &DnsAnswers| needed_in(answers, &HostAnswers::default()).txt;
     assert_eq!(ask(&answers), vec!["contoso.com"]);
     answers.insert(
         "contoso.com".to_owned(),
@@ -298,7 +392,7 @@ fn names_needed_walks_the_include_tree_round_by_round() {
         );
     }
     assert!(ask(&answers).is_empty());
-    let verdict = evaluate_spf("contoso.com", &|name| answers.get(name));
+    let verdict = verdict_of(&answers);
     assert!(
         matches!(
             verdict,

@@ -33,6 +33,7 @@ METRICS = {
     "m365_posture_events_delivered_total": False, "m365_posture_events_failed_total": False,
     "m365_posture_outbox_events": False, "m365_posture_outbox_full_total": False,
     "m365_posture_credential_expiry_timestamp_seconds": True, "m365_posture_build_info": False,
+    "m365_posture_finding_info": False,
     "process_resident_memory_bytes": False, "process_cpu_seconds_total": False, "up": False,
 }
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
@@ -98,7 +99,7 @@ def lint_variables(dash, problems):
     if ds.get("type") != "datasource" or ds.get("query") != "prometheus" or ds.get("label") != "Data source":
         problems.append("templating: needs variable `datasource` (type datasource, query prometheus, "
                         "label 'Data source')")
-    for name in ("job", "tenant"):
+    for name in ("job", "instance", "tenant"):
         v = tvars.get(name, {})
         if v.get("type") != "query" or v.get("datasource") != DS or not LABEL_VALUES.match(variable_query(v)):
             problems.append(f"templating: needs query variable `{name}` using label_values() on ${{datasource}}")
@@ -168,7 +169,7 @@ def cmd_lint(args):
 # ---------------------------------------------------------------------------------------------
 
 PARSE_VALUES = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h", "job": "placeholder",
-                "tenant": "placeholder", "datasource": "placeholder"}
+                "instance": "placeholder", "tenant": "placeholder", "datasource": "placeholder"}
 
 
 def cmd_rules(args):

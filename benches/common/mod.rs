@@ -8,7 +8,8 @@
 use m365_posture::checks::domains::dns_names_needed;
 use m365_posture::checks::CheckOptions;
 use m365_posture::snapshot::{
-    AuthMethod, DnsAnswers, Organization, PerUser, TenantSnapshot, UserRegistrationDetails,
+    AuthMethod, DnsAnswers, HostAnswers, Organization, PerUser, TenantSnapshot,
+    UserRegistrationDetails,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -224,22 +225,35 @@ fn registration_rows(
         .collect()
 }
 
-/// Answers every TXT name the SPF and DMARC checks need from the tenant's `dns` map, the way
-/// collection does (names absent from the map are NXDOMAIN).
+/// Answers every TXT, A/AAAA and MX name the SPF and DMARC checks need from the tenant's
+/// `dns` and `dns_hosts` maps, the way collection does (names absent from them are NXDOMAIN).
 fn dns_answers(
     tenant: &graph_sim::TenantFile,
     domains: &[m365_posture::snapshot::Domain],
-) -> DnsAnswers {
+) -> (DnsAnswers, HostAnswers) {
     let options = CheckOptions::default();
     let mut answers = DnsAnswers::new();
+    let mut hosts = HostAnswers::default();
     loop {
-        let needed = dns_names_needed(domains, &options, &answers);
+        let needed = dns_names_needed(domains, &options, &answers, &hosts);
         if needed.is_empty() {
-            return answers;
+            return (answers, hosts);
         }
-        for name in needed {
+        for name in needed.txt {
             let records = tenant.dns.get(&name).cloned().unwrap_or_default();
             answers.insert(name, Ok(records));
+        }
+        for name in needed.addresses {
+            let records = tenant.dns_hosts.get(&name).cloned().unwrap_or_default();
+            let v4 = records.a.iter().map(|a| std::net::IpAddr::V4(*a));
+            let v6 = records.aaaa.iter().map(|a| std::net::IpAddr::V6(*a));
+            hosts.addresses.insert(name, Ok(v4.chain(v6).collect()));
+        }
+        for name in needed.mx {
+            let mut records = tenant.dns_hosts.get(&name).cloned().unwrap_or_default();
+            records.mx.sort();
+            let exchanges = records.mx.into_iter().map(|(_, x)| x.to_ascii_lowercase());
+            hosts.mx.insert(name, Ok(exchanges.collect()));
         }
     }
 }
@@ -258,7 +272,7 @@ pub fn snapshot_from_tenant(
         org => serde_json::from_value(org.clone())?,
     });
     let domains: Vec<m365_posture::snapshot::Domain> = parse_all(&tenant.domains)?;
-    snapshot.dns = dns_answers(tenant, &domains);
+    (snapshot.dns, snapshot.dns_hosts) = dns_answers(tenant, &domains);
     snapshot.domains = Ok(domains);
     let users: Vec<m365_posture::snapshot::User> = parse_all(&tenant.users)?;
     let with_methods: Vec<String> = tenant.authentication_methods.keys().cloned().collect();

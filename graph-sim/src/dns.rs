@@ -1,8 +1,9 @@
-//! An authoritative DNS server on UDP and TCP for the tenant's `dns` map.
+//! An authoritative DNS server on UDP and TCP for the tenant's `dns` map (TXT) and
+//! `dns_hosts` map (A, AAAA, MX).
 //!
 //! TXT strings longer than 255 bytes are split into several character-strings, as real
-//! servers publish them. Names in the map answer their TXT records (other types: NOERROR with
-//! no answer); ancestors of mapped names (empty non-terminals) answer NOERROR with no answer;
+//! servers publish them. Names in the maps answer their records of the type asked (other
+//! types: NOERROR with no answer); ancestors of mapped names (empty non-terminals) answer NOERROR with no answer;
 //! anything else is NXDOMAIN. UDP answers larger than the client's limit (512 bytes without
 //! EDNS) come back truncated with TC set, so resolvers must retry over TCP. Faults:
 //! `dns_servfail`, `dns_timeout` (no answer at all) and `dns_latency_ms`.
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::{A, AAAA, MX, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::faults::{decision_rng, Faults};
 use crate::state::{lock, Shared};
+use crate::tenant::{HostRecords, TenantFile};
 
 const TTL: u32 = 300;
 
@@ -116,20 +118,8 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         .unwrap_or_default();
     let (faults, records, exists) = {
         let data = shared.read();
-        let records = data
-            .file
-            .dns
-            .iter()
-            .find(|(k, _)| k.trim_end_matches('.').eq_ignore_ascii_case(&name))
-            .map(|(_, v)| v.clone());
-        let suffix = format!(".{name}");
-        let exists = records.is_some()
-            || data.file.dns.keys().any(|k| {
-                k.to_ascii_lowercase()
-                    .trim_end_matches('.')
-                    .ends_with(&suffix)
-            });
-        (data.file.faults.clone(), records, exists)
+        let records = NameRecords::of(&data.file, &name);
+        (data.file.faults.clone(), records, exists(&data.file, &name))
     };
     if let Some([low, high]) = faults.dns_latency_ms {
         let mut rng = decision_rng(
@@ -166,12 +156,9 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
     let code = match (&question, &records) {
         (None, _) => ResponseCode::FormErr,
         _ if Faults::dns_listed(&faults.dns_servfail, &name) => ResponseCode::ServFail,
-        (Some(q), Some(texts)) => {
-            if matches!(q.query_type(), RecordType::TXT | RecordType::ANY) {
-                for text in texts {
-                    let rdata = RData::TXT(TXT::from_bytes(character_strings(text)));
-                    response.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
-                }
+        (Some(q), Some(records)) => {
+            for rdata in records.rdata(q.query_type()) {
+                response.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
             }
             ResponseCode::NoError
         }
@@ -198,13 +185,81 @@ async fn answer(shared: &Shared, query: &[u8], udp: bool) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// What the tenant file holds for one name: TXT strings and A/AAAA/MX records.
+struct NameRecords {
+    txt: Vec<String>,
+    hosts: HostRecords,
+}
+
+impl NameRecords {
+    /// The records of `name` (case-insensitive, trailing dot ignored), if it has any entry.
+    fn of(file: &TenantFile, name: &str) -> Option<Self> {
+        let same = |k: &&String| k.trim_end_matches('.').eq_ignore_ascii_case(name);
+        let txt = file
+            .dns
+            .iter()
+            .find(|(k, _)| same(k))
+            .map(|(_, v)| v.clone());
+        let hosts = file
+            .dns_hosts
+            .iter()
+            .find(|(k, _)| same(k))
+            .map(|(_, v)| v.clone());
+        (txt.is_some() || hosts.is_some()).then(|| Self {
+            txt: txt.unwrap_or_default(),
+            hosts: hosts.unwrap_or_default(),
+        })
+    }
+
+    /// The answer records for a query type (ANY gets every type).
+    fn rdata(&self, query: RecordType) -> Vec<RData> {
+        let wants = |t: RecordType| query == t || query == RecordType::ANY;
+        let mut out = Vec::new();
+        if wants(RecordType::TXT) {
+            out.extend(
+                self.txt
+                    .iter()
+                    .map(|text| RData::TXT(TXT::from_bytes(character_strings(text)))),
+            );
+        }
+        if wants(RecordType::A) {
+            out.extend(self.hosts.a.iter().map(|ip| RData::A(A(*ip))));
+        }
+        if wants(RecordType::AAAA) {
+            out.extend(self.hosts.aaaa.iter().map(|ip| RData::AAAA(AAAA(*ip))));
+        }
+        if wants(RecordType::MX) {
+            out.extend(self.hosts.mx.iter().filter_map(|(preference, exchange)| {
+                let name = Name::from_ascii(format!("{}.", exchange.trim_end_matches('.'))).ok()?;
+                Some(RData::MX(MX::new(*preference, name)))
+            }));
+        }
+        out
+    }
+}
+
+/// True when `name` or a name below it is in the tenant file (NOERROR rather than NXDOMAIN).
+fn exists(file: &TenantFile, name: &str) -> bool {
+    let suffix = format!(".{name}");
+    file.dns
+        .keys()
+        .chain(file.dns_hosts.keys())
+        .map(|k| k.trim_end_matches('.').to_ascii_lowercase())
+        .any(|k| k == name || k.ends_with(&suffix))
+}
+
 /// A TXT query message, for tests and for callers without a resolver.
 pub fn txt_query(id: u16, name: &str) -> Option<Vec<u8>> {
+    query(id, name, RecordType::TXT)
+}
+
+/// A query message for `name` and `record_type`, for tests and for callers without a resolver.
+pub fn query(id: u16, name: &str, record_type: RecordType) -> Option<Vec<u8>> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = true;
     message.add_query(hickory_proto::op::Query::query(
         Name::from_ascii(name).ok()?,
-        RecordType::TXT,
+        record_type,
     ));
     message.to_vec().ok()
 }

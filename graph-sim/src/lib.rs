@@ -32,7 +32,7 @@ pub use generate::{generate, generate_at};
 pub use handle::{start, SimHandle, SimOptions};
 pub use mutation::{CollectionName, Mutation, UserSection};
 pub use stats::Stats;
-pub use tenant::{ClientRegistration, MethodLabels, RegistrationReport, TenantFile};
+pub use tenant::{ClientRegistration, HostRecords, MethodLabels, RegistrationReport, TenantFile};
 
 /// Client id the simulator accepts when the tenant file has no `clients` list.
 pub const DEFAULT_CLIENT_ID: &str = "11111111-1111-1111-1111-111111111111";
@@ -48,7 +48,7 @@ pub const ALL_ROLES: &[&str] = &[
     "Application.Read.All",
     "UserAuthenticationMethod.Read.All",
     "AuditLog.Read.All",
-    "Calendars.ReadBasic",
+    "Calendars.ReadBasic.All",
     "MailboxSettings.Read",
 ];
 

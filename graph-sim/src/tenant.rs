@@ -61,12 +61,30 @@ pub struct TenantFile {
     /// TXT strings by DNS name; any other name answers NXDOMAIN.
     #[serde(default)]
     pub dns: BTreeMap<String, Vec<String>>,
+    /// Extension: A, AAAA and MX records by DNS name (what SPF `a`, `mx` and `exists` ask for).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns_hosts: BTreeMap<String, HostRecords>,
     /// Fault injection and throttling settings.
     #[serde(default)]
     pub faults: Faults,
     /// Agent registrations the token endpoint accepts; `None` accepts the default client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<Vec<ClientRegistration>>,
+}
+
+/// The address and mail-exchanger records of one DNS name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRecords {
+    /// A records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub a: Vec<std::net::Ipv4Addr>,
+    /// AAAA records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aaaa: Vec<std::net::Ipv6Addr>,
+    /// MX records as `[preference, exchange]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mx: Vec<(u16, String)>,
 }
 
 /// How the derived userRegistrationDetails report names methods (`methodsRegistered`).

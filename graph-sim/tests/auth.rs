@@ -165,17 +165,19 @@ async fn post_form(sim: &SimHandle, path: &str, form: &[(&str, &str)]) -> (u16, 
 }
 
 async fn device_tokens(sim: &SimHandle) -> Value {
+    device_tokens_for(
+        sim,
+        "offline_access https://graph.microsoft.com/User.Read.All",
+    )
+    .await
+}
+
+async fn device_tokens_for(sim: &SimHandle, scope: &str) -> Value {
     let client_id = graph_sim::DEFAULT_CLIENT_ID;
     let (status, start) = post_form(
         sim,
         "oauth2/v2.0/devicecode",
-        &[
-            ("client_id", client_id),
-            (
-                "scope",
-                "offline_access https://graph.microsoft.com/User.Read.All",
-            ),
-        ],
+        &[("client_id", client_id), ("scope", scope)],
     )
     .await;
     assert_eq!(status, 200);
@@ -256,6 +258,31 @@ async fn device_code_then_refresh_rotation_and_its_failures() {
     sim.set_refresh_token_inactivity(std::time::Duration::from_secs(3600));
     sim.revoke_refresh_tokens();
     assert_eq!(refresh(second).await.1["error_codes"][0], 50173);
+    sim.shutdown().await;
+}
+
+/// calendarPermission resource type: listing "is supported on behalf of only the calendar
+/// owner", and a delegate gets an empty collection; other mailbox paths of other users are 403.
+#[tokio::test]
+async fn delegates_list_an_empty_calendar_of_others_and_are_refused_their_rules() {
+    let sim = sim(fixture()).await;
+    let scope = "offline_access https://graph.microsoft.com/Calendars.ReadBasic https://graph.microsoft.com/MailboxSettings.Read";
+    let tokens = device_tokens_for(&sim, scope).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let me = payload(access)["oid"].as_str().unwrap().to_owned();
+    let other = "a1000000-0000-4000-8000-000000000005";
+    assert_ne!(me, other);
+    let calendar = |user: &str| format!("/v1.0/users/{user}/calendar/calendarPermissions");
+    let (status, _, body) = get(&sim, access, &calendar(other)).await;
+    assert_eq!(
+        (status, body["value"].clone()),
+        (200, serde_json::json!([]))
+    );
+    let (status, _, body) = get(&sim, access, &calendar(&me)).await;
+    assert_eq!(status, 200);
+    assert!(!body["value"].as_array().unwrap().is_empty(), "{body}");
+    let rules = format!("/v1.0/users/{other}/mailFolders/inbox/messageRules");
+    assert_eq!(get(&sim, access, &rules).await.0, 403);
     sim.shutdown().await;
 }
 

@@ -10,14 +10,18 @@ mod common;
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RData;
+use hickory_proto::rr::{RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 async fn udp(addr: std::net::SocketAddr, name: &str) -> Message {
+    udp_typed(addr, name, RecordType::TXT).await
+}
+
+async fn udp_typed(addr: std::net::SocketAddr, name: &str, record_type: RecordType) -> Message {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket
-        .send_to(&graph_sim::dns::txt_query(7, name).unwrap(), addr)
+        .send_to(&graph_sim::dns::query(7, name, record_type).unwrap(), addr)
         .await
         .unwrap();
     let mut buffer = vec![0u8; 4096];
@@ -129,4 +133,50 @@ async fn servfail_and_empty_non_terminal() {
     assert_eq!(parent.metadata.response_code, ResponseCode::NoError);
     assert!(parent.answers.is_empty());
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_aaaa_and_mx_come_from_dns_hosts() {
+    let mut tenant = fixture();
+    tenant.dns_hosts.insert(
+        "mail.contoso.com".into(),
+        graph_sim::HostRecords {
+            a: vec!["192.0.2.25".parse().unwrap()],
+            aaaa: vec!["2001:db8::25".parse().unwrap()],
+            mx: vec![
+                (20, "backup.contoso.com".into()),
+                (10, "mail.contoso.com".into()),
+            ],
+        },
+    );
+    let sim = sim(tenant).await;
+    let data = |m: &Message| m.answers.iter().map(|r| r.data.clone()).collect::<Vec<_>>();
+    let a = udp_typed(sim.dns_addr(), "MAIL.contoso.com.", RecordType::A).await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(matches!(&data(&a)[..], [RData::A(ip)] if ip.0.to_string() == "192.0.2.25"));
+    let aaaa = udp_typed(sim.dns_addr(), "mail.contoso.com.", RecordType::AAAA).await;
+    assert!(matches!(&data(&aaaa)[..], [RData::AAAA(ip)] if ip.0.to_string() == "2001:db8::25"));
+    let mx = udp_typed(sim.dns_addr(), "mail.contoso.com.", RecordType::MX).await;
+    let exchanges: Vec<(u16, String)> = data(&mx)
+        .iter()
+        .filter_map(|d| match d {
+            RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        exchanges,
+        vec![
+            (20, "backup.contoso.com.".into()),
+            (10, "mail.contoso.com.".into())
+        ]
+    );
+    // A TXT-only name has no A records (NOERROR, no answer); an unknown name is NXDOMAIN.
+    let no_a = udp_typed(sim.dns_addr(), "contoso.com.", RecordType::A).await;
+    assert_eq!(no_a.metadata.response_code, ResponseCode::NoError);
+    assert!(no_a.answers.is_empty());
+    let none = udp_typed(sim.dns_addr(), "gone.contoso.com.", RecordType::A).await;
+    assert_eq!(none.metadata.response_code, ResponseCode::NXDomain);
+    // The TXT-only name's TXT answer is unchanged by the host records beside it.
+    assert_eq!(texts(&udp(sim.dns_addr(), "contoso.com.").await).len(), 2);
 }

@@ -1,8 +1,8 @@
 //! Third-party app checks (A1-A3) and `app.certification_expiring` (E8).
 //!
 //! Third-party scope: service principals of type `Application` whose `appOwnerOrganizationId`
-//! is neither this tenant (config tenant id or `/organization` id) nor one of Microsoft's two
-//! tenants. Microsoft 365 certification is readable only on the tenant's own `/applications`,
+//! is neither this tenant (config tenant id or `/organization` id) nor a tenant that owns
+//! Microsoft's first-party apps ([`MICROSOFT_TENANT_IDS`] and `first_party_tenant_ids`). Microsoft 365 certification is readable only on the tenant's own `/applications`,
 //! matched by `appId`; for other apps it is unknown, which counts as not certified / not
 //! attested unless `unknown_certification = "skip"`. `app.disabled_by_microsoft` also covers
 //! the tenant's own applications. Resource ids are object ids.
@@ -16,10 +16,18 @@ use chrono::Duration;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// Microsoft's own tenants (Microsoft Services, Microsoft): their apps are first-party.
-pub const MICROSOFT_TENANT_IDS: [&str; 2] = [
-    "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
-    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+/// Tenants that own Microsoft's first-party apps (`appOwnerOrganizationId`); more can be added
+/// with `[checks] first_party_tenant_ids`. Microsoft Services and Microsoft (Microsoft's
+/// "verify first-party apps" guidance and the tools that filter first-party apps, Maester
+/// among them); AME, which Microsoft's Zero Trust Assessment skips alongside Microsoft
+/// Services; and the AME tenants of the national clouds (US Government, China operated by
+/// 21Vianet), as Microsoft's Azure code lists them per cloud.
+pub const MICROSOFT_TENANT_IDS: [&str; 5] = [
+    "f8cdef31-a31e-4b4a-93e4-5f571e91255a", // Microsoft Services
+    "72f988bf-86f1-41af-91ab-2d7cd011db47", // Microsoft
+    "33e01921-4d64-4f8c-a055-5bdaffd5e33d", // AME
+    "cab8a31a-1906-4287-a0d8-4eef66b95f6e", // AME, Azure US Government
+    "a55a4d5b-9241-49b1-b4ff-befa8db00269", // AME, Azure China (21Vianet)
 ];
 
 /// Which certification flag a finding reads.
@@ -34,16 +42,19 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         FindingId::AppNotPublisherAttested => {
             not_certified(id, |c| c.is_publisher_attested, snapshot, ctx)
         }
-        FindingId::AppDisabledByMicrosoft => disabled_by_microsoft(snapshot),
+        FindingId::AppDisabledByMicrosoft => disabled_by_microsoft(snapshot, ctx),
         FindingId::AppCertificationExpiring => certification_expiring(snapshot, ctx),
         _ => Ok(super::not_implemented()),
     };
     outcome.unwrap_or_else(|skipped| skipped)
 }
 
-/// The tenant ids that own first-party apps: this tenant (both ids we know) and Microsoft.
-fn own_tenant_ids(snapshot: &TenantSnapshot) -> Vec<String> {
+/// The tenant ids that own first-party apps: this tenant (both ids we know), Microsoft's and
+/// the configured `first_party_tenant_ids`.
+fn own_tenant_ids(snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> Vec<String> {
     let mut ids: Vec<String> = MICROSOFT_TENANT_IDS.iter().map(|s| s.to_string()).collect();
+    let extra = &ctx.options.first_party_tenant_ids;
+    ids.extend(extra.iter().map(|id| id.to_ascii_lowercase()));
     ids.push(snapshot.tenant_id.to_ascii_lowercase());
     if let Ok(organization) = &snapshot.organization {
         ids.push(organization.id.to_ascii_lowercase());
@@ -103,7 +114,7 @@ fn not_certified(
         .iter()
         .filter_map(|app| Some((app.app_id.as_deref()?.to_ascii_lowercase(), app)))
         .collect();
-    let own = own_tenant_ids(snapshot);
+    let own = own_tenant_ids(snapshot, ctx);
     let mut findings = Vec::new();
     for sp in service_principals
         .iter()
@@ -137,10 +148,10 @@ fn is_disabled(status: Option<&str>) -> bool {
 }
 
 /// A3: in-scope service principals and the tenant's own applications that Microsoft disabled.
-fn disabled_by_microsoft(snapshot: &TenantSnapshot) -> Result<Outcome, Outcome> {
+fn disabled_by_microsoft(snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> Result<Outcome, Outcome> {
     let service_principals = available(&snapshot.service_principals)?;
     let applications = available(&snapshot.applications)?;
-    let own = own_tenant_ids(snapshot);
+    let own = own_tenant_ids(snapshot, ctx);
     let id = FindingId::AppDisabledByMicrosoft;
     let from_sps = service_principals
         .iter()

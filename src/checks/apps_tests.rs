@@ -190,3 +190,54 @@ fn unavailable_sections_skip_the_app_checks() {
     let ran = evaluation(run(AppCertificationExpiring, &no_sps, &options));
     assert_eq!(ran.findings.len(), 3, "E8 needs only /applications");
 }
+
+/// A Microsoft app published from the AME tenant, Graph-shaped.
+fn ame_app() -> ServicePrincipal {
+    serde_json::from_value(serde_json::json!({
+        "id": "5e1b8c9a-0000-4000-8000-00000000a0e1",
+        "appId": "05a65629-4c1b-48c1-a78b-804c4abdd4af",
+        "displayName": "Microsoft Defender for Cloud Apps - Session Controls",
+        "servicePrincipalType": "Application",
+        "appOwnerOrganizationId": "33e01921-4d64-4f8c-a055-5bdaffd5e33d",
+        "accountEnabled": true,
+        "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null},
+        "disabledByMicrosoftStatus": "DisabledDueToViolationOfServicesAgreement"
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_microsoft_app_owned_by_ame_raises_nothing() {
+    let mut snapshot = apps_snapshot();
+    let ame = ame_app();
+    if let Ok(sps) = snapshot.service_principals.as_mut() {
+        sps.push(ame.clone());
+    }
+    for id in [
+        AppNotMicrosoftCertified,
+        AppNotPublisherAttested,
+        AppDisabledByMicrosoft,
+        AppCertificationExpiring,
+    ] {
+        let found = evaluation(run(id, &snapshot, &CheckOptions::default())).findings;
+        assert!(found.iter().all(|f| f.resource_id != ame.id), "{id}");
+    }
+}
+
+#[test]
+fn configured_first_party_tenants_are_not_third_party() {
+    let partner = "9b2d7c1e-4f3a-4e8b-a1c2-3d4e5f607182";
+    let owned_by_partner = |options: &CheckOptions| {
+        let found = evaluation(run(AppNotMicrosoftCertified, &apps_snapshot(), options));
+        let partner_apps = found.findings.iter();
+        partner_apps
+            .filter(|f| f.details["app_owner_organization_id"] == partner)
+            .count()
+    };
+    assert!(owned_by_partner(&CheckOptions::default()) > 0);
+    let options = CheckOptions {
+        first_party_tenant_ids: vec![partner.to_ascii_uppercase()],
+        ..CheckOptions::default()
+    };
+    assert_eq!(owned_by_partner(&options), 0);
+}

@@ -100,7 +100,7 @@ fn guests_and_excluded_users_are_skipped() {
 #[test]
 fn a_failed_mailbox_is_a_failed_resource_and_others_still_fire() {
     let snapshot = with_permissions(vec![
-        ("alice", Err(denied("Calendars.ReadBasic"))),
+        ("alice", Err(denied("Calendars.ReadBasic.All"))),
         ("bob", Ok(list("calendar_permissions", "doc_example"))),
     ]);
     let evaluation = evaluation(run(ID, &snapshot, &CheckOptions::default()));
@@ -108,7 +108,7 @@ fn a_failed_mailbox_is_a_failed_resource_and_others_still_fire() {
         evaluation.failed_resources,
         [(
             user_id(&snapshot, "alice"),
-            "permission_denied: Calendars.ReadBasic".to_owned()
+            "permission_denied: Calendars.ReadBasic.All".to_owned()
         )]
     );
     assert_eq!(names(&evaluation.findings), ["bob@contoso.com"]);
@@ -121,7 +121,7 @@ fn missing_permissions_users_or_domains_skip_the_check() {
         Ok(list("calendar_permissions", "doc_example")),
     )]);
     let mut no_permissions = base.clone();
-    no_permissions.calendar_permissions = Err(denied("Calendars.ReadBasic"));
+    no_permissions.calendar_permissions = Err(denied("Calendars.ReadBasic.All"));
     let mut no_domains = base.clone();
     no_domains.domains = Err(Unavailable::Throttled);
     let mut no_users = base;
@@ -129,7 +129,7 @@ fn missing_permissions_users_or_domains_skip_the_check() {
     let options = CheckOptions::default();
     assert_eq!(
         skip_reason(run(ID, &no_permissions, &options)),
-        "permission_denied: Calendars.ReadBasic"
+        "permission_denied: Calendars.ReadBasic.All"
     );
     assert_eq!(skip_reason(run(ID, &no_domains, &options)), "throttled");
     assert_eq!(skip_reason(run(ID, &no_users, &options)), "graph_error 500");

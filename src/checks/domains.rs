@@ -6,17 +6,19 @@
 //! include `Email`; DMARC skips `*.onmicrosoft.com` when `dmarc_include_moera` is off. Resource
 //! id and name of every instance are the domain, lower-case without a trailing dot.
 //!
-//! Invariants: `/domains` unavailable skips all seven checks; a domain whose DNS data failed or
+//! Invariants: `/domains` unavailable skips all eight checks; a domain whose DNS data failed or
 //! was not collected is listed in `failed_resources` (reason like `dns_servfail: <name>`) and
 //! gets no finding, so its stored instances stay as they were. An SPF permerror (syntax, more
-//! than 10 lookups, loops) is a definite answer: no finding, nothing failed. `spf_missing`
-//! depends only on the domain's own TXT answer, not on include or redirect targets.
+//! than 10 lookups or 2 void lookups, loops, targets without SPF) is a definite answer: it
+//! fires `domain.spf_invalid` alone. Several `v=spf1` records stay `domain.spf_missing`.
+//! `spf_missing` depends only on the domain's own TXT answer, not on include or redirect
+//! targets.
 
 use super::dmarc::{self, AppliedDmarc, DmarcVerdict, Policy};
-use super::spf::{self, normalize, SpfVerdict, TxtAnswer};
+use super::spf::{self, normalize, DnsNeeded, SpfAnswers, SpfVerdict, TxtAnswer};
 use super::{CheckOptions, EvalCtx, Evaluation, Outcome};
 use crate::findings::{Finding, FindingId};
-use crate::snapshot::{DnsAnswers, Domain, TenantSnapshot, Unavailable};
+use crate::snapshot::{DnsAnswers, Domain, HostAnswers, TenantSnapshot, Unavailable};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -31,6 +33,10 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         }
     };
     let lookup = |name: &str| snapshot.dns.get(name);
+    let spf_answers = SpfAnswers {
+        txt: &lookup,
+        hosts: &snapshot.dns_hosts,
+    };
     let options = ctx.options;
     let evaluation = match id {
         FindingId::DomainNotVerified => Evaluation {
@@ -38,13 +44,13 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
             failed_resources: Vec::new(),
             ..Evaluation::default()
         },
-        FindingId::SpfAllowsAny | FindingId::SpfMissing => per_domain(
+        FindingId::SpfAllowsAny | FindingId::SpfMissing | FindingId::SpfInvalid => per_domain(
             spf_domains(domains, options),
-            |name| match spf::evaluate_spf(name, &lookup) {
+            |name| match spf::evaluate_spf(name, &spf_answers) {
                 // `spf_missing` needs only the domain's own answer: when that arrived, a failed
                 // include or redirect target leaves exactly one record, so "not missing" holds.
                 SpfVerdict::DnsError(failure)
-                    if id == FindingId::SpfAllowsAny || !matches!(lookup(name), Some(Ok(_))) =>
+                    if id != FindingId::SpfMissing || !matches!(lookup(name), Some(Ok(_))) =>
                 {
                     Err(failure)
                 }
@@ -117,31 +123,46 @@ pub fn dmarc_domains(domains: &[Domain], options: &CheckOptions) -> Vec<String> 
         .collect()
 }
 
-/// The TXT names collection still has to resolve for the SPF and DMARC checks, given the
-/// answers collected so far: each checked domain, its `_dmarc.` name, the organizational
+/// The names collection still has to resolve for the SPF and DMARC checks, given the answers
+/// collected so far. TXT: each checked domain, its `_dmarc.` name, the organizational
 /// domain's `_dmarc.` name once the first holds no DMARC record, and the `include:`/`redirect=`
-/// targets the SPF walk reaches (within the 10-lookup limit, loops cut).
+/// targets the SPF walk reaches (within the 10-lookup limit, loops cut). A/AAAA and MX: the
+/// names of the `a`, `mx` and `exists` terms the walk reaches.
 ///
-/// Call it in a loop: resolve every returned name, store each answer (NXDOMAIN or no TXT as
-/// `Ok(vec![])`, failures as `Err`) under the returned key, and call again until it returns an
-/// empty list. Names already present in `answers` (even as `Err`) are never returned, so the
-/// loop ends; an include chain of depth n takes about n rounds. The result is sorted and has
-/// no duplicates; keys are lower-case without a trailing dot, as [`DnsAnswers`] expects.
+/// Call it in a loop: resolve every returned name, store each answer (NXDOMAIN or no records
+/// as `Ok(vec![])`, failures as `Err`) under the returned key, and call again until it returns
+/// nothing. Names already answered (even as `Err`) are never returned, so the loop ends; an
+/// include chain of depth n takes about n rounds. Each list is sorted and has no duplicates;
+/// keys are lower-case without a trailing dot, as [`DnsAnswers`] expects.
 pub fn dns_names_needed(
     domains: &[Domain],
     options: &CheckOptions,
     answers: &DnsAnswers,
-) -> Vec<String> {
+    hosts: &HostAnswers,
+) -> DnsNeeded {
     let lookup = |name: &str| -> Option<&TxtAnswer> { answers.get(name) };
-    let mut needed = BTreeSet::new();
+    let spf_answers = SpfAnswers {
+        txt: &lookup,
+        hosts,
+    };
+    let mut needed = DnsNeeded::default();
     for name in spf_domains(domains, options) {
-        needed.extend(spf::spf_names_needed(&name, &lookup));
+        needed.extend(spf::spf_names_needed(&name, &spf_answers));
     }
-    for name in dmarc_domains(domains, options) {
-        needed.extend(dmarc::dmarc_names_needed(&name, &lookup));
-    }
-    needed.retain(|name| !answers.contains_key(name));
-    needed.into_iter().collect()
+    let dmarc_names = dmarc_domains(domains, options)
+        .iter()
+        .flat_map(|name| dmarc::dmarc_names_needed(name, &lookup))
+        .collect();
+    needed.extend(DnsNeeded {
+        txt: dmarc_names,
+        ..DnsNeeded::default()
+    });
+    needed.txt.retain(|name| !answers.contains_key(name));
+    needed
+        .addresses
+        .retain(|name| !hosts.addresses.contains_key(name));
+    needed.mx.retain(|name| !hosts.mx.contains_key(name));
+    needed
 }
 
 /// Unverified domains, one finding each, in resource id order like every other check.
@@ -193,6 +214,21 @@ fn spf_finding(
         (FindingId::SpfMissing, SpfVerdict::Missing { reason, records }) => {
             details.insert("reason".into(), json!(reason.as_str()));
             details.insert("spf_records".into(), json!(records));
+        }
+        (
+            FindingId::SpfInvalid,
+            SpfVerdict::PermError {
+                record,
+                error,
+                term,
+                record_domain,
+            },
+        ) => {
+            details.insert("spf_record".into(), json!(record));
+            details.insert("cause".into(), json!(error.kind()));
+            details.insert("term".into(), json!(term));
+            details.insert("record_domain".into(), json!(record_domain));
+            details.insert("error".into(), json!(error.to_string()));
         }
         _ => return None,
     }

@@ -1,4 +1,4 @@
-//! The 28 checks: pure functions from a [`TenantSnapshot`] and a given `now` to findings.
+//! The 29 checks: pure functions from a [`TenantSnapshot`] and a given `now` to findings.
 //!
 //! No I/O, no clock, no async. One file per category. A check whose input section is
 //! unavailable returns [`Outcome::Skipped`] with the reason; inside a check, resources whose
@@ -95,6 +95,7 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         | AppCertificationExpiring => apps::evaluate(id, snapshot, ctx),
         SpfAllowsAny
         | SpfMissing
+        | SpfInvalid
         | DmarcMissing
         | DmarcNotEnforced
         | DmarcSubdomainsNotEnforced

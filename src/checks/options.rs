@@ -35,6 +35,8 @@ pub struct CheckOptions {
     pub extra_internal_domains: Vec<String>,
     /// Users (UPN or id, exact, case-insensitive) excluded from every user finding.
     pub exclude_users: Vec<String>,
+    /// `app.*`: tenant ids whose apps are first-party besides Microsoft's (GUIDs).
+    pub first_party_tenant_ids: Vec<String>,
     /// `user.password_not_changed`: maximum password age.
     pub password_max_age_days: u32,
     /// `user.password_not_changed`: also check guests.
@@ -80,6 +82,7 @@ impl Default for CheckOptions {
         Self {
             extra_internal_domains: Vec::new(),
             exclude_users: Vec::new(),
+            first_party_tenant_ids: Vec::new(),
             password_max_age_days: 90,
             password_age_include_guests: false,
             password_age_include_disabled: false,

@@ -7,7 +7,10 @@
 //! the [`CollectContext`] across scans.
 
 pub mod directory;
+pub mod dns;
+pub mod own_credential;
 mod per_user;
+pub mod permissions;
 pub mod probe;
 mod registration;
 
@@ -18,7 +21,7 @@ use crate::graph::retry::RetryPolicy;
 use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, TokenProvider};
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
-use per_user::{page_users, queue, run_queue, section_of, Kind};
+use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -155,13 +158,18 @@ pub async fn collect_tenant(
         () = cancel.cancelled() => Err(AuthError::Cancelled),
         token = provider.token() => token,
     };
-    if let Err(err) = first_token {
-        ctx.forget(tenant);
-        return failed(err.to_string());
-    }
+    let calendars = match first_token {
+        Ok(token) => CalendarReader::of(tenant, token.bearer()),
+        Err(err) => {
+            ctx.forget(tenant);
+            return failed(err.to_string());
+        }
+    };
     let scan_cancel = cancel.child_token();
+    let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let snapshot = collect_sections(ctx, tenant, &client, &scan_cancel).await;
+    let snapshot = collect_sections(ctx, tenant, &client, &scan_cancel, &calendars).await;
+    record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
     }
@@ -171,16 +179,35 @@ pub async fn collect_tenant(
     }
 }
 
+/// Sets the credential-expiry metric of a client-secret tenant from its own application's
+/// secrets ([`own_credential`]); leaves it alone when that cannot be seen.
+fn record_secret_expiry(
+    ctx: &CollectContext,
+    tenant: &TenantConfig,
+    snapshot: &TenantSnapshot,
+    hint: Option<&str>,
+) {
+    let (Some(hint), Ok(applications)) = (hint, &snapshot.applications) else {
+        return;
+    };
+    if let Some(end) = own_credential::secret_expiry(applications, &tenant.client_id, hint) {
+        ctx.metrics
+            .credential_expiry
+            .with_label_values(&[&tenant.name])
+            .set(end.timestamp());
+    }
+}
+
 async fn collect_sections(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
+    calendars: &CalendarReader,
 ) -> TenantSnapshot {
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
-        let dns =
-            directory::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
+        let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
         (domains, dns)
     };
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
@@ -188,12 +215,12 @@ async fn collect_sections(
         domains_and_dns,
         directory::applications(client),
         directory::service_principals(client),
-        users_and_per_user(ctx, client),
+        users_and_per_user(ctx, client, calendars),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
     snapshot.domains = domains;
-    snapshot.dns = dns;
+    (snapshot.dns, snapshot.dns_hosts) = dns;
     snapshot.applications = applications;
     snapshot.service_principals = service_principals;
     snapshot.users = users.users;
@@ -236,13 +263,17 @@ struct UserSections {
     rules: Section<crate::snapshot::PerUser<crate::snapshot::MessageRule>>,
 }
 
-async fn users_and_per_user(ctx: &CollectContext, client: &GraphClient) -> UserSections {
+async fn users_and_per_user(
+    ctx: &CollectContext,
+    client: &GraphClient,
+    calendars: &CalendarReader,
+) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed),
+        page_users(client, exchange_tx, feed, calendars),
         registration::registration_and_auth_jobs(client, directory_tx, listed),
         run_queue(
             client,
@@ -265,7 +296,9 @@ async fn users_and_per_user(ctx: &CollectContext, client: &GraphClient) -> UserS
     UserSections {
         auth_methods,
         calendar: match &users {
-            Ok(_) => section_of(exchange.calendar, Kind::Calendar),
+            Ok(listed) => calendars
+                .complete(listed, exchange.calendar)
+                .and_then(|map| section_of(map, Kind::Calendar)),
             Err(err) => Err(users_missing(err)),
         },
         rules: match &users {

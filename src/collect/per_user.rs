@@ -11,7 +11,9 @@
 //! the user list failed or every user asked was refused (the permission is missing).
 
 use super::directory::USER_SELECT;
+use super::permissions;
 use super::registration::RegistrationFeed;
+use crate::config::{TenantAuth, TenantConfig};
 use crate::graph::batch::{get_batch, MAX_BATCH};
 use crate::graph::paging::{split_page, Pager};
 use crate::graph::{GraphClient, GraphError, Pool};
@@ -51,9 +53,9 @@ impl Kind {
     /// The permission a 403 on this read means is missing.
     pub(crate) fn permission(self) -> &'static str {
         match self {
-            Self::AuthMethods => "UserAuthenticationMethod.Read.All",
-            Self::Calendar => "Calendars.ReadBasic",
-            Self::Rules => "MailboxSettings.Read",
+            Self::AuthMethods => permissions::AUTH_METHODS,
+            Self::Calendar => permissions::CALENDARS,
+            Self::Rules => permissions::MAILBOX_SETTINGS,
         }
     }
 }
@@ -73,12 +75,82 @@ pub(crate) struct PerUserData {
     pub rules: PerUser<MessageRule>,
 }
 
+/// Whose calendar permissions the token can list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CalendarReader {
+    /// Application permissions: every mailbox.
+    Application,
+    /// Delegated: Graph lists calendar permissions "on behalf of only the calendar owner", and
+    /// answers a delegate with an empty collection (calendarPermission resource type,
+    /// learn.microsoft.com/graph/api/resources/calendarpermission). Only the signed-in user's
+    /// own calendar is read; an empty answer for anyone else would be no evidence.
+    Delegate {
+        /// The signed-in user's object id (`oid` of the token), when known.
+        owner: Option<String>,
+    },
+}
+
+/// Why a delegated scan did not read a calendar.
+const DELEGATE_REASON: &str = "delegated_not_calendar_owner";
+
+impl CalendarReader {
+    /// The reader for `tenant`, with the signed-in user from the access token.
+    pub(crate) fn of(tenant: &TenantConfig, token: &str) -> Self {
+        match tenant.auth {
+            TenantAuth::Delegated => Self::Delegate {
+                owner: permissions::signed_in_user(token),
+            },
+            _ => Self::Application,
+        }
+    }
+
+    fn reads(&self, user: &str) -> bool {
+        match self {
+            Self::Application => true,
+            Self::Delegate { owner } => owner.as_deref() == Some(user),
+        }
+    }
+
+    /// The calendar section: in delegated mode every other mailbox user is unevaluated, and the
+    /// check is skipped when the signed-in user's own calendar was not read either.
+    pub(crate) fn complete(
+        &self,
+        listed: &[User],
+        mut calendar: PerUser<CalendarPermission>,
+    ) -> Section<PerUser<CalendarPermission>> {
+        if *self == Self::Application {
+            return Ok(calendar);
+        }
+        for user in listed
+            .iter()
+            .filter(|u| has_mailbox(u) && !self.reads(&u.id))
+        {
+            let reason = DELEGATE_REASON.to_owned();
+            let unread = Err(Unavailable::NotReadable { reason });
+            calendar.insert(user.id.clone(), unread);
+        }
+        if !calendar.values().any(Result::is_ok) {
+            return Err(Unavailable::NotApplicable {
+                detail: "delegated mode: Graph lists a calendar's permissions only to its owner (a delegate gets an empty list), and the signed-in user's own calendar was not read".to_owned(),
+            });
+        }
+        Ok(calendar)
+    }
+}
+
+/// Users whose mailbox data is asked for: members with `mail`. Guests have no mailbox in this
+/// tenant (their `mail` is their home address) and the mailbox checks skip them.
+fn has_mailbox(user: &User) -> bool {
+    user.mail.is_some() && !user.is_guest()
+}
+
 /// Pages `/users`, feeding mailbox users to the Exchange queue and every user id to `feed`
 /// (used when the registration report is unavailable).
 pub(crate) async fn page_users(
     client: &GraphClient,
     mut exchange: mpsc::Sender<Job>,
     feed: RegistrationFeed,
+    calendars: &CalendarReader,
 ) -> Section<Vec<User>> {
     let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
     let mut pager = Pager::new(client, url, Pool::Directory);
@@ -93,10 +165,9 @@ pub(crate) async fn page_users(
             let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
                 detail: format!("user: {e}"),
             })?;
-            // Guests have no mailbox in this tenant (their `mail` is their home address) and the
-            // mailbox checks skip them: asking would cost two 404s per guest.
-            if user.mail.is_some() && !user.is_guest() {
-                for kind in [Kind::Calendar, Kind::Rules] {
+            if has_mailbox(&user) {
+                let calendar = calendars.reads(&user.id).then_some(Kind::Calendar);
+                for kind in calendar.into_iter().chain([Kind::Rules]) {
                     let job = Job {
                         user: user.id.clone(),
                         kind,

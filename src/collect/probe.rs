@@ -1,6 +1,8 @@
-//! `check-config --probe`: get a token, then one cheap request per application permission the
-//! checks need, naming each permission that is missing.
+//! `check-config --probe`: get a token, read its `roles` claim, then one cheap request per
+//! application permission the token holds, naming each permission that is missing and the
+//! checks it disables.
 
+use super::permissions::{self, REQUIRED};
 use super::CollectContext;
 use crate::config::TenantConfig;
 use crate::graph::{GraphClient, GraphError, Pool};
@@ -64,9 +66,12 @@ impl ProbeReport {
         for p in &self.permissions {
             let _ = match &p.status {
                 PermissionStatus::Granted => writeln!(out, "{name}: {} ok", p.permission),
-                PermissionStatus::Missing(why) => {
-                    writeln!(out, "{name}: {} MISSING ({why})", p.permission)
-                }
+                PermissionStatus::Missing(why) => writeln!(
+                    out,
+                    "{name}: {} MISSING ({why}; disables {})",
+                    p.permission,
+                    disabled_by(p.permission)
+                ),
                 PermissionStatus::Unknown(why) => {
                     writeln!(out, "{name}: {} not verified ({why})", p.permission)
                 }
@@ -76,7 +81,16 @@ impl ProbeReport {
     }
 }
 
-/// Probes one tenant.
+/// The checks a missing permission disables, in words.
+fn disabled_by(permission: &str) -> &'static str {
+    REQUIRED
+        .iter()
+        .find(|r| r.permission == permission)
+        .map_or("unknown checks", |r| r.disables)
+}
+
+/// Probes one tenant: the token, then the token's `roles` (every permission missing there is
+/// named without a request), then one cheap request per remaining permission.
 pub async fn probe_tenant(
     ctx: &CollectContext,
     tenant: &TenantConfig,
@@ -94,59 +108,58 @@ pub async fn probe_tenant(
             return report;
         }
     };
-    if let Err(err) = provider.token().await {
-        ctx.forget(tenant);
-        report.token_error = Some(err.to_string());
-        return report;
-    }
+    let roles = match provider.token().await {
+        Ok(token) => permissions::token_roles(token.bearer()),
+        Err(err) => {
+            ctx.forget(tenant);
+            report.token_error = Some(err.to_string());
+            return report;
+        }
+    };
     let client = ctx.client(tenant, provider, cancel.child_token());
-    let users = client
-        .get(
-            &client.url("/users?$select=id,mail&$top=10"),
-            Pool::Directory,
-        )
-        .await;
-    let user = users.as_ref().ok().and_then(pick_user);
-    report
-        .permissions
-        .push(probe("User.Read.All", users.map(|_| ())));
-    for (permission, path) in [
-        ("Organization.Read.All", "/organization?$select=id"),
-        ("Domain.Read.All", "/domains?$select=id"),
-        (
-            "Application.Read.All",
-            "/servicePrincipals?$select=id&$top=1",
-        ),
-        (
-            "AuditLog.Read.All",
-            "/reports/authenticationMethods/userRegistrationDetails",
-        ),
-    ] {
-        let answer = client.get(&client.url(path), Pool::Directory).await;
-        report.permissions.push(report_probe(permission, answer));
-    }
-    for (permission, path, pool) in [
-        (
-            "UserAuthenticationMethod.Read.All",
-            "authentication/methods",
-            Pool::Directory,
-        ),
-        (
-            "Calendars.ReadBasic",
-            "calendar/calendarPermissions",
-            Pool::Exchange,
-        ),
-        (
-            "MailboxSettings.Read",
-            "mailFolders/inbox/messageRules",
-            Pool::Exchange,
-        ),
-    ] {
-        report
-            .permissions
-            .push(per_user_probe(&client, user.as_deref(), permission, path, pool).await);
+    let mut user = None;
+    for requirement in REQUIRED {
+        let probe = match &roles {
+            Some(roles) if !requirement.is_met_by(roles) => PermissionProbe {
+                permission: requirement.permission,
+                status: PermissionStatus::Missing("not in the token's roles".to_owned()),
+            },
+            _ => request_probe(&client, requirement.permission, &mut user).await,
+        };
+        report.permissions.push(probe);
     }
     report
+}
+
+/// The request that shows whether `permission` works; the user list also picks the user the
+/// per-user probes ask for.
+async fn request_probe(
+    client: &GraphClient,
+    permission: &'static str,
+    user: &mut Option<String>,
+) -> PermissionProbe {
+    let (path, pool) = match permission {
+        permissions::USERS => {
+            let url = client.url("/users?$select=id,mail&$top=10");
+            let users = client.get(&url, Pool::Directory).await;
+            *user = users.as_ref().ok().and_then(pick_user);
+            return probe(permission, users.map(|_| ()));
+        }
+        permissions::AUTH_METHODS => ("authentication/methods", Pool::Directory),
+        permissions::CALENDARS => ("calendar/calendarPermissions", Pool::Exchange),
+        permissions::MAILBOX_SETTINGS => ("mailFolders/inbox/messageRules", Pool::Exchange),
+        other => {
+            let path = match other {
+                "Organization.Read.All" => "/organization?$select=id",
+                "Domain.Read.All" => "/domains?$select=id",
+                "Application.Read.All" => "/servicePrincipals?$select=id&$top=1",
+                _ => "/reports/authenticationMethods/userRegistrationDetails",
+            };
+            let answer = client.get(&client.url(path), Pool::Directory).await;
+            return report_probe(permission, answer);
+        }
+    };
+    per_user_probe(client, user.as_deref(), permission, path, pool).await
 }
 
 fn pick_user(page: &Value) -> Option<String> {

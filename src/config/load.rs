@@ -4,8 +4,8 @@
 //! Environment overrides (config-rs lowercases the variable name, `__` separates levels):
 //! - scalars of `[dns]`, `[scan]`, `[state]`, `[metrics]` and `[checks]`, such as
 //!   `M365_POSTURE__SCAN__INTERVAL=1h`; numbers and booleans are parsed from the text;
-//! - the lists `dns.servers`, `checks.extra_internal_domains` and `checks.exclude_users`,
-//!   comma-separated (`M365_POSTURE__DNS__SERVERS=127.0.0.1:53,10.0.0.2`);
+//! - the lists `dns.servers`, `checks.extra_internal_domains`, `checks.exclude_users` and
+//!   `checks.first_party_tenant_ids`, comma-separated (`M365_POSTURE__DNS__SERVERS=127.0.0.1:53,10.0.0.2`);
 //! - not `[[tenants]]`, `[[sinks]]` or `[[suppressions]]`: arrays of tables come from the file
 //!   only, and a variable aimed at them is an error;
 //! - an empty variable counts as unset;
@@ -19,10 +19,11 @@ use std::path::Path;
 
 /// Prefix of environment overrides (with its separator).
 pub const ENV_PREFIX: &str = "M365_POSTURE__";
-const ENV_LIST_KEYS: [&str; 3] = [
+const ENV_LIST_KEYS: [&str; 4] = [
     "dns.servers",
     "checks.extra_internal_domains",
     "checks.exclude_users",
+    "checks.first_party_tenant_ids",
 ];
 const FILE_ONLY_SECTIONS: [&str; 3] = ["tenants", "sinks", "suppressions"];
 

@@ -303,6 +303,14 @@ fn checks(raw: &CheckOptions, p: &mut Problems) -> CheckOptions {
             internal_domain(&format!("checks.extra_internal_domains[{index}]"), text, p)
         })
         .collect();
+    checks.first_party_tenant_ids = raw
+        .first_party_tenant_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(index, text)| {
+            guid(&format!("checks.first_party_tenant_ids[{index}]"), text, p)
+        })
+        .collect();
     for (index, user) in raw.exclude_users.iter().enumerate() {
         if user.trim().is_empty() {
             p.push(

@@ -156,6 +156,15 @@ pub struct TokenProvider {
 }
 
 impl TokenProvider {
+    /// The first three characters of a client secret, as Entra shows them in the app's
+    /// `passwordCredentials[].hint`; `None` for other credentials. Only compared, never logged.
+    pub fn secret_hint(&self) -> Option<String> {
+        match &self.credential {
+            Credential::ClientSecret(secret) => Some(secret.expose().chars().take(3).collect()),
+            _ => None,
+        }
+    }
+
     /// A provider for one tenant. Nothing is requested until [`TokenProvider::token`].
     pub fn new(
         http: reqwest::Client,

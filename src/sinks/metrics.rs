@@ -83,7 +83,7 @@ impl Families {
             outbox: gauge("m365_posture_outbox_events", "Events in the outbox not yet delivered to the sink.", &["sink"])?,
             events: IntCounterVec::new(Opts::new("m365_posture_events_total", "Finding events ever written to the outbox (kept in the state file)."), &["tenant", "finding", "severity", "action"])?,
             build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version", "revision", "rustversion"])?,
-            finding_info: gauge("m365_posture_finding_info", "The catalogue: title, category and effective severity of every finding; always 1 (join on finding).", &["finding", "title", "category", "severity"])?,
+            finding_info: gauge("m365_posture_finding_info", "The catalogue: title, category, effective severity and Microsoft Learn page of every finding; always 1 (join on finding).", &["finding", "title", "category", "severity", "reference"])?,
         })
     }
 
@@ -149,6 +149,7 @@ impl StateCollector {
                     meta.title,
                     meta.category.as_str(),
                     severity.as_str(),
+                    crate::references::primary_url(*finding).unwrap_or_default(),
                 ])
                 .set(1.0);
         }

@@ -53,6 +53,12 @@ pub enum Unavailable {
         /// `mailbox_not_enabled_for_rest_api` or `user_not_found`.
         reason: String,
     },
+    /// The data cannot be evaluated in this mode (a skip, not a failure): for example calendar
+    /// permissions in delegated mode, where Graph answers a delegate with an empty list.
+    NotApplicable {
+        /// Why, in words.
+        detail: String,
+    },
     /// Not collected in this scan (an earlier step failed, or the scan was cut short).
     NotCollected {
         /// Why.
@@ -70,6 +76,7 @@ impl fmt::Display for Unavailable {
             Self::Transport { detail } => write!(f, "transport_error: {detail}"),
             Self::DnsFailure { name, detail } => write!(f, "dns_{detail}: {name}"),
             Self::NotReadable { reason } => write!(f, "not_readable: {reason}"),
+            Self::NotApplicable { detail } => write!(f, "not_applicable: {detail}"),
             Self::NotCollected { detail } => write!(f, "not_collected: {detail}"),
         }
     }
@@ -92,6 +99,17 @@ pub type PerUser<T> = BTreeMap<String, Result<Vec<T>, Unavailable>>;
 /// `Ok(vec![])` is NXDOMAIN or no TXT records. `Err` is a failed lookup (not "no record").
 /// A name absent from the map was not looked up.
 pub type DnsAnswers = BTreeMap<String, Result<Vec<String>, Unavailable>>;
+
+/// A, AAAA and MX answers for the names that SPF `a`, `mx` and `exists` terms reach, keyed like
+/// [`DnsAnswers`]. `Ok(vec![])` is NXDOMAIN or no records of that type; `Err` is a failed
+/// lookup; a name absent from a map was not looked up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostAnswers {
+    /// A and AAAA addresses of a name.
+    pub addresses: BTreeMap<String, Result<Vec<std::net::IpAddr>, Unavailable>>,
+    /// MX exchange names of a name, normalized like the keys.
+    pub mx: BTreeMap<String, Result<Vec<String>, Unavailable>>,
+}
 
 /// Everything collected about one tenant in one scan.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -121,6 +139,9 @@ pub struct TenantSnapshot {
     /// TXT answers for every checked domain, `_dmarc.` names, include and redirect targets and
     /// organizational-domain fallbacks.
     pub dns: DnsAnswers,
+    /// A, AAAA and MX answers for SPF `a`, `mx` and `exists` terms.
+    #[serde(default)]
+    pub dns_hosts: HostAnswers,
 }
 
 impl TenantSnapshot {
@@ -141,6 +162,7 @@ impl TenantSnapshot {
             applications: Err(missing()),
             service_principals: Err(missing()),
             dns: DnsAnswers::new(),
+            dns_hosts: HostAnswers::default(),
         }
     }
 }

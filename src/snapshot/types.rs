@@ -336,6 +336,36 @@ pub struct Application {
     pub disabled_by_microsoft_status: Option<String>,
     /// Verified publisher.
     pub verified_publisher: Option<VerifiedPublisher>,
+    /// Client secrets (metadata only: Graph never returns the secret text on a list).
+    pub password_credentials: Vec<PasswordCredential>,
+    /// Certificates (metadata; `key` is null on a list).
+    pub key_credentials: Vec<KeyCredential>,
+}
+
+/// `passwordCredential`: a client secret of an application
+/// (learn.microsoft.com/graph/api/resources/passwordcredential).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PasswordCredential {
+    /// Id of the secret.
+    pub key_id: Option<String>,
+    /// The first three characters of the secret.
+    pub hint: Option<String>,
+    /// When it expires.
+    pub end_date_time: Option<DateTime<Utc>>,
+}
+
+/// `keyCredential`: a certificate of an application
+/// (learn.microsoft.com/graph/api/resources/keycredential).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeyCredential {
+    /// Id of the key.
+    pub key_id: Option<String>,
+    /// The certificate thumbprint (base64), for certificates.
+    pub custom_key_identifier: Option<String>,
+    /// When it expires.
+    pub end_date_time: Option<DateTime<Utc>>,
 }
 
 /// `GET /servicePrincipals`.

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::Context;
+use crate::tenant::HostRecords;
 
-/// Domain objects plus the DNS map.
+/// Domain objects plus the DNS maps.
 pub(crate) struct Domains {
     pub objects: Vec<Value>,
     pub dns: BTreeMap<String, Vec<String>>,
+    pub hosts: BTreeMap<String, HostRecords>,
 }
 
 const OUTLOOK_SPF: &str = "v=spf1 ip4:40.92.0.0/15 ip4:40.107.0.0/16 ip4:52.100.0.0/14 ip4:104.47.0.0/17 ip6:2a01:111:f400::/48 ip6:2a01:111:f403::/49 include:spfd.protection.outlook.com -all";
@@ -114,6 +116,18 @@ pub(crate) fn generate(context: &Context) -> Domains {
             vec![format!("v=DMARC1; p=reject; rua={long_rua}")],
         ),
         (
+            // Three void lookups (RFC 7208 section 4.6.4): a permerror, not a `+all`.
+            format!("{o}.info"),
+            true,
+            false,
+            false,
+            false,
+            vec![format!(
+                "v=spf1 a:mail.{o}.info a:smtp.{o}.info a:relay.{o}.info mx +all"
+            )],
+            vec!["v=DMARC1; p=reject".into()],
+        ),
+        (
             format!("{o}-legacy.com"),
             false,
             false,
@@ -143,5 +157,14 @@ pub(crate) fn generate(context: &Context) -> Domains {
         vec!["v=spf1 ip4:51.4.72.0/24 ip4:51.5.72.0/24 -all".into()],
     );
     dns.insert("_spf.mailvendor.example".into(), vec!["v=spf1 +all".into()]);
-    Domains { objects, dns }
+    let mail = HostRecords {
+        a: vec![std::net::Ipv4Addr::new(192, 0, 2, 25)],
+        ..HostRecords::default()
+    };
+    let hosts = BTreeMap::from([(format!("mail.{o}.info"), mail)]);
+    Domains {
+        objects,
+        dns,
+        hosts,
+    }
 }

@@ -51,6 +51,7 @@ pub fn generate_at(users: usize, seed: u64, now: DateTime<Utc>) -> TenantFile {
     tenant.organization = organization(&context, &domains.objects);
     tenant.domains = domains.objects;
     tenant.dns = domains.dns;
+    tenant.dns_hosts = domains.hosts;
     people::generate(&mut tenant, &context, users, &mut rng);
     apps::generate(&mut tenant, &context, users, &mut rng);
     tenant

@@ -95,7 +95,11 @@ async fn handle_inner(shared: &Arc<Shared>, call: &GraphCall<'_>) -> Result<Repl
         eventual: call.eventual,
     };
     let data = shared.read();
-    let body = answer(&data, &resource, &query, &context)?;
+    let body = as_seen_by_delegate(
+        &token,
+        &resource,
+        answer(&data, &resource, &query, &context)?,
+    );
     let mut reply = Reply::json(200, body).header("OData-Version", "4.0");
     if resource.workload() == Workload::Directory {
         reply = reply.header("x-ms-resource-unit", cost(&resource, &query).to_string());
@@ -115,28 +119,48 @@ fn denied(resource: &Resource, exchange_message: &str) -> GraphError {
 }
 
 fn check_permission(token: &TokenInfo, resource: &Resource) -> Result<(), GraphError> {
-    let granted = resource
-        .accepted_roles()
-        .iter()
-        .any(|role| token.has_permission(role));
+    let granted = token.has_role(resource.accepted_roles())
+        || token.has_scope(resource.accepted_roles())
+        || token.has_scope(resource.accepted_scopes());
     if !granted {
         return Err(denied(
             resource,
             "Access is denied. Check credentials and try again.",
         ));
     }
-    if let (Some(signed_in), Workload::Exchange) = (&token.user_id, resource.workload()) {
-        if resource
-            .user_key()
-            .is_some_and(|key| !key.eq_ignore_ascii_case(signed_in))
-        {
-            return Err(denied(
-                resource,
-                "Access is denied. Check credentials and try again.",
-            ));
-        }
+    let listing_calendar = matches!(resource, Resource::CalendarPermissions(_));
+    if is_someone_elses_mailbox(token, resource) && !listing_calendar {
+        return Err(denied(
+            resource,
+            "Access is denied. Check credentials and try again.",
+        ));
     }
     Ok(())
+}
+
+/// True for a delegated token reading another user's mailbox path.
+fn is_someone_elses_mailbox(token: &TokenInfo, resource: &Resource) -> bool {
+    let Some(signed_in) = &token.user_id else {
+        return false;
+    };
+    resource.workload() == Workload::Exchange
+        && resource
+            .user_key()
+            .is_some_and(|key| !key.eq_ignore_ascii_case(signed_in))
+}
+
+/// "Getting the calendar permissions of a calendar on behalf of a recipient or delegate
+/// returns an empty calendar permissions collection" (calendarPermission resource type,
+/// learn.microsoft.com/graph/api/resources/calendarpermission): 200 with no items, not 403.
+fn as_seen_by_delegate(token: &TokenInfo, resource: &Resource, mut body: Value) -> Value {
+    if matches!(resource, Resource::CalendarPermissions(_))
+        && is_someone_elses_mailbox(token, resource)
+    {
+        if let Some(map) = body.as_object_mut() {
+            map.insert("value".into(), Value::Array(Vec::new()));
+        }
+    }
+    body
 }
 
 /// Identity resource units of one request (graph-client.md section 2.6).

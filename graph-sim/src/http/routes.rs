@@ -127,23 +127,34 @@ impl Resource {
         }
     }
 
-    /// Application permissions any one of which allows the read.
+    /// Application permissions (the token's `roles`) any one of which allows the read: the
+    /// "Application" row of each page's permissions table on learn.microsoft.com/graph/api/
+    /// (least privileged first, then the higher privileged ones):
+    /// organization-get, domain-list, user-list, serviceprincipal-list, application-list,
+    /// authenticationmethodsroot-list-userregistrationdetails, authentication-list-methods,
+    /// calendar-list-calendarpermissions (its Application column names `Calendars.ReadBasic`,
+    /// whose application form in the permissions reference is `Calendars.ReadBasic.All`), and
+    /// mailfolder-list-messagerules.
     pub fn accepted_roles(&self) -> &'static [&'static str] {
         match self {
             Resource::Organization => &[
                 "Organization.Read.All",
-                "Organization.ReadWrite.All",
-                "User.Read.All",
                 "Directory.Read.All",
+                "Organization.ReadWrite.All",
+                "Directory.ReadWrite.All",
             ],
             Resource::Domains | Resource::Domain(_) => &[
                 "Domain.Read.All",
-                "Domain.ReadWrite.All",
                 "Directory.Read.All",
+                "Domain.ReadWrite.All",
+                "Directory.ReadWrite.All",
             ],
-            Resource::Users | Resource::User(_) => {
-                &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"]
-            }
+            Resource::Users | Resource::User(_) => &[
+                "User.Read.All",
+                "Directory.Read.All",
+                "User.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
             Resource::Applications
             | Resource::Application(_)
             | Resource::ServicePrincipals
@@ -151,6 +162,7 @@ impl Resource {
                 "Application.Read.All",
                 "Application.ReadWrite.All",
                 "Directory.Read.All",
+                "Directory.ReadWrite.All",
             ],
             Resource::RegistrationDetails => {
                 &["AuditLog.Read.All", "UserAuthenticationMethod.Read.All"]
@@ -160,13 +172,24 @@ impl Resource {
                 "UserAuthenticationMethod.ReadWrite.All",
             ],
             Resource::CalendarPermissions(_) => &[
-                "Calendars.ReadBasic",
+                "Calendars.ReadBasic.All",
                 "Calendars.Read",
                 "Calendars.ReadWrite",
             ],
             Resource::MessageRules(_) | Resource::MailboxSettings(_) => {
                 &["MailboxSettings.Read", "MailboxSettings.ReadWrite"]
             }
+        }
+    }
+
+    /// Delegated permissions (the token's `scp`) that allow the read besides
+    /// [`Resource::accepted_roles`]: the "Delegated (work or school account)" rows where their
+    /// names differ (`User.Read` for the organization, `Calendars.ReadBasic`).
+    pub fn accepted_scopes(&self) -> &'static [&'static str] {
+        match self {
+            Resource::Organization => &["User.Read"],
+            Resource::CalendarPermissions(_) => &["Calendars.ReadBasic"],
+            _ => &[],
         }
     }
 

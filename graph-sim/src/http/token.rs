@@ -32,12 +32,21 @@ pub(crate) struct TokenInfo {
 }
 
 impl TokenInfo {
-    pub fn has_permission(&self, permission: &str) -> bool {
-        self.roles
-            .iter()
-            .chain(self.scopes.iter())
-            .any(|r| r.eq_ignore_ascii_case(permission))
+    /// True when the app-only `roles` hold one of `permissions`.
+    pub fn has_role(&self, permissions: &[&str]) -> bool {
+        contains_any(&self.roles, permissions)
     }
+
+    /// True when the delegated scopes hold one of `permissions`.
+    pub fn has_scope(&self, permissions: &[&str]) -> bool {
+        contains_any(&self.scopes, permissions)
+    }
+}
+
+fn contains_any(granted: &[String], permissions: &[&str]) -> bool {
+    granted
+        .iter()
+        .any(|g| permissions.iter().any(|p| g.eq_ignore_ascii_case(p)))
 }
 
 pub(crate) struct RefreshGrant {

@@ -1,7 +1,9 @@
 //! DMARC record syntax (RFC 7489 sections 6.3, 6.4 and 6.6.3 step 6): which TXT strings are
-//! DMARC records and what their tags say. `v=DMARC1` must be the first tag with that exact
-//! value; tag names and policy values are case-insensitive; the first occurrence of a tag wins;
-//! `np` and unknown tags are ignored.
+//! DMARC records and what their tags say. `v=DMARC1` must open the record (no whitespace
+//! before `v`, section 6.4's `dmarc-version`) with that exact value; tag names and policy
+//! values are case-insensitive; a tag given twice makes the record invalid (section 6.4 uses
+//! the tag-list of RFC 6376 section 3.2, where duplicate tags are an error); `np` and unknown
+//! tags are ignored.
 
 /// A DMARC policy value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +63,22 @@ pub enum DmarcError {
     /// `p` (or `sp`) is missing or invalid and there is no valid `rua`.
     #[error("missing or invalid p and no valid rua")]
     InvalidPolicy,
+    /// A tag appears more than once (RFC 6376 section 3.2).
+    #[error("tag {0:?} given more than once")]
+    DuplicateTag(String),
 }
 
-/// True when the first tag of `text` is `v=DMARC1` (value exact, whitespace around `=` allowed).
+/// True when `text` opens with `v=DMARC1` (RFC 7489 section 6.4: `"v" *WSP "=" *WSP "DMARC1"`,
+/// then `;` or the end; nothing before the `v`).
 pub fn is_dmarc_record(text: &str) -> bool {
     let first = text.split(';').next().unwrap_or_default();
     first.split_once('=').is_some_and(|(name, value)| {
-        name.trim().eq_ignore_ascii_case("v") && value.trim() == "DMARC1"
+        name.trim_end_matches(WSP).eq_ignore_ascii_case("v") && value.trim_matches(WSP) == "DMARC1"
     })
 }
+
+/// `WSP` of RFC 5234: space and horizontal tab.
+const WSP: [char; 2] = [' ', '\t'];
 
 /// Parses one DMARC record.
 pub fn parse(text: &str) -> Result<DmarcRecord, DmarcError> {
@@ -77,7 +86,9 @@ pub fn parse(text: &str) -> Result<DmarcRecord, DmarcError> {
         return Err(DmarcError::NotDmarc);
     }
     let (tags, mut warnings) = split_tags(text);
-    // The first occurrence of a tag wins.
+    if let Some(duplicate) = first_duplicate(&tags) {
+        return Err(DmarcError::DuplicateTag(duplicate));
+    }
     let tag = |name: &str| {
         tags.iter()
             .find(|(n, _)| n == name)
@@ -130,6 +141,15 @@ fn split_tags(text: &str) -> (Vec<(String, String)>, Vec<String>) {
         }
     }
     (tags, warnings)
+}
+
+/// The first tag name (`v` included) that appears twice.
+fn first_duplicate(tags: &[(String, String)]) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::from(["v"]);
+    tags.iter()
+        .map(|(name, _)| name.as_str())
+        .find(|name| !seen.insert(name))
+        .map(str::to_owned)
 }
 
 /// True when a comma list holds at least one `scheme:rest` URI (with an optional `!size`).

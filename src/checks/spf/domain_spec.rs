@@ -23,7 +23,7 @@ impl DomainSpec {
 /// A domain-spec: a macro string that ends in a top label or a macro (RFC 7208 section 7.1).
 pub(super) fn domain_spec(text: &str, term: &str) -> Result<DomainSpec, SpfSyntaxError> {
     let invalid = || SpfSyntaxError::InvalidDomain(term.to_owned());
-    let has_macro = check_macro_string(text).ok_or_else(invalid)?;
+    let has_macro = check_macro_string(text, false).ok_or_else(invalid)?;
     let ends_in_macro = has_macro && text.ends_with('}');
     if !ends_in_macro && !ends_in_top_label(text) {
         return Err(invalid());
@@ -34,8 +34,10 @@ pub(super) fn domain_spec(text: &str, term: &str) -> Result<DomainSpec, SpfSynta
     })
 }
 
-/// `Some(has_macro)` when `text` is a valid macro-string, `None` when it is not.
-pub(super) fn check_macro_string(text: &str) -> Option<bool> {
+/// `Some(has_macro)` when `text` is a valid macro-string, `None` when it is not. The letters
+/// `c`, `r` and `t` are allowed only in explanation text (section 7.1), so only when
+/// `explanation_letters` is set.
+pub(super) fn check_macro_string(text: &str, explanation_letters: bool) -> Option<bool> {
     let mut has_macro = false;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -52,7 +54,7 @@ pub(super) fn check_macro_string(text: &str) -> Option<bool> {
                         }
                         body.push(c);
                     }
-                    if !closed || !valid_macro_body(&body) {
+                    if !closed || !valid_macro_body(&body, explanation_letters) {
                         return None;
                     }
                     has_macro = true;
@@ -67,11 +69,16 @@ pub(super) fn check_macro_string(text: &str) -> Option<bool> {
 }
 
 /// `macro-letter transformers *delimiter` of RFC 7208 section 7.1.
-fn valid_macro_body(body: &str) -> bool {
+fn valid_macro_body(body: &str, explanation_letters: bool) -> bool {
+    let letters = if explanation_letters {
+        "slodiphvcrt"
+    } else {
+        "slodiphv"
+    };
     let mut chars = body.chars().peekable();
     let letter_ok = chars
         .next()
-        .is_some_and(|c| "slodiphcrtv".contains(c.to_ascii_lowercase()));
+        .is_some_and(|c| letters.contains(c.to_ascii_lowercase()));
     while chars.next_if(|c| c.is_ascii_digit()).is_some() {}
     chars.next_if(|c| c.eq_ignore_ascii_case(&'r'));
     letter_ok && chars.all(|c| ".-+,/_=".contains(c))

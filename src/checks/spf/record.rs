@@ -3,7 +3,7 @@
 //!
 //! Parsing is total and strict where the RFC makes a record a permerror (unknown mechanisms,
 //! bad addresses or prefix lengths, a repeated `redirect=` or `exp=`, malformed macros) and
-//! lenient only about the whitespace between terms (any ASCII whitespace, repeated). Names are
+//! lenient only about repeated spaces between terms (section 4.6.1: only spaces). Names are
 //! case-insensitive. Macros are recognised and validated but never expanded: a domain-spec that
 //! contains one is marked with [`DomainSpec::has_macro`] and the evaluator treats it as
 //! unevaluable.
@@ -78,25 +78,6 @@ impl Mechanism {
             Self::Include(_) | Self::A { .. } | Self::Mx { .. } | Self::Ptr(_) | Self::Exists(_)
         )
     }
-
-    /// True when the mechanism names a `/0` range: every IPv4 or every IPv6 address
-    /// (`ip4:0.0.0.0/0`, `ip6:::/0`, `a/0`, `mx//0`).
-    pub fn covers_whole_address_family(&self) -> bool {
-        match self {
-            Self::Ip4 { prefix, .. } | Self::Ip6 { prefix, .. } => *prefix == 0,
-            Self::A {
-                ip4_prefix,
-                ip6_prefix,
-                ..
-            }
-            | Self::Mx {
-                ip4_prefix,
-                ip6_prefix,
-                ..
-            } => *ip4_prefix == Some(0) || *ip6_prefix == Some(0),
-            _ => false,
-        }
-    }
 }
 
 /// A qualifier and a mechanism, with the term as written.
@@ -149,6 +130,21 @@ pub enum SpfSyntaxError {
     DuplicateModifier(String),
 }
 
+impl SpfSyntaxError {
+    /// The term the error is about, as written (`None` for a record without `v=spf1`).
+    pub fn term(&self) -> Option<&str> {
+        match self {
+            Self::NotSpf => None,
+            Self::UnknownMechanism(term)
+            | Self::MalformedTerm(term)
+            | Self::InvalidAddress(term)
+            | Self::InvalidPrefix(term)
+            | Self::InvalidDomain(term)
+            | Self::DuplicateModifier(term) => Some(term),
+        }
+    }
+}
+
 impl fmt::Display for Qualifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -160,7 +156,8 @@ impl fmt::Display for Qualifier {
     }
 }
 
-/// True when `text` is an SPF record: `v=spf1` (any case) followed by whitespace or the end.
+/// True when `text` is an SPF record: `v=spf1` (any case) followed by a space or the end
+/// (RFC 7208 section 4.5; a tab, CR or no-break space after it is some other TXT record).
 pub fn is_spf_record(text: &str) -> bool {
     let Some(head) = text.get(..6) else {
         return false;
@@ -168,7 +165,7 @@ pub fn is_spf_record(text: &str) -> bool {
     head.eq_ignore_ascii_case("v=spf1")
         && text
             .get(6..)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
 /// Parses one SPF record into its terms.
@@ -182,7 +179,14 @@ pub fn parse(text: &str) -> Result<SpfRecord, SpfSyntaxError> {
         explanation: None,
         unknown_modifiers: Vec::new(),
     };
-    for term in text.get(6..).unwrap_or_default().split_ascii_whitespace() {
+    // Section 4.6.1: terms are separated by `1*SP`; any other whitespace is inside a term.
+    for term in text.get(6..).unwrap_or_default().split(' ') {
+        if term.is_empty() {
+            continue;
+        }
+        if term.chars().any(char::is_whitespace) {
+            return Err(SpfSyntaxError::MalformedTerm(term.to_owned()));
+        }
         parse_term(term, &mut record)?;
     }
     Ok(record)
@@ -231,7 +235,8 @@ fn parse_modifier(term: &str, record: &mut SpfRecord) -> Result<(), SpfSyntaxErr
     } else if name.eq_ignore_ascii_case("exp") {
         &mut record.explanation
     } else {
-        check_macro_string(value).ok_or_else(|| SpfSyntaxError::InvalidDomain(term.to_owned()))?;
+        check_macro_string(value, true)
+            .ok_or_else(|| SpfSyntaxError::InvalidDomain(term.to_owned()))?;
         record.unknown_modifiers.push(term.to_owned());
         return Ok(());
     };
@@ -290,33 +295,39 @@ fn parse_mechanism(term: &str, body: &str) -> Result<Mechanism, SpfSyntaxError> 
 
 type HostArgs = (Option<DomainSpec>, Option<u8>, Option<u8>);
 
-/// `[:domain-spec][/ip4-cidr][//ip6-cidr]` of `a` and `mx`.
+/// `[:domain-spec][/ip4-cidr][//ip6-cidr]` of `a` and `mx`. A domain-spec may itself hold `:`
+/// and `/` (section 7.1), so the dual-cidr-length is read from the end of the term.
 fn parse_host_args(term: &str, args: &str) -> Result<HostArgs, SpfSyntaxError> {
-    let (domain_text, cidr) = match args.find('/') {
-        Some(at) => (
-            args.get(..at).unwrap_or_default(),
-            args.get(at..).unwrap_or_default(),
-        ),
-        None => (args, ""),
-    };
+    let (rest, ip6_text) = split_cidr_suffix(args, "//");
+    let (domain_text, ip4_text) = split_cidr_suffix(rest, "/");
     let domain = match domain_text.strip_prefix(':') {
         Some(target) => Some(domain_spec(target, term)?),
         None if domain_text.is_empty() => None,
         None => return Err(SpfSyntaxError::MalformedTerm(term.to_owned())),
     };
-    let (ip4_text, ip6_text) = match cidr.find("//") {
-        Some(at) => (cidr.get(..at).unwrap_or_default(), cidr.get(at + 2..)),
-        None => (cidr, None),
-    };
-    let ip4_prefix = match ip4_text.strip_prefix('/') {
-        Some(digits) => Some(prefix_length(term, digits, 32)?),
-        None if ip4_text.is_empty() => None,
-        None => return Err(SpfSyntaxError::InvalidPrefix(term.to_owned())),
-    };
+    let ip4_prefix = ip4_text
+        .map(|digits| prefix_length(term, digits, 32))
+        .transpose()?;
     let ip6_prefix = ip6_text
         .map(|digits| prefix_length(term, digits, 128))
         .transpose()?;
     Ok((domain, ip4_prefix, ip6_prefix))
+}
+
+/// Splits `<rest><separator><digits>` off the end of `text`. Empty or malformed digits are
+/// still split off (then [`prefix_length`] rejects them); when what follows the last separator
+/// holds anything but digits, it is part of the domain-spec and nothing is split off.
+fn split_cidr_suffix<'t>(text: &'t str, separator: &str) -> (&'t str, Option<&'t str>) {
+    let Some(at) = text.rfind(separator) else {
+        return (text, None);
+    };
+    let head = text.get(..at).unwrap_or_default();
+    let digits = text.get(at + separator.len()..).unwrap_or_default();
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        (head, Some(digits))
+    } else {
+        (text, None)
+    }
 }
 
 fn parse_ip(term: &str, name: &str, args: &str) -> Result<Mechanism, SpfSyntaxError> {

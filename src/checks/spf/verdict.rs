@@ -85,6 +85,12 @@ pub enum SpfError {
     /// More than [`super::MAX_DNS_LOOKUPS`] DNS-querying terms.
     #[error("more than 10 dns lookups")]
     TooManyLookups,
+    /// More than [`super::MAX_VOID_LOOKUPS`] lookups that found no records (section 4.6.4).
+    #[error("more than 2 void lookups")]
+    TooManyVoidLookups,
+    /// An `mx` target with more than [`super::MAX_MX_NAMES`] exchanges (section 4.6.4).
+    #[error("{0} has more than 10 mx records")]
+    TooManyMxNames(String),
     /// An include or redirect leads back to a domain already on the path.
     #[error("include or redirect loop at {0}")]
     Loop(String),
@@ -97,11 +103,15 @@ pub enum SpfError {
 }
 
 impl SpfError {
-    /// A short stable label (`syntax`, `too_many_lookups`, `loop`, `target_missing`, `target_multiple`).
+    /// A short stable label (`syntax`, `too_many_lookups`, `too_many_void_lookups`,
+    /// `too_many_mx`, `loop`, `target_missing`, `target_multiple`): the `cause` of
+    /// `domain.spf_invalid`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Syntax { .. } => "syntax",
             Self::TooManyLookups => "too_many_lookups",
+            Self::TooManyVoidLookups => "too_many_void_lookups",
+            Self::TooManyMxNames(_) => "too_many_mx",
             Self::Loop(_) => "loop",
             Self::TargetMissing(_) => "target_missing",
             Self::TargetMultiple(_) => "target_multiple",
@@ -128,12 +138,16 @@ pub enum SpfVerdict {
         /// The `v=spf1` records found (several for `multiple`).
         records: Vec<String>,
     },
-    /// Exactly one record, but evaluating it is a permerror (no finding; shown as evidence).
+    /// Exactly one record, but evaluating it is a permerror (fires `domain.spf_invalid`).
     PermError {
         /// The domain's SPF record.
         record: String,
         /// What went wrong.
         error: SpfError,
+        /// The offending term as written, when one term is to blame.
+        term: Option<String>,
+        /// The domain whose record holds the term (differs after includes and redirects).
+        record_domain: String,
     },
     /// A lookup the verdict needs failed or was not collected: no verdict for this domain.
     DnsError(Unavailable),
