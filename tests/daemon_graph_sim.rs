@@ -199,7 +199,63 @@ async fn graph_sim_mutations_and_failures_across_scans() {
         sorted(&disabled_events(&state)[3..]),
         [pair("new", BOB), pair("resolved", ADELE)]
     );
+
     daemon.shutdown(Duration::from_secs(5)).await;
+}
+
+/// fabrikam.net's `+all` behind three void lookups (RFC 7208 section 4.6.4) is a permerror:
+/// domain.spf_invalid replaces domain.spf_allows_any, in events and metrics, until the record
+/// is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_permerror_raises_spf_invalid_instead_of_allows_any() {
+    let running = run_contoso().await;
+    let (sim, metrics, state) = (&running.sim, &running.metrics, &running.state);
+    fresh_scan(metrics).await;
+    set_spf(
+        sim,
+        "v=spf1 a:gone1.fabrikam.net a:gone2.fabrikam.net mx:gone3.fabrikam.net +all",
+    );
+    fresh_scan(metrics).await;
+    let fabrikam = |finding: &str| events_of(state, finding);
+    assert_eq!(
+        fabrikam("domain.spf_invalid"),
+        [pair("new", "fabrikam.net")]
+    );
+    assert_eq!(
+        fabrikam("domain.spf_allows_any"),
+        [
+            pair("new", "fabrikam.net"),
+            pair("resolved", "fabrikam.net")
+        ]
+    );
+    let (_, body) = get(running.daemon.metrics_addr, "/metrics").await;
+    let m = samples(&body);
+    assert_eq!(
+        sum(&m, "m365_posture_findings{", &["domain.spf_invalid"]),
+        1.0
+    );
+    assert_eq!(
+        m[r#"m365_posture_check_success{finding="domain.spf_invalid",tenant="contoso"}"#],
+        1.0
+    );
+    // With only two void lookups the `+all` is reached again.
+    set_spf(sim, "v=spf1 a:gone1.fabrikam.net a:gone2.fabrikam.net +all");
+    fresh_scan(metrics).await;
+    assert_eq!(
+        fabrikam("domain.spf_invalid"),
+        [
+            pair("new", "fabrikam.net"),
+            pair("resolved", "fabrikam.net")
+        ]
+    );
+    assert_eq!(fabrikam("domain.spf_allows_any").len(), 3);
+    running.daemon.shutdown(Duration::from_secs(5)).await;
+}
+
+fn set_spf(sim: &SimHandle, record: &str) {
+    sim.mutate(|t| {
+        t.dns.insert("fabrikam.net".into(), vec![record.to_owned()]);
+    });
 }
 
 fn events_of(state: &std::path::Path, finding: &str) -> Vec<(String, String)> {
