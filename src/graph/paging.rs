@@ -10,7 +10,7 @@
 //! "Paging": <https://learn.microsoft.com/en-us/graph/paging>).
 
 use super::client::{GraphClient, Pool};
-use super::errors::GraphError;
+use super::errors::{safe_code, GraphError};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -83,7 +83,7 @@ pub fn split_page(body: Value) -> Result<(Vec<Value>, Option<String>), GraphErro
         ));
     };
     if let Some(error) = map.get("error") {
-        let code = error.get("code").and_then(Value::as_str).unwrap_or("none");
+        let code = safe_code(error.get("code").and_then(Value::as_str).unwrap_or("none"));
         return Err(GraphError::Malformed(format!(
             "success status with an error body (code {code})"
         )));
@@ -154,5 +154,16 @@ mod tests {
             .contains("InternalServerError"));
         assert!(split_page(json!({})).is_err());
         assert!(split_page(json!({"value": null})).is_err());
+    }
+
+    #[test]
+    fn an_error_body_code_cannot_forge_log_lines() {
+        let hostile = json!({"error": {"code": "Denied\n2026-01-01T00:00:00Z  INFO forged"}});
+        let message = split_page(hostile).unwrap_err().to_string();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.contains("Denied2026-01-01T000000ZINFOforged"),
+            "{message}"
+        );
     }
 }

@@ -68,7 +68,13 @@ struct Shared {
     /// Digests of (user, hash, password) that bcrypt accepted, so a scrape costs one bcrypt
     /// per credential, not one per request (exporter-toolkit caches the same way).
     accepted: Mutex<HashSet<[u8; 32]>>,
+    /// bcrypt checks that may run at once: a client sending wrong passwords back to back
+    /// cannot take more than this many blocking threads (and CPUs) from the scans.
+    bcrypt_slots: Semaphore,
 }
+
+/// Concurrent bcrypt checks.
+const BCRYPT_SLOTS: usize = 2;
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `cancel`; connections are
 /// closed gracefully. `/readyz` answers 200 while `ready` is set.
@@ -86,6 +92,7 @@ pub async fn serve(
         ready,
         options,
         accepted: Mutex::new(HashSet::new()),
+        bcrypt_slots: Semaphore::new(BCRYPT_SLOTS),
     });
     loop {
         let permit = tokio::select! {
@@ -209,6 +216,9 @@ async fn authorized(
     {
         return true;
     }
+    let Ok(_slot) = shared.bcrypt_slots.acquire().await else {
+        return false;
+    };
     let verified = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
         .await
         .is_ok_and(|result| result.unwrap_or(false));

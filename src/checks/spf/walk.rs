@@ -156,13 +156,21 @@ impl<'l, 'a> Walker<'l, 'a> {
             }
             Mechanism::Exists(spec) => {
                 // `exists` asks for A records only (section 5.7).
-                if let Some(name) = self.resolvable(spec, &d.text) {
-                    let found = self.addresses(&name)?;
-                    if found.is_some_and(|a| !a.iter().any(IpAddr::is_ipv4)) {
-                        self.count_void(domain, &d.text)?;
+                // A fixed name (no macro) with an A record matches every sender, as `all`
+                // does with the same qualifier.
+                let Some(name) = self.resolvable(spec, &d.text) else {
+                    return Ok(None);
+                };
+                match self.addresses(&name)? {
+                    Some(found) if found.iter().any(IpAddr::is_ipv4) => {
+                        Some(terminal(domain, d.qualifier, AllowsAnyReason::IpAny, term))
                     }
+                    Some(_) => {
+                        self.count_void(domain, &d.text)?;
+                        None
+                    }
+                    None => None,
                 }
-                None
             }
             Mechanism::Ptr(_) => None,
         })
