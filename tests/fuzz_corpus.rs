@@ -36,7 +36,11 @@ fn replay(target: &str, oracle: fn(&[u8])) {
         assert!(outcome.is_ok(), "{target} fails on {}", path.display());
         inputs += 1;
     }
-    assert!(inputs >= 3, "{target}: only {inputs} inputs in {}", dir.display());
+    assert!(
+        inputs >= 3,
+        "{target}: only {inputs} inputs in {}",
+        dir.display()
+    );
 }
 
 #[test]

@@ -24,7 +24,10 @@ fn event(selector: u8, fields: &[String]) -> (FindingEvent, String) {
         .get(usize::from(selector) % ids.len())
         .copied()
         .unwrap_or(FindingId::AccountDisabled);
-    let at = Utc.timestamp_opt(1_772_701_200, 0).single().unwrap_or_default();
+    let at = Utc
+        .timestamp_opt(1_772_701_200, 0)
+        .single()
+        .unwrap_or_default();
     let mut details = serde_json::Map::new();
     details.insert(field(5), serde_json::json!(field(6)));
     let event = FindingEvent {
@@ -52,7 +55,10 @@ fn event(selector: u8, fields: &[String]) -> (FindingEvent, String) {
 }
 
 fn one_message(message: &str) {
-    assert!(!message.contains(['\r', '\n']), "raw line break: {message:?}");
+    assert!(
+        !message.contains(['\r', '\n']),
+        "raw line break: {message:?}"
+    );
     let lf = frame(Framing::Lf, message);
     assert_eq!(lf.iter().filter(|b| **b == b'\n').count(), 1);
     assert_eq!(lf.last(), Some(&b'\n'));

@@ -9,7 +9,10 @@ use std::path::Path;
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Err(err) = from_toml_str(&text) {
-        assert!(!err.to_string().trim().is_empty(), "config error names no problem");
+        assert!(
+            !err.to_string().trim().is_empty(),
+            "config error names no problem"
+        );
     }
     let _ = WebConfig::parse(&text, Path::new("/nonexistent/web.yml"));
 }

@@ -30,7 +30,10 @@ fn per_user<T>(items: Vec<T>) -> PerUser<T> {
 
 fn check_all(snapshot: &TenantSnapshot) {
     let options = CheckOptions::default();
-    let now = Utc.timestamp_opt(1_772_701_200, 0).single().unwrap_or_default();
+    let now = Utc
+        .timestamp_opt(1_772_701_200, 0)
+        .single()
+        .unwrap_or_default();
     let ctx = EvalCtx {
         now,
         options: &options,
