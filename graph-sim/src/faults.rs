@@ -86,6 +86,11 @@ pub struct ThrottleSettings {
     pub early_retry_penalty_secs: f64,
     /// Sometimes send a fractional `Retry-After` such as `2.128`.
     pub fractional_retry_after: bool,
+    /// Send `x-ms-throttle-limit-percentage` on identity answers once more than 0.8 of the
+    /// resource-unit budget is used, as Microsoft documents it
+    /// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>).
+    /// Off models a Graph that does not send it (it is not promised on every workload).
+    pub limit_percentage_header: bool,
 }
 
 impl Default for ThrottleSettings {
@@ -99,6 +104,7 @@ impl Default for ThrottleSettings {
             mailbox_per_10_min: 10_000,
             early_retry_penalty_secs: 2.0,
             fractional_retry_after: true,
+            limit_percentage_header: true,
         }
     }
 }
