@@ -219,6 +219,7 @@ async fn pager_follows_next_links_across_many_pages() {
 /// Sends `count` directory reads one after another through the agent's client, against a
 /// graph-sim whose identity budget is 20 resource units per 10 s, and returns what the
 /// simulator throttled and what the agent's directory pool was slowed by warnings.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helper
 async fn sequential_directory_reads(count: usize, warnings: bool) -> (u64, u64) {
     let mut t = tenant(10);
     t.faults.throttle.identity_ru_per_10s = Some(20);

@@ -12,6 +12,8 @@ pub mod own_credential;
 mod per_user;
 pub mod permissions;
 pub mod probe;
+pub mod progress;
+mod read_times;
 mod registration;
 pub mod source;
 pub mod sweep;
@@ -26,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use crate::state::per_user::PerUserRead;
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
+use progress::ScanProgress;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +76,8 @@ pub struct CollectContext {
     providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
     /// The reports-bucket pacer of each tenant, kept across scans (the window is Graph's).
     pacers: Mutex<HashMap<String, Arc<Pacer>>>,
+    /// Each tenant's collection progress, for the `scan` command's terminal line.
+    progress: Mutex<HashMap<String, Arc<ScanProgress>>>,
 }
 
 impl CollectContext {
@@ -89,6 +94,7 @@ impl CollectContext {
             http: http_client(REQUEST_TIMEOUT)?,
             providers: Mutex::new(HashMap::new()),
             pacers: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -121,6 +127,12 @@ impl CollectContext {
     pub fn forget(&self, tenant: &TenantConfig) {
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         providers.remove(&tenant.name);
+    }
+
+    /// The collection progress of the tenant named `tenant` (counted over every scan).
+    pub fn progress(&self, tenant: &str) -> Arc<ScanProgress> {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.entry(tenant.to_owned()).or_default().clone()
     }
 
     /// The reports-bucket pacer of `tenant` (`scan.reports_per_10s` per 10 s).
@@ -219,8 +231,11 @@ pub async fn collect_tenant_swept(
     let scan_cancel = cancel.child_token();
     let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let (snapshot, writes) =
+    let started = crate::scan::clock_now();
+    let (mut snapshot, writes) =
         collect_sections(ctx, tenant, &client, &scan_cancel, (sweep, &calendars)).await;
+    let coverage = writes.as_ref().map_or(&[][..], |w| &w.coverage[..]);
+    read_times::stamp(&mut snapshot, started, coverage);
     record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
@@ -258,6 +273,7 @@ async fn collect_sections(
     cancel: &CancellationToken,
     (sweep, calendars): (Option<&Sweep>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
+    let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
         let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
@@ -268,7 +284,7 @@ async fn collect_sections(
         domains_and_dns,
         directory::applications(client),
         directory::service_principals(client),
-        users_and_per_user(ctx, client, sweep, calendars),
+        users_and_per_user(ctx, client, sweep, calendars, &progress),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
@@ -322,27 +338,28 @@ async fn users_and_per_user(
     client: &GraphClient,
     sweep: Option<&Sweep>,
     calendars: &CalendarReader,
+    progress: &ScanProgress,
 ) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed, sweep, calendars),
+        page_users(client, exchange_tx, feed, (sweep, calendars), progress),
         registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,
             exchange_rx,
-            Pool::Exchange,
-            scan.mailbox_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Exchange, scan.mailbox_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
         run_queue(
             client,
             directory_rx,
-            Pool::Reports,
-            scan.directory_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Reports, scan.directory_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
     );
     tracing::debug!(registration = %registration::describe(&registration), fallback, "Per-user reads done");
