@@ -58,6 +58,9 @@ pub struct PathFault {
     pub reset_rate: f64,
     /// Added latency, uniform in `[min, max]` milliseconds.
     pub latency_ms: Option<[u64; 2]>,
+    /// Only requests whose raw query contains this text get the fault (`$skiptoken`: every
+    /// page of a collection but the first).
+    pub query_contains: Option<String>,
 }
 
 /// Throttling model (graph-client.md section 2.6).

@@ -6,6 +6,7 @@
 //! clear". Only a failed token (or cancellation) fails the whole scan. Token caches live in
 //! the [`CollectContext`] across scans.
 
+pub mod delta;
 pub mod directory;
 pub mod dns;
 pub mod own_credential;
@@ -27,6 +28,7 @@ use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, 
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use crate::state::per_user::PerUserRead;
+use delta::{DeltaCollection, DirectoryCache, UserPages};
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
 use progress::ScanProgress;
 use std::collections::{BTreeMap, HashMap};
@@ -193,17 +195,22 @@ pub async fn collect_tenant(
     tenant: &TenantConfig,
     cancel: &CancellationToken,
 ) -> CollectReport {
-    collect_tenant_swept(ctx, tenant, cancel, None).await.0
+    collect_tenant_swept(ctx, tenant, cancel, None, None)
+        .await
+        .0
 }
 
 /// Collects one tenant; with a `sweep` (the daemon), per-user data is read only where the
-/// sweep's rules call for it and merged with the stored reads. The writes are `None` when
-/// the user list did not arrive complete.
+/// sweep's rules call for it and merged with the stored reads. With a `cache` of the directory (the
+/// daemon), users, applications and service principals come through delta queries
+/// ([`delta`]); its completed rounds are left in it for the state file. The writes are `None`
+/// when the user list did not arrive complete.
 pub async fn collect_tenant_swept(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     cancel: &CancellationToken,
     sweep: Option<&Sweep>,
+    cache: Option<&DirectoryCache>,
 ) -> (CollectReport, Option<SweepWrites>) {
     let failed = |err: String| {
         tracing::warn!(tenant = %tenant.name, error = %err, "Collection failed");
@@ -232,8 +239,14 @@ pub async fn collect_tenant_swept(
     let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
     let started = crate::scan::clock_now();
-    let (mut snapshot, writes) =
-        collect_sections(ctx, tenant, &client, &scan_cancel, (sweep, &calendars)).await;
+    let (mut snapshot, writes) = collect_sections(
+        ctx,
+        tenant,
+        &client,
+        &scan_cancel,
+        (sweep, cache, &calendars),
+    )
+    .await;
     let coverage = writes.as_ref().map_or(&[][..], |w| &w.coverage[..]);
     read_times::stamp(&mut snapshot, started, coverage);
     record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
@@ -271,7 +284,7 @@ async fn collect_sections(
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
-    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
+    (sweep, cache, calendars): (Option<&Sweep>, Option<&DirectoryCache>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
     let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
@@ -282,9 +295,17 @@ async fn collect_sections(
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
         directory::organization(client),
         domains_and_dns,
-        directory::applications(client),
-        directory::service_principals(client),
-        users_and_per_user(ctx, client, sweep, calendars, &progress),
+        apps_section(
+            (client, cache),
+            DeltaCollection::Applications,
+            directory::applications(client)
+        ),
+        apps_section(
+            (client, cache),
+            DeltaCollection::ServicePrincipals,
+            directory::service_principals(client)
+        ),
+        users_and_per_user(ctx, client, (sweep, cache), calendars, &progress),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
@@ -299,6 +320,22 @@ async fn collect_sections(
     snapshot.message_rules = users.rules;
     count_unreadable_mailboxes(ctx, tenant, &snapshot);
     (snapshot, users.writes)
+}
+
+/// Applications or service principals: through the delta cache when there is one, else the
+/// `listing`.
+async fn apps_section<T: serde::de::DeserializeOwned>(
+    (client, cache): (&GraphClient, Option<&DirectoryCache>),
+    collection: DeltaCollection,
+    listing: impl std::future::Future<Output = Section<Vec<T>>>,
+) -> Section<Vec<T>> {
+    match cache {
+        Some(cache) => cache
+            .list(client, collection)
+            .await
+            .map_err(|e| e.to_unavailable(directory::APPLICATION_PERMISSION)),
+        None => listing.await,
+    }
 }
 
 /// Sets `m365_posture_mailboxes_unreadable` from this scan's mailbox sections: each user
@@ -336,7 +373,7 @@ struct UserSections {
 async fn users_and_per_user(
     ctx: &CollectContext,
     client: &GraphClient,
-    sweep: Option<&Sweep>,
+    (sweep, cache): (Option<&Sweep>, Option<&DirectoryCache>),
     calendars: &CalendarReader,
     progress: &ScanProgress,
 ) -> UserSections {
@@ -345,7 +382,13 @@ async fn users_and_per_user(
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed, (sweep, calendars), progress),
+        page_users(
+            UserPages::new(client, cache),
+            exchange_tx,
+            feed,
+            (sweep, calendars),
+            progress
+        ),
         registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,

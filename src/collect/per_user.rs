@@ -10,7 +10,7 @@
 //! nothing was read. Other failures stay with that user; a section fails as a whole only when
 //! the user list failed or every user asked was refused (the permission is missing).
 
-use super::directory::USER_SELECT;
+use super::delta::UserPages;
 use super::permissions;
 use super::progress::ScanProgress;
 use super::registration::RegistrationFeed;
@@ -163,22 +163,20 @@ fn has_mailbox(user: &User) -> bool {
     user.mail.is_some() && !user.is_guest()
 }
 
-/// Pages `/users`, feeding mailbox users to the Exchange queue and every user id to `feed`
+/// Pages the users (`/users`, or the delta-synchronised list), feeding mailbox users to the Exchange queue and every user id to `feed`
 /// (used when the registration report is unavailable). With a `sweep`, only due mailbox
 /// reads are queued: never-read users as they are listed, aged ones oldest first after it.
 pub(crate) async fn page_users(
-    client: &GraphClient,
+    mut pages: UserPages<'_>,
     mut exchange: mpsc::Sender<Job>,
     feed: RegistrationFeed,
     (sweep, calendars): (Option<&Sweep>, &CalendarReader),
     progress: &ScanProgress,
 ) -> Section<Vec<User>> {
-    let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
-    let mut pager = Pager::new(client, url, Pool::Directory);
     let mut users = Vec::new();
     let mut aged = Vec::new();
     loop {
-        let page = match pager.next_page().await {
+        let page = match pages.next_page().await {
             Ok(Some(page)) => page,
             Ok(None) => break,
             Err(err) => return Err(err.to_unavailable("User.Read.All")),

@@ -8,6 +8,7 @@
 //! half. Times are stored as Unix milliseconds.
 
 pub mod commit;
+pub mod directory_cache;
 pub mod outbox;
 pub mod per_user;
 pub mod reconcile;

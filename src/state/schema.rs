@@ -76,6 +76,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, user_id, kind)
     );
     ",
+    // 3: the daemon's directory cache for delta queries (issue 10): the objects of each
+    // tenant's users, applications and service principals as last synchronised (id and the
+    // selected JSON), and the deltaLink of the round that produced them.
+    "
+    CREATE TABLE directory_objects (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection, id)
+    );
+    CREATE TABLE delta_links (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        query TEXT NOT NULL,
+        link TEXT NOT NULL,
+        synced_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, collection)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

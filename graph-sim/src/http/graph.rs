@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::odata::{self, Collection, PageContext, Query};
-use super::routes::{self, MethodList, Resource, Workload};
+use super::routes::{self, DeltaSet, MethodList, Resource, Workload};
 use super::throttle::{self, Reason, Throttled};
 use super::token::{self, TokenInfo};
 use super::{GraphError, Reply, RequestIds};
@@ -173,7 +173,10 @@ fn as_seen_by_delegate(token: &TokenInfo, resource: &Resource, mut body: Value) 
 /// Identity resource units of one request (graph-client.md section 2.6).
 fn cost(resource: &Resource, query: &Query) -> u32 {
     let base: u32 = match resource {
-        Resource::Users | Resource::Applications => 2,
+        // A delta page costs what a page of the listing costs (no separate figure is published).
+        Resource::Users
+        | Resource::Applications
+        | Resource::Delta(DeltaSet::Users | DeltaSet::Applications) => 2,
         _ => 1,
     };
     let select = u32::from(query.select.is_some());
@@ -339,6 +342,7 @@ fn answer(
             query,
             context,
         ),
+        Resource::Delta(set) => super::delta::answer(data, *set, query, context),
         Resource::RegistrationDetails => {
             if file.faults.non_premium {
                 return Err(GraphError::new(
@@ -466,7 +470,7 @@ const DOMAINS: Collection = Collection {
     directory: true,
 };
 
-const APPLICATIONS: Collection = Collection {
+pub(crate) const APPLICATIONS: Collection = Collection {
     set: "applications",
     odata_type: "microsoft.graph.application",
     props: props::APPLICATION,
@@ -475,7 +479,7 @@ const APPLICATIONS: Collection = Collection {
     directory: true,
 };
 
-const SERVICE_PRINCIPALS: Collection = Collection {
+pub(crate) const SERVICE_PRINCIPALS: Collection = Collection {
     set: "servicePrincipals",
     odata_type: "microsoft.graph.servicePrincipal",
     props: props::SERVICE_PRINCIPAL,
