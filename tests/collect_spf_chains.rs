@@ -16,7 +16,7 @@ mod daemon_support;
 #[path = "collect_support/mod.rs"]
 mod support;
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use graph_sim::{Faults, TenantFile, ThrottleSettings};
 use m365_posture::checks::spf::MAX_DNS_LOOKUPS;
 use m365_posture::checks::{self, CheckOptions, EvalCtx, Outcome};
@@ -26,11 +26,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// TXT records by name, as the tenant file keeps them.
+type Records = BTreeMap<String, Vec<String>>;
+
 /// The fixture's domain whose record each case replaces (it publishes `+all` in the fixture).
 const DOMAIN: &str = "fabrikam.net";
 
 /// A chain `DOMAIN` -> d1 -> ... -> d15 whose last link passes everything, past the limit.
-fn deep_chain() -> BTreeMap<String, Vec<String>> {
+fn deep_chain() -> Records {
     let link = |i: usize| format!("d{i}.chain.example");
     let mut dns = BTreeMap::new();
     dns.insert(DOMAIN.to_owned(), spf(&[link(1)]));
@@ -42,7 +45,7 @@ fn deep_chain() -> BTreeMap<String, Vec<String>> {
 }
 
 /// `DOMAIN` -> loop.example -> `DOMAIN`.
-fn include_loop() -> BTreeMap<String, Vec<String>> {
+fn include_loop() -> Records {
     BTreeMap::from([
         (DOMAIN.to_owned(), spf(&["loop.example".to_owned()])),
         ("loop.example".to_owned(), spf(&[DOMAIN.to_owned()])),
@@ -50,12 +53,12 @@ fn include_loop() -> BTreeMap<String, Vec<String>> {
 }
 
 /// `DOMAIN` includes itself.
-fn self_include() -> BTreeMap<String, Vec<String>> {
+fn self_include() -> Records {
     BTreeMap::from([(DOMAIN.to_owned(), spf(&[DOMAIN.to_owned()]))])
 }
 
 /// Ten includes of ten includes each (110 names); the last leaf passes everything.
-fn fan_out() -> BTreeMap<String, Vec<String>> {
+fn fan_out() -> Records {
     let mut dns = BTreeMap::new();
     let middle: Vec<String> = (0..10).map(|i| format!("f{i}.fan.example")).collect();
     dns.insert(DOMAIN.to_owned(), spf(&middle));
@@ -76,7 +79,7 @@ fn spf(includes: &[String]) -> Vec<String> {
     vec![format!("v=spf1 {} -all", terms.join(" "))]
 }
 
-fn tenant_with(records: &BTreeMap<String, Vec<String>>) -> TenantFile {
+fn tenant_with(records: &Records) -> TenantFile {
     let mut tenant = contoso();
     tenant.dns.extend(records.clone());
     tenant
@@ -101,7 +104,7 @@ async fn collect_once(tenant: TenantFile) -> (TenantSnapshot, u64, Duration) {
 fn verdict(id: FindingId, snapshot: &TenantSnapshot) -> Result<Option<serde_json::Value>, String> {
     let options = CheckOptions::default();
     let ctx = EvalCtx {
-        now: Utc::now(),
+        now: Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(),
         options: &options,
     };
     let Outcome::Evaluated(evaluation) = checks::evaluate(id, snapshot, &ctx) else {
@@ -226,7 +229,7 @@ async fn a_stored_permerror_stays_open_while_a_link_fails_and_resolves_when_fixe
         },
         ..Faults::default()
     };
-    let steps: [(&str, Faults, Option<BTreeMap<String, Vec<String>>>); 4] = [
+    let steps: [(&str, Faults, Option<Records>); 4] = [
         ("loop, SERVFAIL", faulted(&["loop.example"], &[]), None),
         ("loop, timeout", faulted(&[], &["loop.example"]), None),
         (

@@ -268,8 +268,20 @@ pub fn write_sim_config(
     dir: &Path,
     name: &str,
     sim: &graph_sim::SimHandle,
-    (secret, state): (&Path, &Path),
+    files: (&Path, &Path),
     scan: &str,
+) -> std::path::PathBuf {
+    let stdout = "[[sinks]]\ntype = \"stdout\"\npayload = \"json\"\n";
+    write_sim_config_with_sinks(dir, name, sim, files, (scan, stdout))
+}
+
+/// [`write_sim_config`] with `sinks` (TOML `[[sinks]]` tables) instead of the stdout sink.
+pub fn write_sim_config_with_sinks(
+    dir: &Path,
+    name: &str,
+    sim: &graph_sim::SimHandle,
+    (secret, state): (&Path, &Path),
+    (scan, sinks): (&str, &str),
 ) -> std::path::PathBuf {
     let path = dir.join(name);
     let text = format!(
@@ -295,10 +307,7 @@ path = "{state}"
 [metrics]
 listen = "127.0.0.1:0"
 
-[[sinks]]
-type = "stdout"
-payload = "json"
-"#,
+{sinks}"#,
         tenant = sim.tenant_id(),
         client = graph_sim::DEFAULT_CLIENT_ID,
         secret = secret.display(),
