@@ -13,7 +13,8 @@
 //! resident memory of every run after its warm-up stays within [`RSS_BOUND_KIB`].
 //!
 //! `M365_SOAK_SECS` sets the length (default 120 s); `M365_SOAK_SEED` replays a seed (printed
-//! at the start).
+//! at the start); `M365_SOAK_KILL_RATE` the chance of a kill after each scan (default 0.08;
+//! lower gives longer runs for memory figures).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -82,6 +83,15 @@ fn soak_secs() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(120)
+}
+
+/// The chance of a SIGKILL after each recorded scan (`M365_SOAK_KILL_RATE`, default 0.08).
+fn kill_rate() -> f64 {
+    std::env::var("M365_SOAK_KILL_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|rate| (0.0..=1.0).contains(rate))
+        .unwrap_or(0.08)
 }
 
 fn soak_seed() -> u64 {
@@ -211,7 +221,7 @@ impl Soak {
             }
             self.receiver_up = !self.receiver_up;
         }
-        if (second_half && self.kills == 0) || self.rng.gen_bool(0.08) {
+        if (second_half && self.kills == 0) || self.rng.gen_bool(kill_rate()) {
             if let Some(daemon) = self.daemon.take() {
                 daemon.kill().await;
                 self.kills += 1;
@@ -371,6 +381,20 @@ impl Soak {
             "scans (status, count, mean s): {:?}",
             chaos_support::scan_summary(&self.state)
         );
+        for run in 1..=self.runs.len() {
+            let warm: Vec<u64> = self
+                .samples
+                .iter()
+                .filter(|s| s.run == run && s.scans_in_run >= WARM_UP_SCANS)
+                .map(|s| s.rss_kib)
+                .collect();
+            if let (Some(min), Some(max)) = (warm.iter().min(), warm.iter().max()) {
+                eprintln!(
+                    "rss of run {run} after warm-up: {min} to {max} KiB over {} samples",
+                    warm.len()
+                );
+            }
+        }
         for s in self.samples.iter().step_by(40) {
             eprintln!(
                 "rss at {:>5} s: run {}, scan {:>3} of the run, {} KiB",
