@@ -30,8 +30,9 @@ mod daemon_support;
 mod harness;
 
 use arrivals::Arrived;
+use chaos_support::chaos;
 use chaos_support::truth::{Knob, Observed, Truth};
-use chaos_support::{chaos, Daemon};
+use daemon_support::Daemon;
 use graph_sim::{start, SimHandle, SimOptions, TenantFile};
 use harness::{Kind, Receiver};
 use rand::rngs::StdRng;
@@ -192,7 +193,7 @@ impl Soak {
             });
         }
         if self.samples.len() % 4 == 0 {
-            match chaos_support::metrics_match_state(daemon, &self.state).await {
+            match chaos_support::metrics_match_state(daemon.metrics, &self.state).await {
                 Ok(true) => self.metrics_checks += 1,
                 Ok(false) => {}
                 Err(mismatch) => panic!("seed {}: {mismatch}", self.seed),
