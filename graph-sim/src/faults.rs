@@ -37,6 +37,8 @@ pub struct Faults {
     pub non_premium: bool,
     /// Throttling model.
     pub throttle: ThrottleSettings,
+    /// Graph-shaped latency by kind of request ([`crate::latency`]); off when absent.
+    pub graph_latency: Option<crate::latency::GraphLatency>,
 }
 
 /// Faults for one path template. Rates are probabilities in `[0, 1]`, drawn independently in

@@ -12,6 +12,7 @@ use super::routes::{self, DeltaSet, MethodList, Resource, Workload};
 use super::throttle::{self, Reason, Throttled};
 use super::token::{self, TokenInfo};
 use super::{GraphError, Reply, RequestIds};
+use crate::latency::{self, RequestKind};
 use crate::schema_props as props;
 use crate::state::{lock, Shared, TenantData};
 
@@ -94,12 +95,10 @@ async fn handle_inner(shared: &Arc<Shared>, call: &GraphCall<'_>) -> Result<Repl
         raw_query: call.raw_query,
         eventual: call.eventual,
     };
-    let data = shared.read();
-    let body = as_seen_by_delegate(
-        &token,
-        &resource,
-        answer(&data, &resource, &query, &context)?,
-    );
+    let answered = answer(&shared.read(), &resource, &query, &context);
+    // An admitted request takes its time whether it finds the resource or not.
+    latency::wait(shared, latency_kind(&resource, answered.as_ref().ok())).await;
+    let body = as_seen_by_delegate(&token, &resource, answered?);
     let mut reply = Reply::json(200, body).header("OData-Version", "4.0");
     if resource.workload() == Workload::Directory {
         reply = reply.header("x-ms-resource-unit", cost(&resource, &query).to_string());
@@ -112,6 +111,19 @@ async fn handle_inner(shared: &Arc<Shared>, call: &GraphCall<'_>) -> Result<Repl
     }
     drop(admitted);
     Ok(reply)
+}
+
+/// The latency model's kind of this answer: Exchange, or a directory page by its items.
+fn latency_kind(resource: &Resource, body: Option<&Value>) -> RequestKind {
+    match resource.workload() {
+        Workload::Exchange => RequestKind::Exchange,
+        _ => RequestKind::Directory {
+            items: body
+                .and_then(|b| b.get("value"))
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+        },
+    }
 }
 
 fn denied(resource: &Resource, exchange_message: &str) -> GraphError {
