@@ -266,6 +266,8 @@ pub(crate) struct Shared {
     /// How often each exact request was seen, for reproducible fault decisions.
     pub occurrences: Mutex<HashMap<String, u64>>,
     pub batches: AtomicU64,
+    /// Numbers the draws of the Graph-shaped latency model.
+    pub latency_draws: crate::latency::DrawCounter,
     /// `http://127.0.0.1:PORT`, the root of absolute links.
     pub base_url: String,
 }

@@ -13,6 +13,8 @@ pub mod own_credential;
 mod per_user;
 pub mod permissions;
 pub mod probe;
+pub mod progress;
+mod read_times;
 mod registration;
 pub mod source;
 pub mod sweep;
@@ -28,6 +30,7 @@ use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use crate::state::per_user::PerUserRead;
 use delta::{DeltaCollection, DirectoryCache, UserPages};
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
+use progress::ScanProgress;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -75,6 +78,8 @@ pub struct CollectContext {
     providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
     /// The reports-bucket pacer of each tenant, kept across scans (the window is Graph's).
     pacers: Mutex<HashMap<String, Arc<Pacer>>>,
+    /// Each tenant's collection progress, for the `scan` command's terminal line.
+    progress: Mutex<HashMap<String, Arc<ScanProgress>>>,
 }
 
 impl CollectContext {
@@ -91,6 +96,7 @@ impl CollectContext {
             http: http_client(REQUEST_TIMEOUT)?,
             providers: Mutex::new(HashMap::new()),
             pacers: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -123,6 +129,12 @@ impl CollectContext {
     pub fn forget(&self, tenant: &TenantConfig) {
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         providers.remove(&tenant.name);
+    }
+
+    /// The collection progress of the tenant named `tenant` (counted over every scan).
+    pub fn progress(&self, tenant: &str) -> Arc<ScanProgress> {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.entry(tenant.to_owned()).or_default().clone()
     }
 
     /// The reports-bucket pacer of `tenant` (`scan.reports_per_10s` per 10 s).
@@ -226,7 +238,8 @@ pub async fn collect_tenant_swept(
     let scan_cancel = cancel.child_token();
     let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let (snapshot, writes) = collect_sections(
+    let started = crate::scan::clock_now();
+    let (mut snapshot, writes) = collect_sections(
         ctx,
         tenant,
         &client,
@@ -234,6 +247,8 @@ pub async fn collect_tenant_swept(
         (sweep, cache, &calendars),
     )
     .await;
+    let coverage = writes.as_ref().map_or(&[][..], |w| &w.coverage[..]);
+    read_times::stamp(&mut snapshot, started, coverage);
     record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
@@ -271,6 +286,7 @@ async fn collect_sections(
     cancel: &CancellationToken,
     (sweep, cache, calendars): (Option<&Sweep>, Option<&DirectoryCache>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
+    let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
         let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
@@ -289,7 +305,7 @@ async fn collect_sections(
             DeltaCollection::ServicePrincipals,
             directory::service_principals(client)
         ),
-        users_and_per_user(ctx, client, (sweep, cache), calendars),
+        users_and_per_user(ctx, client, (sweep, cache), calendars, &progress),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
@@ -359,6 +375,7 @@ async fn users_and_per_user(
     client: &GraphClient,
     (sweep, cache): (Option<&Sweep>, Option<&DirectoryCache>),
     calendars: &CalendarReader,
+    progress: &ScanProgress,
 ) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
@@ -369,23 +386,23 @@ async fn users_and_per_user(
             UserPages::new(client, cache),
             exchange_tx,
             feed,
-            sweep,
-            calendars
+            (sweep, calendars),
+            progress
         ),
         registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,
             exchange_rx,
-            Pool::Exchange,
-            scan.mailbox_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Exchange, scan.mailbox_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
         run_queue(
             client,
             directory_rx,
-            Pool::Reports,
-            scan.directory_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Reports, scan.directory_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
     );
     tracing::debug!(registration = %registration::describe(&registration), fallback, "Per-user reads done");

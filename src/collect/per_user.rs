@@ -12,6 +12,7 @@
 
 use super::delta::UserPages;
 use super::permissions;
+use super::progress::ScanProgress;
 use super::registration::RegistrationFeed;
 use super::sweep::Sweep;
 use crate::config::{TenantAuth, TenantConfig};
@@ -169,8 +170,8 @@ pub(crate) async fn page_users(
     mut pages: UserPages<'_>,
     mut exchange: mpsc::Sender<Job>,
     feed: RegistrationFeed,
-    sweep: Option<&Sweep>,
-    calendars: &CalendarReader,
+    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
+    progress: &ScanProgress,
 ) -> Section<Vec<User>> {
     let mut users = Vec::new();
     let mut aged = Vec::new();
@@ -180,6 +181,7 @@ pub(crate) async fn page_users(
             Ok(None) => break,
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
+        progress.users_listed(page.len());
         for value in page {
             let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
                 detail: format!("user: {e}"),
@@ -238,13 +240,14 @@ pub(crate) fn queue() -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
 pub(crate) async fn run_queue(
     client: &GraphClient,
     jobs: mpsc::Receiver<Job>,
-    pool: Pool,
-    concurrency: usize,
+    (pool, concurrency): (Pool, usize),
     until: Option<Instant>,
+    progress: &ScanProgress,
 ) -> PerUserData {
     let mut data = PerUserData::default();
     let mut batches = jobs
         .chunks(client.batch_limit(pool, MAX_BATCH))
+        .inspect(|jobs| progress.reads_taken(jobs.len()))
         .map(|jobs| async move {
             let pending = |jobs: Vec<Job>| -> Vec<(Job, Result<Vec<Value>, Failed>)> {
                 jobs.into_iter()
@@ -265,6 +268,7 @@ pub(crate) async fn run_queue(
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(done) = batches.next().await {
+        progress.reads_done(done.len());
         for (job, items) in done {
             store(&mut data, job, items);
         }
