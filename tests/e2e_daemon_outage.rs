@@ -21,14 +21,12 @@ mod daemon_support;
 mod harness;
 
 use arrivals::{arrived, Arrived};
-use daemon_support::{get, samples, wait_until};
+use daemon_support::{get, samples, wait_until, Daemon};
 use graph_sim::{start, Faults, SimHandle, SimOptions, TenantFile, ThrottleSettings};
 use harness::{Kind, Receiver};
 use m365_posture::sinks::DeliveryTuning;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 const SINK: &str = "siem";
@@ -88,58 +86,6 @@ framing = "octet-counting"
     path
 }
 
-/// One run of the daemon binary and its `/metrics` address (read from its JSON log).
-struct Running {
-    child: tokio::process::Child,
-    metrics: SocketAddr,
-}
-
-async fn spawn_daemon(config: &Path, log: &Path) -> Running {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_m365-posture"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..300 {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let ready = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| l["fields"]["message"] == "Daemon ready");
-        if let Some(line) = ready {
-            let metrics = line["fields"]["metrics"].as_str().unwrap().parse().unwrap();
-            return Running { child, metrics };
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("daemon exited with {status}: {text}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "daemon not ready: {}",
-        std::fs::read_to_string(log).unwrap()
-    );
-}
-
-/// SIGTERM, then a clean exit (code 0) within the grace period.
-async fn stop_daemon(mut running: Running) {
-    let pid = running.child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), running.child.wait())
-        .await
-        .expect("daemon did not stop within 15 s of SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "clean stop exits 0");
-}
-
 fn committed_scans(state: &Path) -> i64 {
     let Ok(conn) = rusqlite::Connection::open(state) else {
         return 0;
@@ -188,7 +134,7 @@ fn label<'a>(key: &'a str, name: &str) -> &'a str {
     key[start..].split('"').next().unwrap()
 }
 
-async fn scrape(running: &Running) -> Scrape {
+async fn scrape(running: &Daemon) -> Scrape {
     let (status, body) = get(running.metrics, "/metrics").await;
     assert_eq!(status, 200);
     let all = samples(&body);
@@ -272,7 +218,7 @@ async fn siem_down_for_several_scans_with_a_daemon_restart_loses_no_transition()
     let config = write_config(dir.path(), &sim, &state, &receiver.address);
 
     // The first scan's events arrive while the receiver is up.
-    let first = spawn_daemon(&config, &dir.path().join("run-1.log")).await;
+    let first = Daemon::spawn(&config, dir.path().join("run-1.log")).await;
     fresh_scans(&state).await;
     let before = scrape(&first).await;
     assert!(before.total() > 0, "the first scan emits events");
@@ -290,7 +236,7 @@ async fn siem_down_for_several_scans_with_a_daemon_restart_loses_no_transition()
     receiver.restart();
     let after = drain(&second, pending.len() as u64).await;
     receiver.wait_for(after.total() as usize, Duration::from_secs(10));
-    stop_daemon(second).await;
+    second.stop().await;
 
     check_arrivals(&arrived(&tools, dir.path(), &receiver), &after, &pending);
 }
@@ -301,9 +247,9 @@ async fn outage(
     sim: &SimHandle,
     state: &Path,
     config: &Path,
-    first: Running,
+    first: Daemon,
     delivered: u64,
-) -> (Running, BTreeSet<String>) {
+) -> (Daemon, BTreeSet<String>) {
     set_forwarding_rule(sim, true);
     set_erin_enabled(sim, false);
     fresh_scans(state).await;
@@ -315,10 +261,10 @@ async fn outage(
     assert_eq!(during.outbox, during.total() - delivered, "all held back");
     assert_eq!(during.delivered, delivered, "nothing acked while down");
 
-    stop_daemon(first).await;
+    first.stop().await;
     let pending_at_stop = outbox_ids(state);
     assert_eq!(pending_at_stop.len() as u64, during.outbox);
-    let second = spawn_daemon(config, &config.with_file_name("run-2.log")).await;
+    let second = Daemon::spawn(config, config.with_file_name("run-2.log")).await;
     let kept = scrape(&second).await.outbox;
     assert_eq!(kept, during.outbox, "kept across the restart");
     set_erin_enabled(sim, true);
@@ -337,7 +283,7 @@ async fn outage(
 
 /// Scrapes until the outbox is empty and the delivered counter caught up with it (the worker
 /// counts a batch just after acknowledging it, so one scrape can fall in between).
-async fn drain(running: &Running, held_back: u64) -> Scrape {
+async fn drain(running: &Daemon, held_back: u64) -> Scrape {
     for _ in 0..300 {
         let now = scrape(running).await;
         if now.outbox == 0 && now.delivered >= held_back {

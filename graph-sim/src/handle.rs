@@ -210,6 +210,18 @@ impl SimHandle {
             .for_each(|t| t.expires_at = now);
     }
 
+    /// Expires every delta token issued so far: its next use answers 400 `syncStateNotFound`
+    /// (what Graph does after the seven days a directory delta token lives).
+    pub fn expire_delta_tokens(&self) {
+        self.shared.write().changes.expire_tokens();
+    }
+
+    /// Resets every delta token issued so far: its next use answers 410 Gone with a `Location`
+    /// of the initial query (Graph's "synchronization reset").
+    pub fn reset_delta_tokens(&self) {
+        self.shared.write().changes.reset_tokens();
+    }
+
     /// Revokes every refresh token (the next refresh fails with AADSTS50173).
     pub fn revoke_refresh_tokens(&self) {
         lock(&self.shared.auth)

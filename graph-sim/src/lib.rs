@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod changes;
 mod clock;
 pub mod dns;
 pub mod faults;

@@ -20,6 +20,8 @@ pub struct Arrived {
     pub finding: String,
     /// `cs3`, the resource id.
     pub resource_id: String,
+    /// `rt`, when the scan that detected it started (Unix ms).
+    pub detected_ms: i64,
 }
 
 /// Parses every received message with lognormalizer and cefp; both must agree.
@@ -52,6 +54,9 @@ pub fn arrived(tools: &Tools, dir: &Path, receiver: &Receiver) -> Vec<Arrived> {
             action,
             finding,
             resource_id: field("cs3"),
+            detected_ms: field("rt")
+                .parse()
+                .unwrap_or_else(|e| panic!("rt: {e}: {line}")),
         });
     }
     out

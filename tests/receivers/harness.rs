@@ -281,6 +281,17 @@ impl Receiver {
 
     /// Stops the receiver with SIGTERM (it drains what it has read) and starts it again.
     pub fn restart_graceful(&mut self) {
+        self.stop_graceful();
+        self.launch();
+    }
+
+    /// Starts a stopped receiver again on the same address, appending to the same output.
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
+    /// Stops the receiver with SIGTERM: it drains what it has read; the port refuses.
+    pub fn stop_graceful(&mut self) {
         if let Some(child) = &self.child {
             let status = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -291,7 +302,6 @@ impl Receiver {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
-        self.launch();
     }
 
     /// Starts the receiver again on the same address, appending to the same output.

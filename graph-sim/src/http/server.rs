@@ -78,6 +78,12 @@ pub(crate) fn plan_faults(shared: &Shared, template: &str, key: &str) -> FaultPl
     let Some(fault) = fault else {
         return FaultPlan::default();
     };
+    let query = key.split_once('?').map_or("", |(_, query)| query);
+    if let Some(needle) = &fault.query_contains {
+        if !query.contains(needle.as_str()) {
+            return FaultPlan::default();
+        }
+    }
     let mut rng = decision_rng(seed, key, shared.occurrence(key));
     let mut hit = |rate: f64| rate > 0.0 && rng.gen_bool(rate.clamp(0.0, 1.0));
     let reset = hit(fault.reset_rate);
