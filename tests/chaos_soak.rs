@@ -265,27 +265,36 @@ impl Soak {
         let unique = first_arrivals(arrivals);
         self.check_counts(&unique);
         self.check_instances(&unique);
-        let failures: Vec<String> = unique
-            .iter()
-            .filter_map(|e| {
-                let observed = Observed {
-                    finding: &e.finding,
-                    resource: &e.resource_id,
-                    action: &e.action,
-                    detected_ms: e.detected_ms,
-                };
-                let verdict = self.truth.judge(&observed, SCAN_TIMEOUT_MS);
-                verdict
-                    .err()
-                    .map(|why| format!("{} {} {}: {why}", e.finding, e.resource_id, e.action))
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "seed {seed}: events against the ground truth: {failures:#?}"
-        );
+        self.check_truth(&unique);
         self.check_memory();
         self.report(arrivals, &unique);
+    }
+
+    /// No event contradicts the ground truth (`chaos_support/truth.rs`).
+    fn check_truth(&self, unique: &[&Arrived]) {
+        let mut previous: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        let mut failures = Vec::new();
+        for e in unique {
+            let key = (e.finding.as_str(), e.resource_id.as_str());
+            let observed = Observed {
+                finding: &e.finding,
+                resource: &e.resource_id,
+                action: &e.action,
+                detected_ms: e.detected_ms,
+                previous_ms: previous.insert(key, e.detected_ms),
+            };
+            if let Err(why) = self.truth.judge(&observed, SCAN_TIMEOUT_MS) {
+                failures.push(format!(
+                    "{} {} {}: {why}",
+                    e.finding, e.resource_id, e.action
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "seed {}: events against the ground truth: {failures:#?}",
+            self.seed
+        );
     }
 
     /// Every committed transition arrived; every event id once in the outbox arrived.
