@@ -30,8 +30,8 @@ mod daemon_support;
 mod harness;
 
 use arrivals::Arrived;
-use chaos_support::chaos;
 use chaos_support::truth::{Knob, Observed, Truth};
+use chaos_support::{chaos, delivery};
 use daemon_support::Daemon;
 use graph_sim::{start, SimHandle, SimOptions, TenantFile};
 use harness::{Kind, Receiver};
@@ -262,9 +262,13 @@ impl Soak {
                 log.display()
             );
         }
-        let unique = first_arrivals(arrivals);
-        self.check_counts(&unique);
-        self.check_instances(&unique);
+        let unique = delivery::first_arrivals(arrivals);
+        let delivered =
+            delivery::every_transition_arrived(&unique, &self.state, &self.seen_in_outbox)
+                .and_then(|()| delivery::instances_agree_with_state(&unique, &self.state));
+        if let Err(why) = delivered {
+            panic!("seed {seed}: {why}");
+        }
         self.check_truth(&unique);
         self.check_memory();
         self.report(arrivals, &unique);
@@ -295,61 +299,6 @@ impl Soak {
             "seed {}: events against the ground truth: {failures:#?}",
             self.seed
         );
-    }
-
-    /// Every committed transition arrived; every event id once in the outbox arrived.
-    fn check_counts(&self, unique: &[&Arrived]) {
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for event in unique {
-            *counts
-                .entry((event.finding.clone(), event.action.clone()))
-                .or_default() += 1;
-        }
-        let committed = chaos_support::event_counts(&self.state);
-        assert_eq!(
-            counts, committed,
-            "seed {}: arrived vs committed",
-            self.seed
-        );
-        let ids: BTreeSet<&str> = unique.iter().map(|e| e.event_id.as_str()).collect();
-        let lost: Vec<&String> = self
-            .seen_in_outbox
-            .iter()
-            .filter(|id| !ids.contains(id.as_str()))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "seed {}: outbox events lost: {lost:?}",
-            self.seed
-        );
-    }
-
-    /// Per instance the events alternate new/resolved, and the last agrees with the state.
-    fn check_instances(&self, unique: &[&Arrived]) {
-        let mut history: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
-        for event in unique {
-            history
-                .entry((event.finding.clone(), event.resource_id.clone()))
-                .or_default()
-                .push(&event.action);
-        }
-        for (instance, actions) in &history {
-            let alternating = actions
-                .iter()
-                .enumerate()
-                .all(|(i, a)| *a == if i % 2 == 0 { "new" } else { "resolved" });
-            assert!(alternating, "seed {}: {instance:?}: {actions:?}", self.seed);
-        }
-        for (instance, open) in chaos_support::instances(&self.state) {
-            let last_new = history
-                .get(&instance)
-                .is_some_and(|a| a.last() == Some(&"new"));
-            assert_eq!(
-                open, last_new,
-                "seed {}: {instance:?} state vs events",
-                self.seed
-            );
-        }
     }
 
     /// After warm-up, resident memory over every run stays within the bound.
@@ -412,15 +361,6 @@ impl Soak {
             );
         }
     }
-}
-
-/// The first arrival of every event id, in arrival order.
-fn first_arrivals(arrivals: &[Arrived]) -> Vec<&Arrived> {
-    let mut seen = BTreeSet::new();
-    arrivals
-        .iter()
-        .filter(|e| seen.insert(e.event_id.clone()))
-        .collect()
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, state: &Path, receiver: &str) -> PathBuf {
