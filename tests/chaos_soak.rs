@@ -123,6 +123,7 @@ async fn chaos_soak_keeps_every_transition_and_resolves_nothing_on_failed_source
             soak.after_scan(half).await;
         }
     }
+    soak.report_memory();
     let arrivals = soak.finish(&tools).await;
     soak.check(&arrivals);
 }
@@ -340,6 +341,10 @@ impl Soak {
             "scans (status, count, mean s): {:?}",
             chaos_support::scan_summary(&self.state)
         );
+    }
+
+    /// Resident memory per run after warm-up, and a sample every ten seconds.
+    fn report_memory(&self) {
         for run in 1..=self.runs.len() {
             let warm: Vec<u64> = self
                 .samples
