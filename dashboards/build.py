@@ -276,6 +276,28 @@ def agent_health():
         timeseries("CPU", "CPU used by the daemon (cores).", "short",
                    [target(f"rate(process_cpu_seconds_total{{{JOB}}}[$__rate_interval])", "{{instance}}")],
                    (18, 39, 6, 6)),
+        row("Per-user coverage", 45),
+        stat("Oldest per-user data", "Age of the oldest per-user data (authentication methods, calendar "
+             "permissions, inbox rules) the checks evaluate, per tenant and section. The sweep re-reads "
+             "data older than [scan] per_user_max_age (7 days by default); orange past that, red past the "
+             "M365PosturePerUserDataStale alert's bound (8 days).", "s",
+             [target(f"time() - min by (tenant, section) "
+                     f"(m365_posture_per_user_oldest_read_timestamp_seconds{{{SEL}}})",
+                     "{{tenant}} {{section}}", instant=True)],
+             (0, 46, 8, 7), steps=("green", 7 * 86400, "orange", 8 * 86400, "red")),
+        timeseries("Sweep progress", "Users of each per-user section by state: current (read within "
+                   "per_user_max_age), pending (due, not read yet), failed (the last read failed).", "short",
+                   [target(f"sum by (tenant, section, state) (m365_posture_sweep_users{{{SEL}}})",
+                           "{{tenant}} {{section}} {{state}}")], (8, 46, 8, 7)),
+        timeseries("Graph pools", "Requests, 429s and limit warnings (x-ms-throttle-limit-percentage) per "
+                   "second, per throttling pool (directory, exchange, reports).", "reqps", [
+                       target(f"sum by (pool) (rate(m365_posture_graph_pool_requests_total{{{SEL}}}"
+                              f"[$__rate_interval]))", "{{pool}} requests", "A"),
+                       target(f"sum by (pool) (rate(m365_posture_graph_pool_throttled_total{{{SEL}}}"
+                              f"[$__rate_interval]))", "{{pool}} throttled", "B"),
+                       target(f"sum by (pool) (rate(m365_posture_graph_pool_slowed_total{{{SEL}}}"
+                              f"[$__rate_interval]))", "{{pool}} slowed", "C")],
+                   (16, 46, 8, 7)),
     ])
 
 

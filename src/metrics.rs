@@ -27,6 +27,9 @@ pub struct Metrics {
     /// `m365_posture_graph_pool_throttled_total{tenant,pool}`: back-off answers (also inside
     /// `$batch`) by throttling pool.
     pub graph_pool_throttled: IntCounterVec,
+    /// `m365_posture_graph_pool_slowed_total{tenant,pool}`: answers warning that more than 0.8
+    /// of the pool's budget was used (`x-ms-throttle-limit-percentage`), each holding the pool.
+    pub graph_pool_slowed: IntCounterVec,
     /// `m365_posture_scans_total{tenant,status}` with status ok|partial|failed.
     pub scans: IntCounterVec,
     /// `m365_posture_events_delivered_total{sink}`.
@@ -77,6 +80,11 @@ impl Metrics {
             graph_pool_throttled: counter_vec(
                 "m365_posture_graph_pool_throttled_total",
                 "Graph answers that asked the agent to back off, also inside $batch, by throttling pool.",
+                &["tenant", "pool"],
+            )?,
+            graph_pool_slowed: counter_vec(
+                "m365_posture_graph_pool_slowed_total",
+                "Graph answers warning that more than 0.8 of the pool's budget was used (x-ms-throttle-limit-percentage); each holds the pool until the budget is back at 0.8.",
                 &["tenant", "pool"],
             )?,
             scans: counter_vec(
@@ -142,6 +150,8 @@ impl Metrics {
                     .with_label_values(&[tenant, pool.as_str()]);
                 self.graph_pool_throttled
                     .with_label_values(&[tenant, pool.as_str()]);
+                self.graph_pool_slowed
+                    .with_label_values(&[tenant, pool.as_str()]);
             }
             for status in ["ok", "partial", "failed"] {
                 self.scans.with_label_values(&[tenant, status]);
@@ -159,6 +169,7 @@ impl Metrics {
         r.register(Box::new(self.graph_throttled.clone()))?;
         r.register(Box::new(self.graph_pool_requests.clone()))?;
         r.register(Box::new(self.graph_pool_throttled.clone()))?;
+        r.register(Box::new(self.graph_pool_slowed.clone()))?;
         r.register(Box::new(self.scans.clone()))?;
         r.register(Box::new(self.events_delivered.clone()))?;
         r.register(Box::new(self.events_failed.clone()))?;

@@ -98,6 +98,13 @@ pub struct CheckReport {
     /// findings keep their state. Absent when there are none.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub unevaluated: BTreeMap<String, usize>,
+    /// When the oldest data the check evaluated was read (RFC 3339): the scan's start for
+    /// what the scan read. Absent when the check did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_read_at: Option<String>,
+    /// Seconds from `data_read_at` to the scan's end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_age_seconds: Option<i64>,
 }
 
 /// One finding instance in the document.
@@ -151,6 +158,11 @@ pub fn tenant_scan(
                     None => check(id, CheckState::Ok, None),
                 };
                 report.unevaluated = count_by_reason(&evaluation.unevaluated);
+                let read = collected.snapshot.oldest_read(crate::checks::inputs(id));
+                if let Some(read) = read {
+                    report.data_read_at = Some(read.to_rfc3339_opts(SecondsFormat::Secs, true));
+                    report.data_age_seconds = Some((finished_at - read).num_seconds().max(0));
+                }
                 findings.extend(evaluation.findings.into_iter().map(|f| reported(config, f)));
                 report
             }
@@ -176,6 +188,8 @@ fn check(finding: FindingId, status: CheckState, reason: Option<String>) -> Chec
         status,
         reason,
         unevaluated: BTreeMap::new(),
+        data_read_at: None,
+        data_age_seconds: None,
     }
 }
 

@@ -137,3 +137,58 @@ async fn scrape(addr: std::net::SocketAddr) -> std::io::Result<String> {
     stream.read_to_string(&mut body).await?;
     Ok(body)
 }
+
+/// On a terminal, `scan` shows its progress on stderr (users listed, per-user reads) and
+/// clears the line at the end; stdout keeps only the document. Not on a pipe. `script` (from
+/// util-linux, Debian's `bsdutils`) gives the scan a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_shows_a_progress_line_on_a_terminal_and_nothing_on_a_pipe() {
+    let mut tenant = contoso();
+    let users = tenant.users.len();
+    tenant.faults.paths.insert(
+        "/v1.0/users/{id}/mailFolders/inbox/messageRules".into(),
+        graph_sim::PathFault {
+            latency_ms: Some([1_200, 1_200]),
+            ..graph_sim::PathFault::default()
+        },
+    );
+    let sim = sim(tenant).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let out = dir.path().join("scan.json");
+    let command = format!(
+        "{BINARY} scan --format json --config {} > {}",
+        config.display(),
+        out.display()
+    );
+    let terminal = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("script (bsdutils) is installed");
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(terminal.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!("contoso: {users} users listed, ")),
+        "the line shows the listed users while the mailbox reads run: {shown:?}"
+    );
+    assert!(shown.contains("per-user reads done"), "{shown:?}");
+    assert!(
+        shown.ends_with("\r\x1b[2K"),
+        "the line is cleared: {shown:?}"
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).expect("stdout is only JSON");
+    assert_eq!(document["tenants"][0]["status"], "ok");
+    let piped = Command::new(BINARY)
+        .args(["scan", "--format", "json", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(!stderr.contains("users listed"), "{stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
+}

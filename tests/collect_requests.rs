@@ -215,3 +215,45 @@ async fn pager_follows_next_links_across_many_pages() {
     assert_eq!(ids.len(), 250);
     assert_eq!(sim.stats().requests_to("/v1.0/users"), 36);
 }
+
+/// Sends `count` directory reads one after another through the agent's client, against a
+/// graph-sim whose identity budget is 20 resource units per 10 s, and returns what the
+/// simulator throttled and what the agent's directory pool was slowed by warnings.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helper
+async fn sequential_directory_reads(count: usize, warnings: bool) -> (u64, u64) {
+    let mut t = tenant(10);
+    t.faults.throttle.identity_ru_per_10s = Some(20);
+    t.faults.throttle.limit_percentage_header = warnings;
+    let sim = sim(t).await;
+    let files = Files::new();
+    let ctx = context(config(&sim, files.secret()));
+    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    for _ in 0..count {
+        client
+            .get(&client.url("/organization"), Pool::Directory)
+            .await
+            .unwrap();
+    }
+    (
+        sim.stats().throttled,
+        metric_sum(&ctx, "m365_posture_graph_pool_slowed_total"),
+    )
+}
+
+/// Identity answers carry `x-ms-throttle-limit-percentage` once more than 0.8 of the budget
+/// is used (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>).
+/// Without the warning, 30 reads against a budget of 20 run into 429s; with it, the agent
+/// holds the directory pool until the budget is back at 0.8 and is never refused.
+#[tokio::test]
+async fn a_limit_warning_slows_the_directory_pool_before_graph_throttles_it() {
+    let (throttled, slowed) = sequential_directory_reads(30, false).await;
+    assert!(
+        throttled > 0,
+        "the budget was never reached: the test proves nothing"
+    );
+    assert_eq!(slowed, 0);
+    let (throttled, slowed) = sequential_directory_reads(30, true).await;
+    assert_eq!(throttled, 0, "the agent ran on into the identity budget");
+    assert!(slowed > 0);
+}

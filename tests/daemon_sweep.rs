@@ -8,15 +8,13 @@
 mod support;
 
 use graph_sim::{SimHandle, TenantFile};
-use m365_posture::collect::source::GraphSource;
 use m365_posture::config::Config;
-use m365_posture::scan::{CollectedSnapshot, SnapshotSource};
+use m365_posture::scan::CollectedSnapshot;
 use m365_posture::state::Store;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 const METHODS: &str = "/v1.0/users/{id}/authentication/methods";
 const CALENDAR: &str = "/v1.0/users/{id}/calendar/calendarPermissions";
@@ -38,13 +36,7 @@ async fn cycle_with_metrics(
     config: &Config,
     state: &std::path::Path,
 ) -> (CollectedSnapshot, [i64; 2], i64) {
-    let store = Store::open(state).unwrap();
-    let ctx = context(config.clone());
-    let metrics = ctx.metrics.clone();
-    let source = GraphSource::new(ctx, Some(store));
-    let snap = source
-        .collect(&config.tenants[0], &CancellationToken::new())
-        .await;
+    let (snap, metrics) = daemon_cycle(config, state).await;
     let users = ["current", "pending"].map(|state| {
         metrics
             .sweep_users

@@ -136,6 +136,25 @@ async fn full_tenant_gives_exactly_the_expected_findings() {
     assert_eq!(checks.len(), 29);
     assert!(checks.iter().all(|c| c["status"] == "ok"), "{checks:#?}");
     assert_eq!(found(tenant), expected());
+    let started =
+        chrono::DateTime::parse_from_rfc3339(tenant["started_at"].as_str().unwrap()).unwrap();
+    let finished =
+        chrono::DateTime::parse_from_rfc3339(tenant["finished_at"].as_str().unwrap()).unwrap();
+    for check in checks {
+        let read_at = check["data_read_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{check}"));
+        let age = chrono::DateTime::parse_from_rfc3339(read_at).unwrap();
+        assert!(
+            started <= age && age <= finished,
+            "a one-shot scan reads everything itself: {check}"
+        );
+        assert_eq!(
+            check["data_age_seconds"].as_i64(),
+            Some((finished - age).num_seconds()),
+            "{check}"
+        );
+    }
     let kinds: BTreeSet<&str> = tenant["findings"]
         .as_array()
         .unwrap()
@@ -226,8 +245,13 @@ async fn refused_source_errors_only_its_checks_and_keeps_other_findings() {
         if finding.starts_with("mail.") {
             assert_eq!(check["status"], "error");
             assert_eq!(check["reason"], "permission_denied: MailboxSettings.Read");
+            assert!(
+                check.get("data_age_seconds").is_none(),
+                "no data, no age: {check}"
+            );
         } else {
             assert_eq!(check["status"], "ok", "{check}");
+            assert!(check["data_age_seconds"].as_i64().is_some(), "{check}");
         }
     }
     let without_mail: BTreeSet<_> = expected()

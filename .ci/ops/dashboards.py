@@ -34,6 +34,9 @@ METRICS = {
     "m365_posture_outbox_events": False, "m365_posture_outbox_full_total": False,
     "m365_posture_credential_expiry_timestamp_seconds": True, "m365_posture_build_info": False,
     "m365_posture_finding_info": False,
+    "m365_posture_sweep_users": True, "m365_posture_per_user_oldest_read_timestamp_seconds": True,
+    "m365_posture_graph_pool_requests_total": True, "m365_posture_graph_pool_throttled_total": True,
+    "m365_posture_graph_pool_slowed_total": True,
     "process_resident_memory_bytes": False, "process_cpu_seconds_total": False, "up": False,
 }
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")

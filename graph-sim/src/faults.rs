@@ -37,6 +37,8 @@ pub struct Faults {
     pub non_premium: bool,
     /// Throttling model.
     pub throttle: ThrottleSettings,
+    /// Graph-shaped latency by kind of request ([`crate::latency`]); off when absent.
+    pub graph_latency: Option<crate::latency::GraphLatency>,
 }
 
 /// Faults for one path template. Rates are probabilities in `[0, 1]`, drawn independently in
@@ -58,6 +60,9 @@ pub struct PathFault {
     pub reset_rate: f64,
     /// Added latency, uniform in `[min, max]` milliseconds.
     pub latency_ms: Option<[u64; 2]>,
+    /// Only requests whose raw query contains this text get the fault (`$skiptoken`: every
+    /// page of a collection but the first).
+    pub query_contains: Option<String>,
 }
 
 /// Throttling model (graph-client.md section 2.6).
@@ -86,6 +91,11 @@ pub struct ThrottleSettings {
     pub early_retry_penalty_secs: f64,
     /// Sometimes send a fractional `Retry-After` such as `2.128`.
     pub fractional_retry_after: bool,
+    /// Send `x-ms-throttle-limit-percentage` on identity answers once more than 0.8 of the
+    /// resource-unit budget is used, as Microsoft documents it
+    /// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>).
+    /// Off models a Graph that does not send it (it is not promised on every workload).
+    pub limit_percentage_header: bool,
 }
 
 impl Default for ThrottleSettings {
@@ -99,6 +109,7 @@ impl Default for ThrottleSettings {
             mailbox_per_10_min: 10_000,
             early_retry_penalty_secs: 2.0,
             fractional_retry_after: true,
+            limit_percentage_header: true,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::faults::Faults;
 use crate::http::throttle::ThrottleState;
 use crate::http::token::AuthState;
 use crate::http::{server, token_flow};
+use crate::latency::GraphLatency;
 use crate::mutation::Mutation;
 use crate::state::{lock, Shared, TenantData};
 use crate::stats::Stats;
@@ -31,6 +32,9 @@ pub struct SimOptions {
     pub token_lifetime: Duration,
     /// Seed of random decisions when the tenant's `faults.seed` is 0.
     pub seed: u64,
+    /// Graph-shaped latency; when set it replaces the tenant file's `faults.graph_latency`.
+    /// Off by default (tests run at loopback speed).
+    pub graph_latency: Option<GraphLatency>,
 }
 
 impl Default for SimOptions {
@@ -41,6 +45,7 @@ impl Default for SimOptions {
             dns_listen: loopback,
             token_lifetime: Duration::from_secs(3600),
             seed: 1,
+            graph_latency: None,
         }
     }
 }
@@ -95,6 +100,9 @@ pub async fn start(mut tenant: TenantFile, options: SimOptions) -> Result<SimHan
     if tenant.faults.seed == 0 {
         tenant.faults.seed = options.seed;
     }
+    if let Some(latency) = options.graph_latency {
+        tenant.faults.graph_latency = Some(latency);
+    }
     let listener = TcpListener::bind(options.http_listen)
         .await
         .map_err(|source| SimError::Bind {
@@ -120,6 +128,7 @@ pub async fn start(mut tenant: TenantFile, options: SimOptions) -> Result<SimHan
         stats: Mutex::new(Stats::default()),
         occurrences: Mutex::new(Default::default()),
         batches: AtomicU64::new(0),
+        latency_draws: Default::default(),
         base_url: format!("http://{http_addr}"),
     });
     let (stop, stopped) = watch::channel(false);
@@ -199,6 +208,18 @@ impl SimHandle {
             .access
             .values_mut()
             .for_each(|t| t.expires_at = now);
+    }
+
+    /// Expires every delta token issued so far: its next use answers 400 `syncStateNotFound`
+    /// (what Graph does after the seven days a directory delta token lives).
+    pub fn expire_delta_tokens(&self) {
+        self.shared.write().changes.expire_tokens();
+    }
+
+    /// Resets every delta token issued so far: its next use answers 410 Gone with a `Location`
+    /// of the initial query (Graph's "synchronization reset").
+    pub fn reset_delta_tokens(&self) {
+        self.shared.write().changes.reset_tokens();
     }
 
     /// Revokes every refresh token (the next refresh fails with AADSTS50173).

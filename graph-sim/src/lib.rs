@@ -5,6 +5,7 @@
 //! - [`tenant`]: the tenant file (CONTRACT section 6) and its validation.
 //! - [`faults`]: fault and throttling settings (`faults` in the tenant file).
 //! - [`stats`]: request counters served at `GET /_sim/stats`.
+//! - [`latency`]: Graph-shaped response latency by kind of request (off by default).
 //! - [`generate`]: the deterministic tenant generator behind `--users N --seed S`.
 //! - `handle`: [`start`] and [`SimHandle`], the in-process server.
 //! - `http`: the HTTP front (hyper), token endpoint, Graph routes, OData, `$batch`.
@@ -15,12 +16,14 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod changes;
 mod clock;
 pub mod dns;
 pub mod faults;
 pub mod generate;
 mod handle;
 mod http;
+pub mod latency;
 pub mod mutation;
 mod schema_props;
 mod state;
@@ -30,6 +33,7 @@ pub mod tenant;
 pub use faults::{Faults, PathFault, ThrottleSettings};
 pub use generate::{generate, generate_at};
 pub use handle::{start, SimHandle, SimOptions};
+pub use latency::GraphLatency;
 pub use mutation::{CollectionName, Mutation, UserSection};
 pub use stats::Stats;
 pub use tenant::{ClientRegistration, HostRecords, MethodLabels, RegistrationReport, TenantFile};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use graph_sim::{generate, start, SimOptions, TenantFile};
+use graph_sim::{generate, start, GraphLatency, SimOptions, TenantFile};
 
 /// Simulator of Microsoft Graph v1.0, the Entra ID token endpoint and DNS.
 #[derive(Debug, Parser)]
@@ -27,9 +27,21 @@ struct Cli {
     /// DNS listen address (UDP and TCP).
     #[arg(long, default_value = "127.0.0.1:5353")]
     dns_listen: SocketAddr,
+    /// Answer with Graph-shaped latency (graph-client.md section 5.1) multiplied by this factor
+    /// (1 = Graph's speed, 0.1 = ten times faster); replaces the tenant file's
+    /// `faults.graph_latency`. Off by default.
+    #[arg(long, value_parser = parse_scale)]
+    graph_latency_scale: Option<f64>,
     /// Write the tenant as JSON to this file and exit (with `--users`).
     #[arg(long)]
     dump: Option<PathBuf>,
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale >= 0.0 => Ok(scale),
+        _ => Err(format!("{text:?} is not a factor of 0 or more")),
+    }
 }
 
 #[tokio::main]
@@ -49,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         http_listen: cli.listen,
         dns_listen: cli.dns_listen,
         seed: cli.seed,
+        graph_latency: cli.graph_latency_scale.map(GraphLatency::scaled),
         ..SimOptions::default()
     };
     let handle = start(tenant, options).await?;

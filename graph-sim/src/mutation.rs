@@ -104,8 +104,8 @@ pub enum Mutation {
     },
     /// Replaces the fault settings.
     SetFaults {
-        /// New settings.
-        faults: Faults,
+        /// New settings (boxed: they are much larger than the other variants).
+        faults: Box<Faults>,
     },
 }
 
@@ -205,7 +205,7 @@ impl Mutation {
                 let key = name.trim_end_matches('.').to_ascii_lowercase();
                 tenant.dns.retain(|k, _| !k.eq_ignore_ascii_case(&key));
             }
-            Mutation::SetFaults { faults } => tenant.faults = faults,
+            Mutation::SetFaults { faults } => tenant.faults = *faults,
         }
         Ok(())
     }

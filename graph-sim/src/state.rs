@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde_json::{json, Value};
 
+use crate::changes::{Before, ChangeLog};
 use crate::http::throttle::ThrottleState;
 use crate::http::token::AuthState;
 use crate::stats::Stats;
@@ -19,6 +20,8 @@ use crate::tenant::{object_id, ClientRegistration, MethodLabels, TenantFile};
 pub(crate) struct TenantData {
     pub file: TenantFile,
     pub index: Index,
+    /// Per-object change stamps for the delta endpoints.
+    pub changes: ChangeLog,
 }
 
 /// Lookups that would otherwise scan the tenant.
@@ -39,7 +42,11 @@ pub(crate) struct Index {
 impl TenantData {
     pub fn new(file: TenantFile) -> TenantData {
         let index = Index::build(&file, &[]);
-        TenantData { file, index }
+        TenantData {
+            file,
+            index,
+            changes: ChangeLog::default(),
+        }
     }
 
     /// Position of a user by id or userPrincipalName.
@@ -259,6 +266,8 @@ pub(crate) struct Shared {
     /// How often each exact request was seen, for reproducible fault decisions.
     pub occurrences: Mutex<HashMap<String, u64>>,
     pub batches: AtomicU64,
+    /// Numbers the draws of the Graph-shaped latency model.
+    pub latency_draws: crate::latency::DrawCounter,
     /// `http://127.0.0.1:PORT`, the root of absolute links.
     pub base_url: String,
 }
@@ -277,13 +286,20 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Changes the tenant and rebuilds the indexes.
-    pub fn mutate<R>(&self, f: impl FnOnce(&mut TenantFile) -> R) -> R {
-        let mut guard = self
-            .tenant
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, TenantData> {
+        self.tenant
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changes the tenant, stamps what changed for the delta endpoints and rebuilds the
+    /// indexes.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut TenantFile) -> R) -> R {
+        let mut guard = self.write();
+        let before = Before::of(&guard.file);
         let result = f(&mut guard.file);
+        let data = &mut *guard;
+        data.changes.record(before, &data.file);
         let previous = std::mem::take(&mut guard.index.derived_registration);
         guard.index = Index::build(&guard.file, &previous);
         result

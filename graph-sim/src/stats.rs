@@ -31,6 +31,10 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Request body bytes received.
     pub bytes_received: u64,
+    /// Milliseconds of Graph-shaped latency added ([`crate::latency`]), summed over requests
+    /// and batch members (members overlap, so this exceeds the wall time).
+    #[serde(default)]
+    pub latency_added_ms: u64,
     /// DNS queries answered or dropped, by response code name (`NoError`, `NXDomain`, ...).
     pub dns_by_rcode: BTreeMap<String, u64>,
 }

@@ -107,3 +107,49 @@ async fn tenant_file_and_bad_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read tenant file"));
 }
+
+#[tokio::test]
+async fn graph_latency_scale_flag_turns_the_model_on() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/contoso.json");
+    let (mut child, http, _, tenant) = run(&[
+        "--tenant",
+        fixture,
+        "--listen",
+        "127.0.0.1:0",
+        "--dns-listen",
+        "127.0.0.1:0",
+        "--graph-latency-scale",
+        "0.05",
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("http://{http}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("client_id", graph_sim::DEFAULT_CLIENT_ID),
+            ("client_secret", graph_sim::DEFAULT_CLIENT_SECRET),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let stats: Value = client
+        .get(format!("http://{http}/_sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The token endpoint's 100-300 ms at a twentieth: at least 5 ms.
+    assert!(stats["latency_added_ms"].as_u64().unwrap() >= 5, "{stats}");
+    child.kill().await.unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+        .args(["--users", "5", "--graph-latency-scale", "-1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -187,6 +187,47 @@ async fn identity_bucket_throttles_and_punishes_early_retries() {
     sim.shutdown().await;
 }
 
+/// "x-ms-throttle-limit-percentage - Returned only when the application consumed more than
+/// 0.8 of its limit. The value ranges from 0.8 to 1.8"
+/// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>).
+#[tokio::test]
+async fn identity_answers_warn_past_eight_tenths_of_the_budget() {
+    let mut tenant = fixture();
+    tenant.faults.throttle.identity_ru_per_10s = Some(20);
+    let sim = sim(tenant).await;
+    let token = token(&sim).await;
+    let mut seen = Vec::new();
+    loop {
+        let (status, headers, _) = get(&sim, &token, "/v1.0/organization").await;
+        if status == 429 {
+            break;
+        }
+        let unit: f64 = headers["x-ms-resource-unit"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let warning = headers
+            .get("x-ms-throttle-limit-percentage")
+            .map(|v| v.to_str().unwrap().parse::<f64>().unwrap());
+        seen.push((unit, warning));
+        assert!(seen.len() < 40, "the bucket of 20 never refused: {seen:?}");
+    }
+    let mut used = 0.0;
+    for (unit, warning) in &seen {
+        used += unit / 20.0;
+        match warning {
+            Some(share) => assert!(
+                used > 0.8 - 0.01 && (share - used).abs() < 0.02 && *share <= 1.8,
+                "warned {share} at {used}: {seen:?}"
+            ),
+            None => assert!(used <= 0.8 + 0.01, "no warning at {used}: {seen:?}"),
+        }
+    }
+    assert!(seen.iter().any(|(_, w)| w.is_some()), "{seen:?}");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn mailbox_concurrency_limit_is_four() {
     let sim = sim(with_fault(

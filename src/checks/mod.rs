@@ -19,7 +19,7 @@ pub mod users;
 mod test_fixtures;
 
 use crate::findings::{Finding, FindingId};
-use crate::snapshot::TenantSnapshot;
+use crate::snapshot::{SectionName, TenantSnapshot};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -103,6 +103,43 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
         | DomainNotVerified => domains::evaluate(id, snapshot, ctx),
         RuleForwardsExternalAttachment | RuleForwardsExternal | RuleRedirectsExternal => {
             forwarding::evaluate(id, snapshot, ctx)
+        }
+    }
+}
+
+/// The snapshot sections a check reads; its data is as old as the oldest of them
+/// ([`TenantSnapshot::oldest_read`]).
+pub fn inputs(id: FindingId) -> &'static [SectionName] {
+    use FindingId::*;
+    use SectionName::*;
+    match id {
+        OnpremProvisioningError
+        | PasswordExpirationDisabled
+        | PasswordNotChanged
+        | StrongPasswordDisabled
+        | OnpremSyncDisabled
+        | NotLegalAdult
+        | ProxyAddressesConfigured
+        | AccountDisabled => &[Users],
+        OnpremSyncStale => &[Users, Organization],
+        Fido2Unattested | WhfbWeakKey | TapReusable | TapLongLived => {
+            &[Users, RegistrationDetails, AuthMethods]
+        }
+        CalendarSharedExternally => &[Users, Domains, CalendarPermissions],
+        AppNotMicrosoftCertified | AppNotPublisherAttested | AppDisabledByMicrosoft => {
+            &[Organization, Applications, ServicePrincipals]
+        }
+        AppCertificationExpiring => &[Applications],
+        SpfAllowsAny
+        | SpfMissing
+        | SpfInvalid
+        | DmarcMissing
+        | DmarcNotEnforced
+        | DmarcSubdomainsNotEnforced
+        | DmarcPartial => &[Domains, Dns],
+        DomainNotVerified => &[Domains],
+        RuleForwardsExternalAttachment | RuleForwardsExternal | RuleRedirectsExternal => {
+            &[Users, Domains, MessageRules]
         }
     }
 }

@@ -7,6 +7,9 @@ use crate::graph::{GraphClient, Pool};
 use crate::snapshot::{Application, Domain, Organization, Section, ServicePrincipal, Unavailable};
 use serde::de::DeserializeOwned;
 
+/// The permission the application and service principal sections need.
+pub const APPLICATION_PERMISSION: &str = "Application.Read.All";
+
 /// `$select` of `/users` (findings-spec.md section 2.2).
 pub const USER_SELECT: &str = "id,userPrincipalName,displayName,mail,userType,creationType,\
 accountEnabled,passwordPolicies,lastPasswordChangeDateTime,onPremisesSyncEnabled,\
@@ -17,12 +20,13 @@ const ORGANIZATION: &str =
     "/organization?$select=id,displayName,onPremisesSyncEnabled,onPremisesLastSyncDateTime";
 const DOMAINS: &str =
     "/domains?$select=id,isVerified,isDefault,isInitial,authenticationType,supportedServices";
-const APPLICATIONS: &str = "/applications?$select=id,appId,displayName,publisherDomain,\
-signInAudience,verifiedPublisher,certification,disabledByMicrosoftStatus,passwordCredentials,\
-keyCredentials&$top=999";
-const SERVICE_PRINCIPALS: &str = "/servicePrincipals?$select=id,appId,displayName,\
-appDisplayName,servicePrincipalType,appOwnerOrganizationId,accountEnabled,verifiedPublisher,\
-disabledByMicrosoftStatus,appRoleAssignmentRequired&$top=999";
+/// `$select` of `/applications` (and `/applications/delta`).
+pub const APPLICATION_SELECT: &str = "id,appId,displayName,publisherDomain,signInAudience,\
+verifiedPublisher,certification,disabledByMicrosoftStatus,passwordCredentials,keyCredentials";
+/// `$select` of `/servicePrincipals` (and `/servicePrincipals/delta`).
+pub const SERVICE_PRINCIPAL_SELECT: &str = "id,appId,displayName,appDisplayName,\
+servicePrincipalType,appOwnerOrganizationId,accountEnabled,verifiedPublisher,\
+disabledByMicrosoftStatus,appRoleAssignmentRequired";
 
 async fn list<T: DeserializeOwned>(
     client: &GraphClient,
@@ -54,10 +58,12 @@ pub async fn domains(client: &GraphClient) -> Section<Vec<Domain>> {
 
 /// Every application registration of the tenant.
 pub async fn applications(client: &GraphClient) -> Section<Vec<Application>> {
-    list(client, APPLICATIONS, "Application.Read.All").await
+    let relative = format!("/applications?$select={APPLICATION_SELECT}&$top=999");
+    list(client, &relative, APPLICATION_PERMISSION).await
 }
 
 /// Every service principal of the tenant.
 pub async fn service_principals(client: &GraphClient) -> Section<Vec<ServicePrincipal>> {
-    list(client, SERVICE_PRINCIPALS, "Application.Read.All").await
+    let relative = format!("/servicePrincipals?$select={SERVICE_PRINCIPAL_SELECT}&$top=999");
+    list(client, &relative, APPLICATION_PERMISSION).await
 }

@@ -6,12 +6,15 @@
 //! clear". Only a failed token (or cancellation) fails the whole scan. Token caches live in
 //! the [`CollectContext`] across scans.
 
+pub mod delta;
 pub mod directory;
 pub mod dns;
 pub mod own_credential;
 mod per_user;
 pub mod permissions;
 pub mod probe;
+pub mod progress;
+mod read_times;
 mod registration;
 pub mod source;
 pub mod sweep;
@@ -25,7 +28,9 @@ use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, 
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use crate::state::per_user::PerUserRead;
+use delta::{DeltaCollection, DirectoryCache, UserPages};
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
+use progress::ScanProgress;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +78,8 @@ pub struct CollectContext {
     providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
     /// The reports-bucket pacer of each tenant, kept across scans (the window is Graph's).
     pacers: Mutex<HashMap<String, Arc<Pacer>>>,
+    /// Each tenant's collection progress, for the `scan` command's terminal line.
+    progress: Mutex<HashMap<String, Arc<ScanProgress>>>,
 }
 
 impl CollectContext {
@@ -89,6 +96,7 @@ impl CollectContext {
             http: http_client(REQUEST_TIMEOUT)?,
             providers: Mutex::new(HashMap::new()),
             pacers: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -121,6 +129,12 @@ impl CollectContext {
     pub fn forget(&self, tenant: &TenantConfig) {
         let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
         providers.remove(&tenant.name);
+    }
+
+    /// The collection progress of the tenant named `tenant` (counted over every scan).
+    pub fn progress(&self, tenant: &str) -> Arc<ScanProgress> {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.entry(tenant.to_owned()).or_default().clone()
     }
 
     /// The reports-bucket pacer of `tenant` (`scan.reports_per_10s` per 10 s).
@@ -181,17 +195,22 @@ pub async fn collect_tenant(
     tenant: &TenantConfig,
     cancel: &CancellationToken,
 ) -> CollectReport {
-    collect_tenant_swept(ctx, tenant, cancel, None).await.0
+    collect_tenant_swept(ctx, tenant, cancel, None, None)
+        .await
+        .0
 }
 
 /// Collects one tenant; with a `sweep` (the daemon), per-user data is read only where the
-/// sweep's rules call for it and merged with the stored reads. The writes are `None` when
-/// the user list did not arrive complete.
+/// sweep's rules call for it and merged with the stored reads. With a `cache` of the directory (the
+/// daemon), users, applications and service principals come through delta queries
+/// ([`delta`]); its completed rounds are left in it for the state file. The writes are `None`
+/// when the user list did not arrive complete.
 pub async fn collect_tenant_swept(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     cancel: &CancellationToken,
     sweep: Option<&Sweep>,
+    cache: Option<&DirectoryCache>,
 ) -> (CollectReport, Option<SweepWrites>) {
     let failed = |err: String| {
         tracing::warn!(tenant = %tenant.name, error = %err, "Collection failed");
@@ -219,8 +238,17 @@ pub async fn collect_tenant_swept(
     let scan_cancel = cancel.child_token();
     let hint = provider.secret_hint();
     let client = ctx.client(tenant, provider, scan_cancel.clone());
-    let (snapshot, writes) =
-        collect_sections(ctx, tenant, &client, &scan_cancel, (sweep, &calendars)).await;
+    let started = crate::scan::clock_now();
+    let (mut snapshot, writes) = collect_sections(
+        ctx,
+        tenant,
+        &client,
+        &scan_cancel,
+        (sweep, cache, &calendars),
+    )
+    .await;
+    let coverage = writes.as_ref().map_or(&[][..], |w| &w.coverage[..]);
+    read_times::stamp(&mut snapshot, started, coverage);
     record_secret_expiry(ctx, tenant, &snapshot, hint.as_deref());
     if cancel.is_cancelled() {
         return failed("scan cancelled".to_owned());
@@ -256,8 +284,9 @@ async fn collect_sections(
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
-    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
+    (sweep, cache, calendars): (Option<&Sweep>, Option<&DirectoryCache>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
+    let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
         let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
@@ -266,9 +295,17 @@ async fn collect_sections(
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
         directory::organization(client),
         domains_and_dns,
-        directory::applications(client),
-        directory::service_principals(client),
-        users_and_per_user(ctx, client, sweep, calendars),
+        apps_section(
+            (client, cache),
+            DeltaCollection::Applications,
+            directory::applications(client)
+        ),
+        apps_section(
+            (client, cache),
+            DeltaCollection::ServicePrincipals,
+            directory::service_principals(client)
+        ),
+        users_and_per_user(ctx, client, (sweep, cache), calendars, &progress),
     );
     let mut snapshot = TenantSnapshot::empty(&tenant.tenant_id, "not collected");
     snapshot.organization = organization;
@@ -283,6 +320,22 @@ async fn collect_sections(
     snapshot.message_rules = users.rules;
     count_unreadable_mailboxes(ctx, tenant, &snapshot);
     (snapshot, users.writes)
+}
+
+/// Applications or service principals: through the delta cache when there is one, else the
+/// `listing`.
+async fn apps_section<T: serde::de::DeserializeOwned>(
+    (client, cache): (&GraphClient, Option<&DirectoryCache>),
+    collection: DeltaCollection,
+    listing: impl std::future::Future<Output = Section<Vec<T>>>,
+) -> Section<Vec<T>> {
+    match cache {
+        Some(cache) => cache
+            .list(client, collection)
+            .await
+            .map_err(|e| e.to_unavailable(directory::APPLICATION_PERMISSION)),
+        None => listing.await,
+    }
 }
 
 /// Sets `m365_posture_mailboxes_unreadable` from this scan's mailbox sections: each user
@@ -320,29 +373,36 @@ struct UserSections {
 async fn users_and_per_user(
     ctx: &CollectContext,
     client: &GraphClient,
-    sweep: Option<&Sweep>,
+    (sweep, cache): (Option<&Sweep>, Option<&DirectoryCache>),
     calendars: &CalendarReader,
+    progress: &ScanProgress,
 ) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
-        page_users(client, exchange_tx, feed, sweep, calendars),
+        page_users(
+            UserPages::new(client, cache),
+            exchange_tx,
+            feed,
+            (sweep, calendars),
+            progress
+        ),
         registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
         run_queue(
             client,
             exchange_rx,
-            Pool::Exchange,
-            scan.mailbox_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Exchange, scan.mailbox_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
         run_queue(
             client,
             directory_rx,
-            Pool::Reports,
-            scan.directory_concurrency,
-            sweep.map(Sweep::until)
+            (Pool::Reports, scan.directory_concurrency),
+            sweep.map(Sweep::until),
+            progress,
         ),
     );
     tracing::debug!(registration = %registration::describe(&registration), fallback, "Per-user reads done");

@@ -10,8 +10,9 @@
 //! nothing was read. Other failures stay with that user; a section fails as a whole only when
 //! the user list failed or every user asked was refused (the permission is missing).
 
-use super::directory::USER_SELECT;
+use super::delta::UserPages;
 use super::permissions;
+use super::progress::ScanProgress;
 use super::registration::RegistrationFeed;
 use super::sweep::Sweep;
 use crate::config::{TenantAuth, TenantConfig};
@@ -162,26 +163,25 @@ fn has_mailbox(user: &User) -> bool {
     user.mail.is_some() && !user.is_guest()
 }
 
-/// Pages `/users`, feeding mailbox users to the Exchange queue and every user id to `feed`
+/// Pages the users (`/users`, or the delta-synchronised list), feeding mailbox users to the Exchange queue and every user id to `feed`
 /// (used when the registration report is unavailable). With a `sweep`, only due mailbox
 /// reads are queued: never-read users as they are listed, aged ones oldest first after it.
 pub(crate) async fn page_users(
-    client: &GraphClient,
+    mut pages: UserPages<'_>,
     mut exchange: mpsc::Sender<Job>,
     feed: RegistrationFeed,
-    sweep: Option<&Sweep>,
-    calendars: &CalendarReader,
+    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
+    progress: &ScanProgress,
 ) -> Section<Vec<User>> {
-    let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
-    let mut pager = Pager::new(client, url, Pool::Directory);
     let mut users = Vec::new();
     let mut aged = Vec::new();
     loop {
-        let page = match pager.next_page().await {
+        let page = match pages.next_page().await {
             Ok(Some(page)) => page,
             Ok(None) => break,
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
+        progress.users_listed(page.len());
         for value in page {
             let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
                 detail: format!("user: {e}"),
@@ -240,13 +240,14 @@ pub(crate) fn queue() -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
 pub(crate) async fn run_queue(
     client: &GraphClient,
     jobs: mpsc::Receiver<Job>,
-    pool: Pool,
-    concurrency: usize,
+    (pool, concurrency): (Pool, usize),
     until: Option<Instant>,
+    progress: &ScanProgress,
 ) -> PerUserData {
     let mut data = PerUserData::default();
     let mut batches = jobs
         .chunks(client.batch_limit(pool, MAX_BATCH))
+        .inspect(|jobs| progress.reads_taken(jobs.len()))
         .map(|jobs| async move {
             let pending = |jobs: Vec<Job>| -> Vec<(Job, Result<Vec<Value>, Failed>)> {
                 jobs.into_iter()
@@ -267,6 +268,7 @@ pub(crate) async fn run_queue(
         })
         .buffer_unordered(concurrency.max(1));
     while let Some(done) = batches.next().await {
+        progress.reads_done(done.len());
         for (job, items) in done {
             store(&mut data, job, items);
         }

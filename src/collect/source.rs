@@ -8,10 +8,12 @@
 //! keeps its stored data or is "not collected", and the next scan continues, after
 //! [`SWEEP_PAUSE`](crate::scan::SWEEP_PAUSE) rather than the tenant's interval.
 
+use super::delta::{DeltaCollection, DirectoryCache};
 use super::sweep::{Coverage, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
 use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
+use crate::state::directory_cache::CollectionWrite;
 use crate::state::per_user::PerUserRead;
 use crate::state::Store;
 use futures::future::BoxFuture;
@@ -43,7 +45,10 @@ impl GraphSource {
         let until = tokio::time::Instant::now() + scan.timeout.mul_f64(SWEEP_SHARE_OF_TIMEOUT);
         let reads = load_reads(store, &tenant.name).await;
         let sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
-        let (report, writes) = collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep)).await;
+        let directory = load_directory(store, &tenant.name).await;
+        let (report, writes) =
+            collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep), Some(&directory)).await;
+        save_directory(store, &tenant.name, directory.take_writes()).await;
         let mut sweep_pending = false;
         if let Some(writes) = writes {
             self.show_coverage(&tenant.name, &writes.coverage);
@@ -125,6 +130,45 @@ async fn load_reads(store: &Store, tenant: &str) -> Vec<PerUserRead> {
             tracing::warn!(tenant, error = %err, "Cannot read stored per-user data; reading every user");
             Vec::new()
         }
+    }
+}
+
+/// The stored directory of a tenant; empty (a full resync) when the state file cannot be read.
+async fn load_directory(store: &Store, tenant: &str) -> DirectoryCache {
+    let (store, name) = (store.clone(), tenant.to_owned());
+    let loaded = tokio::task::spawn_blocking(move || {
+        DeltaCollection::ALL
+            .into_iter()
+            .map(|c| Ok((c, store.load_directory(&name, c.name())?)))
+            .collect::<Result<Vec<_>, crate::state::StateError>>()
+    })
+    .await;
+    match loaded {
+        Ok(Ok(stored)) => DirectoryCache::new(stored),
+        Ok(Err(err)) => {
+            tracing::warn!(tenant, error = %err, "Cannot read the stored directory; resynchronising");
+            DirectoryCache::default()
+        }
+        Err(err) => {
+            tracing::warn!(tenant, error = %err, "Cannot read the stored directory; resynchronising");
+            DirectoryCache::default()
+        }
+    }
+}
+
+/// Stores the completed delta rounds; a failure is logged and the rounds replay next scan.
+async fn save_directory(store: &Store, tenant: &str, writes: Vec<CollectionWrite>) {
+    if writes.is_empty() {
+        return;
+    }
+    let (store, name) = (store.clone(), tenant.to_owned());
+    let now = clock_now();
+    let saved =
+        tokio::task::spawn_blocking(move || store.save_directory(&name, &writes, now)).await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(tenant, error = %err, "Cannot store the directory"),
+        Err(err) => tracing::warn!(tenant, error = %err, "Cannot store the directory"),
     }
 }
 

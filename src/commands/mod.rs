@@ -12,6 +12,7 @@ pub mod demo;
 pub mod report;
 pub mod run;
 pub mod scan;
+mod scan_progress;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};

@@ -178,7 +178,8 @@ pub async fn scan(
 ) -> Result<ScanResult, ScanError> {
     let selected = select_tenants(config, tenant)?;
     let ctx = CollectContext::new(Arc::new(config.clone()), Metrics::new()?, tokens)?;
-    let scans = futures::future::join_all(selected.iter().map(|t| scan_tenant(&ctx, t))).await;
+    let scans = futures::future::join_all(selected.iter().map(|t| scan_tenant(&ctx, t)));
+    let scans = super::scan_progress::with_progress(&ctx, &selected, scans).await;
     let failed = scans.iter().any(|s| s.status == ScanStatus::Failed);
     let document = ScanDocument { tenants: scans };
     let output = match format {

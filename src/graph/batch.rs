@@ -6,6 +6,7 @@
 
 use super::client::{GraphClient, Pool};
 use super::errors::{safe_code, GraphError};
+use super::limit_warning;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -168,6 +169,10 @@ fn inner(client: &GraphClient, answer: &Value, pool: Pool) -> Inner {
         return Inner::Done(Err(GraphError::Malformed(
             "batch answers the same id twice".to_owned(),
         )));
+    }
+    if let Some(share) = header(answer, limit_warning::HEADER).and_then(limit_warning::parse_share)
+    {
+        client.heed_limit_warning(share, pool);
     }
     if (200..300).contains(&status) {
         return Inner::Done(Ok(body));

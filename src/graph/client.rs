@@ -7,6 +7,7 @@
 
 use super::auth::TokenProvider;
 use super::errors::{graph_error_code, GraphError};
+use super::limit_warning::{self, Brake};
 use super::pacer::Pacer;
 use super::retry::{RetryBudget, RetryPolicy};
 use crate::metrics::Metrics;
@@ -104,6 +105,7 @@ pub struct GraphClient {
     metrics: Metrics,
     policy: RetryPolicy,
     budgets: [RetryBudget; 3],
+    brakes: [Brake; 3],
     reports: Arc<Pacer>,
     cancel: CancellationToken,
 }
@@ -127,6 +129,7 @@ impl GraphClient {
             metrics,
             policy: settings.policy,
             budgets: Pool::ALL.map(|_| RetryBudget::new(settings.retry_budget)),
+            brakes: Pool::ALL.map(|_| Brake::default()),
             reports: settings.reports,
             cancel,
         }
@@ -179,6 +182,19 @@ impl GraphClient {
         }
     }
 
+    /// Holds `pool` when Graph warns that most of its budget is used (counted in
+    /// `m365_posture_graph_pool_slowed_total`).
+    /// Also for `$batch` members, whose headers are in the batch body.
+    pub(crate) fn heed_limit_warning(&self, share: f64, pool: Pool) {
+        if let Some(brake) = self.brakes.get(pool.index()) {
+            brake.warned(share);
+            self.metrics
+                .graph_pool_slowed
+                .with_label_values(&[&self.tenant, pool.as_str()])
+                .inc();
+        }
+    }
+
     /// Sleeps unless the scan is cancelled.
     pub async fn wait(&self, delay: Duration) -> Result<(), GraphError> {
         tokio::select! {
@@ -227,6 +243,12 @@ impl GraphClient {
         loop {
             if self.cancel.is_cancelled() {
                 return Err(GraphError::Cancelled);
+            }
+            if let Some(brake) = self.brakes.get(pool.index()) {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return Err(GraphError::Cancelled),
+                    () = brake.wait() => {}
+                }
             }
             if pool == Pool::Reports {
                 tokio::select! {
@@ -299,6 +321,14 @@ impl GraphClient {
         };
         let status = response.status();
         self.count(status.as_str());
+        if let Some(share) = response
+            .headers()
+            .get(limit_warning::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(limit_warning::parse_share)
+        {
+            self.heed_limit_warning(share, pool);
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

@@ -1,5 +1,6 @@
 //! Microsoft Graph access: authentication ([`auth`]), the HTTP client with retries and
-//! per-tenant request pools ([`client`]), `@odata.nextLink` paging ([`paging`]), `$batch`
+//! per-tenant request pools ([`client`]), slowing a pool Graph warns about
+//! ([`limit_warning`]), `@odata.nextLink` paging ([`paging`]), `$batch`
 //! ([`batch`]) and the error model ([`errors`]).
 //!
 //! Invariants: the bearer token is only ever sent to the configured Graph root (a nextLink to
@@ -12,6 +13,7 @@ pub mod batch;
 pub mod client;
 pub mod device_code;
 pub mod errors;
+pub mod limit_warning;
 pub mod pacer;
 pub mod paging;
 pub mod retry;

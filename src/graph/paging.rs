@@ -25,6 +25,7 @@ pub struct Pager<'a> {
     pages: usize,
     max_pages: usize,
     seen: HashSet<String>,
+    delta_link: Option<String>,
 }
 
 impl<'a> Pager<'a> {
@@ -37,6 +38,7 @@ impl<'a> Pager<'a> {
             pages: 0,
             max_pages: MAX_PAGES,
             seen: HashSet::new(),
+            delta_link: None,
         }
     }
 
@@ -64,9 +66,23 @@ impl<'a> Pager<'a> {
         }
         let body = self.client.get(&url, self.pool).await?;
         self.pages += 1;
+        self.delta_link = match body.get("@odata.deltaLink") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(link)) => Some(link.clone()),
+            Some(_) => {
+                return Err(GraphError::Malformed(
+                    "deltaLink is not a string".to_owned(),
+                ))
+            }
+        };
         let (items, next) = split_page(body)?;
         self.next = next;
         Ok(Some(items))
+    }
+
+    /// The `@odata.deltaLink` of the last page read, if it had one (a delta round's end).
+    pub fn delta_link(&self) -> Option<&str> {
+        self.delta_link.as_deref()
     }
 
     /// Pages read so far.

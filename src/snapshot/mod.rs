@@ -7,6 +7,7 @@
 
 pub mod types;
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -142,6 +143,40 @@ pub struct TenantSnapshot {
     /// A, AAAA and MX answers for SPF `a`, `mx` and `exists` terms.
     #[serde(default)]
     pub dns_hosts: HostAnswers,
+    /// When the data of each section that arrived was read: the scan's start for what this
+    /// scan read, and for a swept per-user section the oldest stored read it holds. A section
+    /// absent was not read.
+    #[serde(default)]
+    pub read_at: BTreeMap<SectionName, DateTime<Utc>>,
+}
+
+/// The snapshot's data sections, as [`TenantSnapshot::read_at`] and the checks' inputs name
+/// them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SectionName {
+    /// `/organization`.
+    Organization,
+    /// `/domains`.
+    Domains,
+    /// `/users`.
+    Users,
+    /// The registration report.
+    RegistrationDetails,
+    /// Per-user authentication methods.
+    AuthMethods,
+    /// Per-user calendar permissions.
+    CalendarPermissions,
+    /// Per-user inbox rules.
+    MessageRules,
+    /// `/applications`.
+    Applications,
+    /// `/servicePrincipals`.
+    ServicePrincipals,
+    /// DNS answers.
+    Dns,
 }
 
 impl TenantSnapshot {
@@ -163,6 +198,37 @@ impl TenantSnapshot {
             service_principals: Err(missing()),
             dns: DnsAnswers::new(),
             dns_hosts: HostAnswers::default(),
+            read_at: BTreeMap::new(),
         }
+    }
+
+    /// The sections that arrived (available, or for DNS: any answer).
+    pub fn arrived(&self) -> Vec<SectionName> {
+        use SectionName::*;
+        let sections = [
+            (Organization, self.organization.is_ok()),
+            (Domains, self.domains.is_ok()),
+            (Users, self.users.is_ok()),
+            (RegistrationDetails, self.registration_details.is_ok()),
+            (AuthMethods, self.auth_methods.is_ok()),
+            (CalendarPermissions, self.calendar_permissions.is_ok()),
+            (MessageRules, self.message_rules.is_ok()),
+            (Applications, self.applications.is_ok()),
+            (ServicePrincipals, self.service_principals.is_ok()),
+            (Dns, !self.dns.is_empty()),
+        ];
+        sections
+            .into_iter()
+            .filter_map(|(name, arrived)| arrived.then_some(name))
+            .collect()
+    }
+
+    /// When the oldest data of `sections` that arrived was read.
+    pub fn oldest_read(&self, sections: &[SectionName]) -> Option<DateTime<Utc>> {
+        sections
+            .iter()
+            .filter_map(|s| self.read_at.get(s))
+            .min()
+            .copied()
     }
 }

@@ -76,7 +76,43 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, user_id, kind)
     );
     ",
+    // 3: the daemon's directory cache for delta queries (issue 10): the objects of each
+    // tenant's users, applications and service principals as last synchronised (id and the
+    // selected JSON), and the deltaLink of the round that produced them.
+    "
+    CREATE TABLE directory_objects (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection, id)
+    );
+    CREATE TABLE delta_links (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        query TEXT NOT NULL,
+        link TEXT NOT NULL,
+        synced_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, collection)
+    );
+    ",
 ];
+
+/// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.
+pub(crate) fn check_readable(conn: &Connection) -> Result<(), StateError> {
+    let found: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+            row.get::<_, Option<i64>>(0)
+        })?
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(StateError::NewerSchema {
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

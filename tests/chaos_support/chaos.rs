@@ -90,6 +90,7 @@ fn path_fault(rng: &mut StdRng) -> PathFault {
         truncated_rate: rng.gen_range(0.0..0.15),
         reset_rate: rng.gen_range(0.0..0.15),
         latency_ms: rng.gen_bool(0.5).then(|| [0, rng.gen_range(1..600)]),
+        query_contains: None,
     }
 }
 

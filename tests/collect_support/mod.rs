@@ -125,6 +125,23 @@ pub async fn collect(ctx: &CollectContext) -> CollectReport {
     collect_tenant(ctx, &tenant, &CancellationToken::new()).await
 }
 
+/// One collection by the daemon's own snapshot source with the state file at `state`, as a
+/// fresh process: the state file is all that carries over from earlier cycles.
+pub async fn daemon_cycle(
+    config: &Config,
+    state: &std::path::Path,
+) -> (m365_posture::scan::CollectedSnapshot, Metrics) {
+    use m365_posture::scan::SnapshotSource;
+    let store = m365_posture::state::Store::open(state).unwrap();
+    let ctx = context(config.clone());
+    let metrics = ctx.metrics.clone();
+    let source = m365_posture::collect::source::GraphSource::new(ctx, Some(store));
+    let snap = source
+        .collect(&config.tenants[0], &CancellationToken::new())
+        .await;
+    (snap, metrics)
+}
+
 /// `m365_posture_graph_requests_total` summed over codes.
 pub fn counted_requests(ctx: &CollectContext) -> u64 {
     metric_sum(ctx, "m365_posture_graph_requests_total")

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::odata::{self, Collection, PageContext, Query};
-use super::routes::{self, MethodList, Resource, Workload};
+use super::routes::{self, DeltaSet, MethodList, Resource, Workload};
 use super::throttle::{self, Reason, Throttled};
 use super::token::{self, TokenInfo};
 use super::{GraphError, Reply, RequestIds};
+use crate::latency::{self, RequestKind};
 use crate::schema_props as props;
 use crate::state::{lock, Shared, TenantData};
 
@@ -84,7 +85,7 @@ async fn handle_inner(shared: &Arc<Shared>, call: &GraphCall<'_>) -> Result<Repl
     }
     check_permission(&token, &resource)?;
     let query = odata::parse_query(call.raw_query)?;
-    let _slot = admit(shared, &token, &resource, &query)?;
+    let admitted = admit(shared, &token, &resource, &query)?;
     if let Some(latency) = call.latency {
         tokio::time::sleep(latency).await;
     }
@@ -94,17 +95,35 @@ async fn handle_inner(shared: &Arc<Shared>, call: &GraphCall<'_>) -> Result<Repl
         raw_query: call.raw_query,
         eventual: call.eventual,
     };
-    let data = shared.read();
-    let body = as_seen_by_delegate(
-        &token,
-        &resource,
-        answer(&data, &resource, &query, &context)?,
-    );
+    let answered = answer(&shared.read(), &resource, &query, &context);
+    // An admitted request takes its time whether it finds the resource or not.
+    latency::wait(shared, latency_kind(&resource, answered.as_ref().ok())).await;
+    let body = as_seen_by_delegate(&token, &resource, answered?);
     let mut reply = Reply::json(200, body).header("OData-Version", "4.0");
     if resource.workload() == Workload::Directory {
         reply = reply.header("x-ms-resource-unit", cost(&resource, &query).to_string());
     }
+    if let Some(used) = admitted
+        .limit_used
+        .filter(|used| *used > LIMIT_WARNING_SHARE)
+    {
+        reply = reply.header("x-ms-throttle-limit-percentage", format!("{used:.2}"));
+    }
+    drop(admitted);
     Ok(reply)
+}
+
+/// The latency model's kind of this answer: Exchange, or a directory page by its items.
+fn latency_kind(resource: &Resource, body: Option<&Value>) -> RequestKind {
+    match resource.workload() {
+        Workload::Exchange => RequestKind::Exchange,
+        _ => RequestKind::Directory {
+            items: body
+                .and_then(|b| b.get("value"))
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+        },
+    }
 }
 
 fn denied(resource: &Resource, exchange_message: &str) -> GraphError {
@@ -166,7 +185,10 @@ fn as_seen_by_delegate(token: &TokenInfo, resource: &Resource, mut body: Value) 
 /// Identity resource units of one request (graph-client.md section 2.6).
 fn cost(resource: &Resource, query: &Query) -> u32 {
     let base: u32 = match resource {
-        Resource::Users | Resource::Applications => 2,
+        // A delta page costs what a page of the listing costs (no separate figure is published).
+        Resource::Users
+        | Resource::Applications
+        | Resource::Delta(DeltaSet::Users | DeltaSet::Applications) => 2,
         _ => 1,
     };
     let select = u32::from(query.select.is_some());
@@ -176,6 +198,20 @@ fn cost(resource: &Resource, query: &Query) -> u32 {
         .and_then(|t| t.parse::<u32>().ok())
         .is_some_and(|t| t < 20);
     base.saturating_sub(select + u32::from(small_top)).max(1)
+}
+
+/// Share of the identity budget past which answers carry `x-ms-throttle-limit-percentage`:
+/// "Returned only when the application consumed more than 0.8 of its limit. The value ranges
+/// from 0.8 to 1.8 and is a percentage of the use of the limit"
+/// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>,
+/// "Regular responses requests").
+const LIMIT_WARNING_SHARE: f64 = 0.8;
+
+/// What admission gave a request: a mailbox slot held until the answer is sent, and for
+/// identity requests the share of the client's resource-unit budget used.
+struct Admitted {
+    _slot: Option<MailboxSlot>,
+    limit_used: Option<f64>,
 }
 
 /// Releases a mailbox concurrency slot when the request ends.
@@ -196,7 +232,7 @@ fn admit(
     token: &TokenInfo,
     resource: &Resource,
     query: &Query,
-) -> Result<Option<MailboxSlot>, GraphError> {
+) -> Result<Admitted, GraphError> {
     let (settings, budget, tenant_id) = {
         let data = shared.read();
         (
@@ -206,7 +242,10 @@ fn admit(
         )
     };
     if !settings.enabled {
-        return Ok(None);
+        return Ok(Admitted {
+            _slot: None,
+            limit_used: None,
+        });
     }
     let now = Instant::now();
     let mut state = lock(&shared.throttle);
@@ -217,20 +256,29 @@ fn admit(
     let outcome = match resource.workload() {
         Workload::Exchange => {
             let mailbox = resource.user_key().unwrap_or_default().to_ascii_lowercase();
-            state.mailbox(client, &mailbox, &settings, now).map(|()| {
-                Some(MailboxSlot {
-                    shared: Arc::clone(shared),
-                    client: client.to_string(),
-                    mailbox,
+            state
+                .mailbox(client, &mailbox, &settings, now)
+                .map(|()| Admitted {
+                    _slot: Some(MailboxSlot {
+                        shared: Arc::clone(shared),
+                        client: client.to_string(),
+                        mailbox,
+                    }),
+                    limit_used: None,
                 })
-            })
         }
         _ if reports_bucket => state
             .reports(client, settings.reports_per_10s, &settings, now)
-            .map(|()| None),
+            .map(|()| Admitted {
+                _slot: None,
+                limit_used: None,
+            }),
         _ => state
             .identity(client, budget, cost(resource, query), &settings, now)
-            .map(|()| None),
+            .map(|used| Admitted {
+                _slot: None,
+                limit_used: settings.limit_percentage_header.then_some(used),
+            }),
     };
     drop(state);
     outcome.map_err(|refused| throttled(refused, client, &tenant_id, &settings, shared))
@@ -306,6 +354,7 @@ fn answer(
             query,
             context,
         ),
+        Resource::Delta(set) => super::delta::answer(data, *set, query, context),
         Resource::RegistrationDetails => {
             if file.faults.non_premium {
                 return Err(GraphError::new(
@@ -433,7 +482,7 @@ const DOMAINS: Collection = Collection {
     directory: true,
 };
 
-const APPLICATIONS: Collection = Collection {
+pub(crate) const APPLICATIONS: Collection = Collection {
     set: "applications",
     odata_type: "microsoft.graph.application",
     props: props::APPLICATION,
@@ -442,7 +491,7 @@ const APPLICATIONS: Collection = Collection {
     directory: true,
 };
 
-const SERVICE_PRINCIPALS: Collection = Collection {
+pub(crate) const SERVICE_PRINCIPALS: Collection = Collection {
     set: "servicePrincipals",
     odata_type: "microsoft.graph.servicePrincipal",
     props: props::SERVICE_PRINCIPAL,

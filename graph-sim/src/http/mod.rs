@@ -6,6 +6,7 @@
 
 pub(crate) mod assertion;
 pub(crate) mod batch;
+pub(crate) mod delta;
 pub(crate) mod filter;
 pub(crate) mod graph;
 pub(crate) mod graph_mailbox;

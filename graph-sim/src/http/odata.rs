@@ -22,6 +22,8 @@ pub(crate) struct Query {
     pub select: Option<Vec<String>>,
     pub top: Option<String>,
     pub skiptoken: Option<String>,
+    /// `$deltatoken` of a delta function (`latest`, empty, or a state token).
+    pub deltatoken: Option<String>,
     pub filter: Option<(String, Expr)>,
     pub count: bool,
     pub search: Option<String>,
@@ -62,6 +64,7 @@ pub(crate) fn parse_query(raw: &str) -> Result<Query, GraphError> {
             }
             "$top" => query.top = Some(value),
             "$skiptoken" => query.skiptoken = Some(value),
+            "$deltatoken" => query.deltatoken = Some(value),
             "$filter" => {
                 let expr = filter::parse(&value).map_err(|m| {
                     GraphError::new(400, "BadRequest", format!("Invalid filter clause: {m}"))
@@ -279,7 +282,7 @@ pub(crate) fn page(
     Ok(Value::Object(body))
 }
 
-fn page_size(query: &Query, strict: bool) -> Result<usize, GraphError> {
+pub(crate) fn page_size(query: &Query, strict: bool) -> Result<usize, GraphError> {
     let Some(raw) = &query.top else {
         return Ok(100);
     };

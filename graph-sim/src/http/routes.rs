@@ -6,6 +6,8 @@
 
 use percent_encoding::percent_decode_str;
 
+pub(crate) use crate::changes::DeltaSet;
+
 /// The kinds of authentication method lists under `/users/{id}/authentication/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MethodList {
@@ -25,6 +27,9 @@ pub(crate) enum Resource {
     Application(String),
     ServicePrincipals,
     ServicePrincipal(String),
+    /// `/users/delta`, `/applications/delta`, `/servicePrincipals/delta` (also as
+    /// `microsoft.graph.delta` or `delta()`).
+    Delta(DeltaSet),
     RegistrationDetails,
     AuthMethods(String, MethodList),
     CalendarPermissions(String),
@@ -102,6 +107,9 @@ impl Resource {
             Resource::Application(_) => "/v1.0/applications/{id}",
             Resource::ServicePrincipals => "/v1.0/servicePrincipals",
             Resource::ServicePrincipal(_) => "/v1.0/servicePrincipals/{id}",
+            Resource::Delta(DeltaSet::Users) => "/v1.0/users/delta",
+            Resource::Delta(DeltaSet::Applications) => "/v1.0/applications/delta",
+            Resource::Delta(DeltaSet::ServicePrincipals) => "/v1.0/servicePrincipals/delta",
             Resource::RegistrationDetails => {
                 "/v1.0/reports/authenticationMethods/userRegistrationDetails"
             }
@@ -134,7 +142,10 @@ impl Resource {
     /// authenticationmethodsroot-list-userregistrationdetails, authentication-list-methods,
     /// calendar-list-calendarpermissions (its Application column names `Calendars.ReadBasic`,
     /// whose application form in the permissions reference is `Calendars.ReadBasic.All`), and
-    /// mailfolder-list-messagerules.
+    /// mailfolder-list-messagerules. The delta functions need what the listing needs ("The same
+    /// permissions that are required to read a specific resource are also required to perform
+    /// delta query on that resource", learn.microsoft.com/graph/delta-query-overview; user-delta,
+    /// application-delta, serviceprincipal-delta).
     pub fn accepted_roles(&self) -> &'static [&'static str] {
         match self {
             Resource::Organization => &[
@@ -149,7 +160,7 @@ impl Resource {
                 "Domain.ReadWrite.All",
                 "Directory.ReadWrite.All",
             ],
-            Resource::Users | Resource::User(_) => &[
+            Resource::Users | Resource::User(_) | Resource::Delta(DeltaSet::Users) => &[
                 "User.Read.All",
                 "Directory.Read.All",
                 "User.ReadWrite.All",
@@ -158,7 +169,8 @@ impl Resource {
             Resource::Applications
             | Resource::Application(_)
             | Resource::ServicePrincipals
-            | Resource::ServicePrincipal(_) => &[
+            | Resource::ServicePrincipal(_)
+            | Resource::Delta(_) => &[
                 "Application.Read.All",
                 "Application.ReadWrite.All",
                 "Directory.Read.All",
@@ -222,10 +234,13 @@ pub(crate) fn resolve(path: &str) -> Result<Resource, String> {
         ["domains"] => Resource::Domains,
         ["domains", _] => Resource::Domain(id(1)),
         ["users"] => Resource::Users,
+        ["users", f] if is_delta(f) => Resource::Delta(DeltaSet::Users),
         ["users", _] => Resource::User(id(1)),
         ["applications"] => Resource::Applications,
+        ["applications", f] if is_delta(f) => Resource::Delta(DeltaSet::Applications),
         ["applications", _] => Resource::Application(id(1)),
         ["serviceprincipals"] => Resource::ServicePrincipals,
+        ["serviceprincipals", f] if is_delta(f) => Resource::Delta(DeltaSet::ServicePrincipals),
         ["serviceprincipals", _] => Resource::ServicePrincipal(id(1)),
         ["reports", "authenticationmethods", "userregistrationdetails"] => {
             Resource::RegistrationDetails
@@ -245,6 +260,15 @@ pub(crate) fn resolve(path: &str) -> Result<Resource, String> {
         _ => return Err(first_unknown(&segments, &words)),
     };
     Ok(resource)
+}
+
+/// The delta function segment: "`/delta` is a shortcut for the fully qualified name
+/// `/microsoft.graph.delta`" (learn.microsoft.com/graph/delta-query-overview).
+fn is_delta(segment: &str) -> bool {
+    matches!(
+        segment,
+        "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"
+    )
 }
 
 fn first_unknown(segments: &[String], words: &[&str]) -> String {
@@ -309,6 +333,13 @@ mod tests {
                 "/v1.0/reports/authenticationMethods/userRegistrationDetails",
             ),
             ("/servicePrincipals", "/v1.0/servicePrincipals"),
+            ("/users/delta", "/v1.0/users/delta"),
+            ("/users/microsoft.graph.delta", "/v1.0/users/delta"),
+            ("/applications/delta", "/v1.0/applications/delta"),
+            (
+                "/servicePrincipals/delta()",
+                "/v1.0/servicePrincipals/delta",
+            ),
         ];
         for (path, template) in cases {
             assert_eq!(resolve(path).unwrap().template(), template, "{path}");

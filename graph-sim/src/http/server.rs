@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use super::graph::{self, GraphCall};
 use super::{batch, routes, simapi, token_flow, Body, GraphError, Reply, RequestIds};
 use crate::faults::decision_rng;
+use crate::latency::{self, RequestKind};
 use crate::state::{lock, Shared};
 
 /// Largest request body read (a `$batch` of 20 small requests is far below).
@@ -77,6 +78,12 @@ pub(crate) fn plan_faults(shared: &Shared, template: &str, key: &str) -> FaultPl
     let Some(fault) = fault else {
         return FaultPlan::default();
     };
+    let query = key.split_once('?').map_or("", |(_, query)| query);
+    if let Some(needle) = &fault.query_contains {
+        if !query.contains(needle.as_str()) {
+            return FaultPlan::default();
+        }
+    }
     let mut rng = decision_rng(seed, key, shared.occurrence(key));
     let mut hit = |rate: f64| rate > 0.0 && rng.gen_bool(rate.clamp(0.0, 1.0));
     let reset = hit(fault.reset_rate);
@@ -239,6 +246,7 @@ async fn route(shared: &Arc<Shared>, call: &Call<'_>, headers: &hyper::HeaderMap
                 &call.ids,
             );
         }
+        latency::wait(shared, RequestKind::Batch).await;
         return batch::handle(shared, bearer, call.bytes, &call.ids).await;
     }
     if let Some(rest) = call.path.strip_prefix("/v1.0") {
@@ -262,6 +270,7 @@ async fn route(shared: &Arc<Shared>, call: &Call<'_>, headers: &hyper::HeaderMap
     let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
     match (segments.as_slice(), call.method) {
         ([tenant, "oauth2", "v2.0", "token"], &Method::POST) => {
+            latency::wait(shared, RequestKind::Token).await;
             token_flow::token(shared, tenant, call.bytes, header("authorization"))
         }
         ([tenant, "oauth2", "v2.0", "devicecode"], &Method::POST) => {

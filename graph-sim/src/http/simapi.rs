@@ -1,7 +1,9 @@
 //! The `/_sim` control API: `GET /_sim/stats`, `GET /_sim/tenant`, `POST /_sim/tenant`
 //! (replace), `POST /_sim/mutate` (see [`crate::mutation`]), `POST /_sim/device-codes/approve`
 //! and `/decline` (`{"user_code": "...", "user_id": "..."?}`), `POST /_sim/token-lifetime`
-//! (`{"seconds": N}`) and `POST /_sim/tokens/expire` (every access token expires now).
+//! (`{"seconds": N}`), `POST /_sim/tokens/expire` (every access token expires now),
+//! `POST /_sim/delta/expire` (every delta token issued so far answers `syncStateNotFound`) and
+//! `POST /_sim/delta/reset` (every delta token issued so far answers 410 Gone).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, method: &Method, path: &str, body: &[
                 .access
                 .values_mut()
                 .for_each(|t| t.expires_at = now);
+            Reply::json(200, json!({"ok": true}))
+        }
+        (&Method::POST, "/_sim/delta/expire") => {
+            shared.write().changes.expire_tokens();
+            Reply::json(200, json!({"ok": true}))
+        }
+        (&Method::POST, "/_sim/delta/reset") => {
+            shared.write().changes.reset_tokens();
             Reply::json(200, json!({"ok": true}))
         }
         _ => Reply::json(

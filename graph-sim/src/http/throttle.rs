@@ -62,7 +62,8 @@ fn early_retry(blocked: &mut Option<Instant>, now: Instant, penalty: f64) -> Opt
 }
 
 impl ThrottleState {
-    /// Charges `cost` resource units to the client's identity bucket of `budget` per 10 s.
+    /// Charges `cost` resource units to the client's identity bucket of `budget` per 10 s and
+    /// returns the share of the budget now used (0.0 to 1.0).
     pub fn identity(
         &mut self,
         client: &str,
@@ -70,7 +71,7 @@ impl ThrottleState {
         cost: u32,
         settings: &ThrottleSettings,
         now: Instant,
-    ) -> Result<(), Throttled> {
+    ) -> Result<f64, Throttled> {
         let capacity = f64::from(budget.max(1));
         let bucket = self.identity.entry(client.to_string()).or_insert(Bucket {
             tokens: capacity,
@@ -95,7 +96,7 @@ impl ThrottleState {
         let cost = f64::from(cost);
         if bucket.tokens >= cost {
             bucket.tokens -= cost;
-            return Ok(());
+            return Ok(1.0 - bucket.tokens / capacity);
         }
         let wait = ((cost - bucket.tokens) / rate).max(1.0);
         bucket.blocked_until = Some(now + Duration::from_secs_f64(wait));

@@ -1,0 +1,172 @@
+//! The daemon's directory cache in the state file (tables `directory_objects` and
+//! `delta_links`): for each tenant and collection (`users`, `applications`,
+//! `service_principals`) the objects as the last completed delta round left them (id and the
+//! selected JSON), the query that round started from and its deltaLink.
+//!
+//! Only a completed round is written, in one transaction: its changes (or, for a full resync,
+//! the whole collection) and its deltaLink together, so the stored objects always match the
+//! stored link. A crash before the write replays the round from the older link; replays are
+//! idempotent.
+
+use super::{to_ms, StateError, Store};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+/// A collection as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredCollection {
+    /// The initial query of the stored round and its deltaLink.
+    pub link: Option<StoredLink>,
+    /// `(id, object JSON)` of every stored object.
+    pub objects: Vec<(String, String)>,
+}
+
+/// Where the next delta round of a collection starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLink {
+    /// The initial request the rounds descend from (its `$select`).
+    pub query: String,
+    /// The deltaLink of the last completed round.
+    pub link: String,
+}
+
+/// What one completed delta round changes in a stored collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionWrite {
+    /// `users`, `applications` or `service_principals`.
+    pub collection: String,
+    /// The round's initial query and deltaLink.
+    pub link: StoredLink,
+    /// A full resync: every stored object not in `upserts` is gone.
+    pub replace_all: bool,
+    /// `(id, object JSON)` of objects new or changed.
+    pub upserts: Vec<(String, String)>,
+    /// Ids of removed objects.
+    pub removed: Vec<String>,
+}
+
+impl Store {
+    /// The stored objects and deltaLink of one collection of a tenant.
+    pub fn load_directory(
+        &self,
+        tenant: &str,
+        collection: &str,
+    ) -> Result<StoredCollection, StateError> {
+        let conn = self.lock()?;
+        let link = conn
+            .query_row(
+                "SELECT query, link FROM delta_links WHERE tenant = ?1 AND collection = ?2",
+                params![tenant, collection],
+                |row| {
+                    Ok(StoredLink {
+                        query: row.get(0)?,
+                        link: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        let mut statement = conn.prepare(
+            "SELECT id, object FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
+        )?;
+        let objects = statement
+            .query_map(params![tenant, collection], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(StoredCollection { link, objects })
+    }
+
+    /// Applies completed rounds, each with its deltaLink, in one transaction.
+    pub fn save_directory(
+        &self,
+        tenant: &str,
+        writes: &[CollectionWrite],
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        for write in writes {
+            let collection = write.collection.as_str();
+            if write.replace_all {
+                tx.execute(
+                    "DELETE FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
+                    params![tenant, collection],
+                )?;
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO directory_objects (tenant, collection, id, object)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, collection, id) DO UPDATE SET object = excluded.object",
+            )?;
+            for (id, object) in &write.upserts {
+                upsert.execute(params![tenant, collection, id, object])?;
+            }
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM directory_objects WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+            )?;
+            for id in &write.removed {
+                delete.execute(params![tenant, collection, id])?;
+            }
+            tx.execute(
+                "INSERT INTO delta_links (tenant, collection, query, link, synced_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, collection) DO UPDATE SET query = excluded.query,
+                   link = excluded.link, synced_ms = excluded.synced_ms",
+                params![
+                    tenant,
+                    collection,
+                    write.link.query,
+                    write.link.link,
+                    to_ms(now)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(replace_all: bool, upserts: &[(&str, &str)], removed: &[&str]) -> CollectionWrite {
+        CollectionWrite {
+            collection: "users".into(),
+            link: StoredLink {
+                query: "q".into(),
+                link: format!("link-{}", upserts.len()),
+            },
+            replace_all,
+            upserts: upserts
+                .iter()
+                .map(|(id, o)| ((*id).to_owned(), (*o).to_owned()))
+                .collect(),
+            removed: removed.iter().map(|id| (*id).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn rounds_apply_with_their_link_and_a_resync_replaces_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let now = super::super::from_ms(1_700_000_000_000);
+        let first = write(true, &[("a", "{}"), ("b", "{}")], &[]);
+        store.save_directory("t", &[first], now).unwrap();
+        let changes = write(false, &[("a", r#"{"x":1}"#)], &["b", "never-stored"]);
+        store
+            .save_directory("t", std::slice::from_ref(&changes), now)
+            .unwrap();
+        let stored = store.load_directory("t", "users").unwrap();
+        assert_eq!(stored.objects, vec![("a".into(), r#"{"x":1}"#.into())]);
+        assert_eq!(stored.link, Some(changes.link));
+        let resync = write(true, &[("c", "{}")], &[]);
+        store.save_directory("t", &[resync], now).unwrap();
+        let stored = store.load_directory("t", "users").unwrap();
+        assert_eq!(stored.objects, vec![("c".into(), "{}".into())]);
+        assert_eq!(
+            store.load_directory("other", "users").unwrap(),
+            StoredCollection::default()
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! The daemon's directory through delta queries against graph-sim (issue 10 point 3), through
+//! the daemon's own snapshot source and state file, each cycle a fresh process: a rescan of an
+//! unchanged directory costs one delta request per collection and gives the same sections;
+//! users added, changed and deleted arrive through the deltaLink; an expired or reset token
+//! resyncs to exactly the tenant's directory; a round failing on a later page stores nothing
+//! and fails its section. Graph's rules: learn.microsoft.com/graph/delta-query-overview.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+#[path = "collect_support/mod.rs"]
+mod support;
+
+use graph_sim::{CollectionName, Mutation, PathFault, SimHandle};
+use m365_posture::config::Config;
+use m365_posture::scan::CollectedSnapshot;
+use m365_posture::state::Store;
+use serde_json::json;
+use std::collections::BTreeSet;
+use support::*;
+
+const DELTA: [&str; 3] = [
+    "/v1.0/users/delta",
+    "/v1.0/applications/delta",
+    "/v1.0/servicePrincipals/delta",
+];
+const LISTINGS: [&str; 3] = [
+    "/v1.0/users",
+    "/v1.0/applications",
+    "/v1.0/servicePrincipals",
+];
+
+fn requests(sim: &SimHandle, templates: [&str; 3]) -> [u64; 3] {
+    let stats = sim.stats();
+    templates.map(|t| stats.requests_to(t))
+}
+
+async fn cycle(config: &Config, state: &std::path::Path) -> CollectedSnapshot {
+    let snap = daemon_cycle(config, state).await.0;
+    assert_eq!(snap.error, None);
+    snap
+}
+
+fn listed_ids(snap: &CollectedSnapshot) -> BTreeSet<String> {
+    let users = snap.snapshot.users.as_ref().expect("users section");
+    users.iter().map(|u| u.id.clone()).collect()
+}
+
+fn tenant_ids(sim: &SimHandle) -> BTreeSet<String> {
+    let users = sim.tenant().users;
+    users
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn stored_users(state: &std::path::Path) -> usize {
+    let store = Store::open(state).unwrap();
+    store
+        .load_directory("contoso", "users")
+        .unwrap()
+        .objects
+        .len()
+}
+
+/// A generated tenant of `users` users; reports buckets wide on both sides (the sweep's pacing
+/// is tested in daemon_sweep.rs).
+async fn setup(users: usize, files: &Files) -> (SimHandle, Config) {
+    let mut tenant = graph_sim::generate(users, 5);
+    tenant.faults.throttle.reports_per_10s = 1_000;
+    let sim = sim(tenant).await;
+    let mut config = config(&sim, files.secret());
+    config.scan.reports_per_10s = 1_000;
+    (sim, config)
+}
+
+fn user_id(sim: &SimHandle, position: usize) -> String {
+    sim.tenant().users[position]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_unchanged_directory_costs_one_delta_request_per_collection_across_a_restart() {
+    let files = Files::new();
+    let (sim, config) = setup(250, &files).await;
+    let state = files.dir.path().join("state.db");
+    let first = cycle(&config, &state).await;
+    let after_first = requests(&sim, DELTA);
+    assert_eq!(after_first[0], 3, "250 users, 100 a delta page");
+    assert!(after_first[1] >= 1 && after_first[2] >= 1);
+    assert_eq!(
+        requests(&sim, LISTINGS),
+        [0, 0, 0],
+        "the daemon lists nothing in full"
+    );
+    assert_eq!(listed_ids(&first), tenant_ids(&sim));
+
+    // A fresh process over the same state file: the deltaLinks were kept.
+    let second = cycle(&config, &state).await;
+    assert_eq!(requests(&sim, DELTA), after_first.map(|n| n + 1));
+    assert_eq!(second.snapshot.users, first.snapshot.users);
+    assert_eq!(second.snapshot.applications, first.snapshot.applications);
+    assert_eq!(
+        second.snapshot.service_principals,
+        first.snapshot.service_principals
+    );
+}
+
+#[tokio::test]
+async fn users_added_changed_and_deleted_arrive_through_the_delta_link() {
+    let files = Files::new();
+    let (sim, config) = setup(60, &files).await;
+    let state = files.dir.path().join("state.db");
+    cycle(&config, &state).await;
+    let before = requests(&sim, DELTA);
+    let (disabled, deleted) = (user_id(&sim, 0), user_id(&sim, 1));
+    let stored = Store::open(&state).unwrap().load_per_user_reads("contoso");
+    assert!(stored.unwrap().iter().any(|r| r.user_id == deleted));
+    sim.apply(Mutation::Patch {
+        collection: CollectionName::Users,
+        id: disabled.clone(),
+        changes: json!({"accountEnabled": false}),
+    })
+    .unwrap();
+    sim.apply(Mutation::Remove {
+        collection: CollectionName::Users,
+        id: deleted.clone(),
+    })
+    .unwrap();
+    let added = json!({"id": "d1000000-0000-4000-8000-000000000001", "accountEnabled": true,
+        "userPrincipalName": "newcomer@contoso.com", "mail": "newcomer@contoso.com",
+        "userType": "Member", "displayName": "Newcomer"});
+    sim.apply(Mutation::Upsert {
+        collection: CollectionName::Users,
+        object: added.clone(),
+    })
+    .unwrap();
+    sim.apply(Mutation::SetMailbox {
+        user_id: added["id"].as_str().unwrap().into(),
+        enabled: true,
+    })
+    .unwrap();
+
+    let second = cycle(&config, &state).await;
+    assert_eq!(
+        requests(&sim, DELTA)[0],
+        before[0] + 1,
+        "one page of changes"
+    );
+    assert_eq!(listed_ids(&second), tenant_ids(&sim));
+    let users = second.snapshot.users.as_ref().unwrap();
+    let user = |id: &str| users.iter().find(|u| u.id == id);
+    assert_eq!(user(&disabled).unwrap().account_enabled, Some(false));
+    assert!(user(&deleted).is_none(), "@removed is evidence of deletion");
+    assert_eq!(
+        user(added["id"].as_str().unwrap()).unwrap().mail.as_deref(),
+        Some("newcomer@contoso.com")
+    );
+    // The sweep keys off this list: the newcomer is read, the deleted user forgotten.
+    let stored = Store::open(&state)
+        .unwrap()
+        .load_per_user_reads("contoso")
+        .unwrap();
+    assert!(stored.iter().all(|r| r.user_id != deleted));
+    assert!(stored
+        .iter()
+        .any(|r| r.user_id == added["id"] && r.kind == "rules"));
+    assert_eq!(stored_users(&state), tenant_ids(&sim).len());
+}
+
+#[tokio::test]
+async fn an_expired_or_reset_token_resyncs_to_exactly_the_tenants_directory() {
+    let files = Files::new();
+    let (sim, config) = setup(150, &files).await;
+    let state = files.dir.path().join("state.db");
+    cycle(&config, &state).await;
+    for (round, gone) in [(0, 3), (1, 4)] {
+        let before = requests(&sim, DELTA)[0];
+        let gone = user_id(&sim, gone);
+        sim.apply(Mutation::Remove {
+            collection: CollectionName::Users,
+            id: gone.clone(),
+        })
+        .unwrap();
+        sim.apply(Mutation::Upsert {
+            collection: CollectionName::Users,
+            object: json!({"id": format!("e100000{round}-0000-4000-8000-000000000001")}),
+        })
+        .unwrap();
+        // Graph answers 400 syncStateNotFound after seven days, 410 Gone on a reset.
+        if round == 0 {
+            sim.expire_delta_tokens();
+        } else {
+            sim.reset_delta_tokens();
+        }
+        let snap = cycle(&config, &state).await;
+        assert_eq!(
+            requests(&sim, DELTA)[0],
+            before + 1 + 2,
+            "the refused link, then a full round of two pages"
+        );
+        assert_eq!(listed_ids(&snap), tenant_ids(&sim), "round {round}");
+        assert!(!listed_ids(&snap).contains(&gone));
+        assert_eq!(stored_users(&state), tenant_ids(&sim).len());
+    }
+    assert_eq!(requests(&sim, LISTINGS), [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() {
+    let files = Files::new();
+    let (sim, config) = setup(250, &files).await;
+    let state = files.dir.path().join("state.db");
+    cycle(&config, &state).await;
+    let link = |state: &std::path::Path| {
+        let store = Store::open(state).unwrap();
+        store.load_directory("contoso", "users").unwrap().link
+    };
+    let stored_link = link(&state);
+    // More changes than one page holds, and a deletion on the failing page.
+    let tenant = sim.tenant();
+    let deleted = tenant.users[249]["id"].as_str().unwrap().to_owned();
+    sim.mutate(|t| {
+        for user in t.users.iter_mut().take(150) {
+            user["accountEnabled"] = json!(false);
+        }
+        assert!(t.remove_user(&deleted));
+    });
+    let mut faults = tenant.faults.clone();
+    faults.paths.insert(
+        DELTA[0].into(),
+        PathFault {
+            status: Some(400),
+            rate: 1.0,
+            query_contains: Some("$skiptoken".into()),
+            ..PathFault::default()
+        },
+    );
+    sim.set_faults(faults);
+    let failed = daemon_cycle(&config, &state).await.0;
+    assert!(
+        failed.snapshot.users.is_err(),
+        "{:?}",
+        failed.snapshot.users
+    );
+    assert!(failed.snapshot.message_rules.is_err());
+    assert_eq!(link(&state), stored_link, "the stored link stands");
+    assert_eq!(stored_users(&state), 250, "no object stored or forgotten");
+    let stored = Store::open(&state)
+        .unwrap()
+        .load_per_user_reads("contoso")
+        .unwrap();
+    assert!(
+        stored.iter().any(|r| r.user_id == deleted),
+        "a failed round forgets no one"
+    );
+
+    sim.set_faults(tenant.faults);
+    let recovered = cycle(&config, &state).await;
+    assert_eq!(listed_ids(&recovered), tenant_ids(&sim));
+    let users = recovered.snapshot.users.as_ref().unwrap();
+    let disabled_now = sim
+        .tenant()
+        .users
+        .iter()
+        .filter(|u| u["accountEnabled"] == false)
+        .count();
+    assert!(disabled_now >= 150);
+    assert_eq!(
+        users
+            .iter()
+            .filter(|u| u.account_enabled == Some(false))
+            .count(),
+        disabled_now
+    );
+}
