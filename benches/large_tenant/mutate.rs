@@ -22,7 +22,7 @@ type Instance = (String, String);
 /// Users (ids) holding an open instance of `finding` (any finding when `None`).
 fn holders(open: &BTreeSet<Instance>, finding: Option<&str>) -> BTreeSet<String> {
     open.iter()
-        .filter(|(f, _)| finding.is_none_or(|want| f == want))
+        .filter(|(f, _)| finding.map_or(true, |want| f == want))
         .map(|(_, r)| r.clone())
         .collect()
 }
