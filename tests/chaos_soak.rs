@@ -46,7 +46,7 @@ const SCAN_TIMEOUT_MS: i64 = 20_000;
 /// Scans of a run before its memory counts (caches, connection pools, allocator arenas).
 const WARM_UP_SCANS: i64 = 5;
 /// How far resident memory may move after warm-up, over all runs (KiB).
-const RSS_BOUND_KIB: u64 = 32 * 1024;
+const RSS_BOUND_KIB: u64 = 8 * 1024;
 
 /// One resident-memory sample.
 #[derive(Debug, Clone, Copy)]
