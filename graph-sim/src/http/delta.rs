@@ -67,15 +67,20 @@ fn unsupported(message: &str) -> GraphError {
     GraphError::new(400, "Request_UnsupportedQuery", message.to_owned())
 }
 
+/// Plain-text prefix of a token: opaque like Graph's, and unlike a JWT (base64 of `{"`).
+const TOKEN_PREFIX: &[u8] = b"delta1|";
+
 fn encode(state: &State) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(state).unwrap_or_default())
+    let mut plain = TOKEN_PREFIX.to_vec();
+    plain.extend(serde_json::to_vec(state).unwrap_or_default());
+    URL_SAFE_NO_PAD.encode(plain)
 }
 
 fn decode(token: &str, set: &str) -> Result<State, GraphError> {
-    let state: Option<State> = URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let state: Option<State> = URL_SAFE_NO_PAD.decode(token.trim()).ok().and_then(|bytes| {
+        let json = bytes.strip_prefix(TOKEN_PREFIX)?;
+        serde_json::from_slice(json).ok()
+    });
     match state {
         Some(state) if state.c == set => Ok(state),
         _ => Err(GraphError::new(
