@@ -238,3 +238,52 @@ fn refresh_tokens_round_trip() {
         "rt-2"
     );
 }
+
+/// `report` reads the state file as it is: no migration, no write, and with no daemon running
+/// no `-wal` or `-shm` left behind (run as root they would be root's, and the daemon's user
+/// could not open the file any more). With a daemon's connection open it reads the committed
+/// state through the WAL. A newer schema is refused.
+#[test]
+fn a_read_only_open_changes_nothing_and_leaves_no_companions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).unwrap();
+    let changes = changes_for(&store, at(1), &["u1", "u2"]);
+    store
+        .apply("contoso", &changes, &record(at(1)), NO_LIMIT)
+        .unwrap();
+    // While the daemon holds the file, a reader sees what it committed.
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.load_instances("contoso").unwrap().len(), 2);
+    drop(reader);
+    drop(store);
+    let companions = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "state.db")
+            .collect()
+    };
+    assert_eq!(companions(dir.path()), Vec::<String>::new(), "clean close");
+    let before = std::fs::read(&path).unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.load_instances("contoso").unwrap().len(), 2);
+    assert!(reader
+        .apply("contoso", &changes, &record(at(2)), NO_LIMIT)
+        .is_err());
+    drop(reader);
+    assert_eq!(companions(dir.path()), Vec::<String>::new());
+    assert_eq!(std::fs::read(&path).unwrap(), before, "not a byte changed");
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO schema_version VALUES (?1)",
+        [CURRENT_VERSION + 1],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open_read_only(&path),
+        Err(m365_posture::state::StateError::NewerSchema { .. })
+    ));
+}

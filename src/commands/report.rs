@@ -79,7 +79,7 @@ pub fn report(
         path: path.display().to_string(),
         source,
     };
-    let store = Store::open(path).map_err(state_error)?;
+    let store = Store::open_read_only(path).map_err(state_error)?;
     let mut tenants = Vec::new();
     for t in &config.tenants {
         if tenant.is_some_and(|name| name != t.name) {

@@ -88,6 +88,27 @@ impl Store {
         })
     }
 
+    /// Opens an existing state file for reading only (the `report` command): no migration,
+    /// no change to the file. When no daemon has it open (no `-wal` file beside it), it is
+    /// opened `immutable`, so SQLite creates no `-wal` or `-shm` either: run as root, a report
+    /// must not leave root-owned companions the daemon's user then cannot open.
+    pub fn open_read_only(path: &Path) -> Result<Self, StateError> {
+        let in_use = companion(path, "-wal").exists();
+        let mut uri = format!("file:{}?mode=ro", uri_path(path));
+        if !in_use {
+            uri.push_str("&immutable=1");
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(uri, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::check_readable(&conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
     /// Locks the connection for a unit of work.
     pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, StateError> {
         self.conn.lock().map_err(|_| StateError::Poisoned)
@@ -169,9 +190,7 @@ fn prepare_file(path: &Path) -> Result<(), StateError> {
 /// creates those with the database file's mode; this also fixes files left by older builds).
 fn tighten_companions(path: &Path) -> Result<(), StateError> {
     for suffix in ["-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let companion = PathBuf::from(name);
+        let companion = companion(path, suffix);
         match make_private(&companion) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StateError::File {
@@ -270,4 +289,25 @@ pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
 /// A time from Unix milliseconds (the epoch if out of range).
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// `path` with `suffix` appended to its file name (`state.db-wal`).
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A path as the path part of an SQLite `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }

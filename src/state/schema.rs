@@ -98,6 +98,22 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.
+pub(crate) fn check_readable(conn: &Connection) -> Result<(), StateError> {
+    let found: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+            row.get::<_, Option<i64>>(0)
+        })?
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(StateError::NewerSchema {
+            found,
+            supported: CURRENT_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
