@@ -281,11 +281,7 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
 
 /// `user.account_disabled` events in the outbox: (action, user).
 fn disabled_events(state: &std::path::Path) -> Vec<(String, String)> {
-    daemon_support::outbox(state)
-        .into_iter()
-        .filter(|(_, _, finding, _)| finding == "user.account_disabled")
-        .map(|(_, action, _, resource)| (action, resource))
-        .collect()
+    daemon_support::events_of(state, "user.account_disabled")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

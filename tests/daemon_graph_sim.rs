@@ -27,11 +27,7 @@ fn enabled(sim: &SimHandle, user: &str, on: bool) {
 }
 
 fn disabled_events(state: &std::path::Path) -> Vec<(String, String)> {
-    outbox(state)
-        .into_iter()
-        .filter(|(_, _, finding, _)| finding == "user.account_disabled")
-        .map(|(_, action, _, resource)| (action, resource))
-        .collect()
+    events_of(state, "user.account_disabled")
 }
 
 /// Events of one scan, in a stable order (a scan's events have no order between instances).
@@ -182,14 +178,6 @@ fn set_spf(sim: &SimHandle, record: &str) {
     sim.mutate(|t| {
         t.dns.insert("fabrikam.net".into(), vec![record.to_owned()]);
     });
-}
-
-fn events_of(state: &std::path::Path, finding: &str) -> Vec<(String, String)> {
-    outbox(state)
-        .into_iter()
-        .filter(|(_, _, f, _)| f == finding)
-        .map(|(_, action, _, resource)| (action, resource))
-        .collect()
 }
 
 /// Adele's unattested key stays open while the registration report shows a label the agent

@@ -366,22 +366,12 @@ pub struct Running {
     pub _dir: tempfile::TempDir,
 }
 
-/// Starts `tenant` in graph-sim (reports buckets wide) and the real daemon with the real
-/// collector on it, as tenant `contoso`.
-pub async fn run_daemon(mut tenant: TenantFile) -> Running {
-    tenant.faults = wide_reports(Faults::default());
-    let sim = start(tenant, SimOptions::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let secret = dir.path().join("secret");
+/// A config for tenant `contoso` in graph-sim scanning every `interval`: the default client's
+/// secret in `dir/secret`, state at `dir/state.db`, the sim's DNS.
+pub fn graph_sim_config(sim: &SimHandle, dir: &Path, interval: Duration) -> Config {
+    let secret = dir.join("secret");
     std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
-    let mut cfg = config(&state, &["contoso"], Duration::from_millis(100));
-    cfg.scan.reports_per_10s = WIDE_REPORTS;
-    // These tests follow each scan's per-user reads: every stored read is due at once (the
-    // sweep's age rule is tested in daemon_sweep.rs).
-    cfg.scan.per_user_max_age = Duration::from_millis(1);
-    // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
-    cfg.scan.timeout = Duration::from_secs(4);
+    let mut cfg = config(&dir.join("state.db"), &["contoso"], interval);
     cfg.dns = DnsConfig {
         servers: vec![sim.dns_addr()],
         timeout: Duration::from_millis(500),
@@ -394,6 +384,32 @@ pub async fn run_daemon(mut tenant: TenantFile) -> Running {
     };
     tenant.authority_url = sim.base_url();
     tenant.graph_url = sim.base_url();
+    cfg
+}
+
+/// Events of one finding in the outbox: (action, resource).
+pub fn events_of(state: &Path, finding: &str) -> Vec<(String, String)> {
+    outbox(state)
+        .into_iter()
+        .filter(|(_, _, f, _)| f == finding)
+        .map(|(_, action, _, resource)| (action, resource))
+        .collect()
+}
+
+/// Starts `tenant` in graph-sim (reports buckets wide) and the real daemon with the real
+/// collector on it, as tenant `contoso`.
+pub async fn run_daemon(mut tenant: TenantFile) -> Running {
+    tenant.faults = wide_reports(Faults::default());
+    let sim = start(tenant, SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let mut cfg = graph_sim_config(&sim, dir.path(), Duration::from_millis(100));
+    cfg.scan.reports_per_10s = WIDE_REPORTS;
+    // These tests follow each scan's per-user reads: every stored read is due at once (the
+    // sweep's age rule is tested in daemon_sweep.rs).
+    cfg.scan.per_user_max_age = Duration::from_millis(1);
+    // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
+    cfg.scan.timeout = Duration::from_secs(4);
 
     let store = Store::open(&state).unwrap();
     let metrics = Metrics::new().unwrap();
