@@ -30,8 +30,8 @@ mod daemon_support;
 mod harness;
 
 use arrivals::Arrived;
-use chaos_support::chaos;
 use chaos_support::truth::{Knob, Observed, Truth};
+use chaos_support::{chaos, delivery};
 use daemon_support::Daemon;
 use graph_sim::{start, SimHandle, SimOptions, TenantFile};
 use harness::{Kind, Receiver};
@@ -123,6 +123,7 @@ async fn chaos_soak_keeps_every_transition_and_resolves_nothing_on_failed_source
             soak.after_scan(half).await;
         }
     }
+    soak.report_memory();
     let arrivals = soak.finish(&tools).await;
     soak.check(&arrivals);
 }
@@ -262,85 +263,43 @@ impl Soak {
                 log.display()
             );
         }
-        let unique = first_arrivals(arrivals);
-        self.check_counts(&unique);
-        self.check_instances(&unique);
-        let failures: Vec<String> = unique
-            .iter()
-            .filter_map(|e| {
-                let observed = Observed {
-                    finding: &e.finding,
-                    resource: &e.resource_id,
-                    action: &e.action,
-                    detected_ms: e.detected_ms,
-                };
-                let verdict = self.truth.judge(&observed, SCAN_TIMEOUT_MS);
-                verdict
-                    .err()
-                    .map(|why| format!("{} {} {}: {why}", e.finding, e.resource_id, e.action))
-            })
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "seed {seed}: events against the ground truth: {failures:#?}"
-        );
+        let unique = delivery::first_arrivals(arrivals);
+        let delivered =
+            delivery::every_transition_arrived(&unique, &self.state, &self.seen_in_outbox)
+                .and_then(|()| delivery::instances_agree_with_state(&unique, &self.state));
+        if let Err(why) = delivered {
+            panic!("seed {seed}: {why}");
+        }
+        self.check_truth(&unique);
         self.check_memory();
         self.report(arrivals, &unique);
     }
 
-    /// Every committed transition arrived; every event id once in the outbox arrived.
-    fn check_counts(&self, unique: &[&Arrived]) {
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for event in unique {
-            *counts
-                .entry((event.finding.clone(), event.action.clone()))
-                .or_default() += 1;
+    /// No event contradicts the ground truth (`chaos_support/truth.rs`).
+    fn check_truth(&self, unique: &[&Arrived]) {
+        let mut previous: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        let mut failures = Vec::new();
+        for e in unique {
+            let key = (e.finding.as_str(), e.resource_id.as_str());
+            let observed = Observed {
+                finding: &e.finding,
+                resource: &e.resource_id,
+                action: &e.action,
+                detected_ms: e.detected_ms,
+                previous_ms: previous.insert(key, e.detected_ms),
+            };
+            if let Err(why) = self.truth.judge(&observed, SCAN_TIMEOUT_MS) {
+                failures.push(format!(
+                    "{} {} {}: {why}",
+                    e.finding, e.resource_id, e.action
+                ));
+            }
         }
-        let committed = chaos_support::event_counts(&self.state);
-        assert_eq!(
-            counts, committed,
-            "seed {}: arrived vs committed",
-            self.seed
-        );
-        let ids: BTreeSet<&str> = unique.iter().map(|e| e.event_id.as_str()).collect();
-        let lost: Vec<&String> = self
-            .seen_in_outbox
-            .iter()
-            .filter(|id| !ids.contains(id.as_str()))
-            .collect();
         assert!(
-            lost.is_empty(),
-            "seed {}: outbox events lost: {lost:?}",
+            failures.is_empty(),
+            "seed {}: events against the ground truth: {failures:#?}",
             self.seed
         );
-    }
-
-    /// Per instance the events alternate new/resolved, and the last agrees with the state.
-    fn check_instances(&self, unique: &[&Arrived]) {
-        let mut history: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
-        for event in unique {
-            history
-                .entry((event.finding.clone(), event.resource_id.clone()))
-                .or_default()
-                .push(&event.action);
-        }
-        for (instance, actions) in &history {
-            let alternating = actions
-                .iter()
-                .enumerate()
-                .all(|(i, a)| *a == if i % 2 == 0 { "new" } else { "resolved" });
-            assert!(alternating, "seed {}: {instance:?}: {actions:?}", self.seed);
-        }
-        for (instance, open) in chaos_support::instances(&self.state) {
-            let last_new = history
-                .get(&instance)
-                .is_some_and(|a| a.last() == Some(&"new"));
-            assert_eq!(
-                open, last_new,
-                "seed {}: {instance:?} state vs events",
-                self.seed
-            );
-        }
     }
 
     /// After warm-up, resident memory over every run stays within the bound.
@@ -382,6 +341,10 @@ impl Soak {
             "scans (status, count, mean s): {:?}",
             chaos_support::scan_summary(&self.state)
         );
+    }
+
+    /// Resident memory per run after warm-up, and a sample every ten seconds.
+    fn report_memory(&self) {
         for run in 1..=self.runs.len() {
             let warm: Vec<u64> = self
                 .samples
@@ -403,15 +366,6 @@ impl Soak {
             );
         }
     }
-}
-
-/// The first arrival of every event id, in arrival order.
-fn first_arrivals(arrivals: &[Arrived]) -> Vec<&Arrived> {
-    let mut seen = BTreeSet::new();
-    arrivals
-        .iter()
-        .filter(|e| seen.insert(e.event_id.clone()))
-        .collect()
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, state: &Path, receiver: &str) -> PathBuf {

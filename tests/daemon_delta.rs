@@ -3,11 +3,15 @@
 //! unchanged directory costs one delta request per collection and gives the same sections;
 //! users added, changed and deleted arrive through the deltaLink; an expired or reset token
 //! resyncs to exactly the tenant's directory; a round failing on a later page stores nothing
-//! and fails its section. Graph's rules: learn.microsoft.com/graph/delta-query-overview.
+//! and fails its section. With the real daemon: a user deleted resolves their instances through
+//! `@removed`, and not while the users round fails. Graph's rules:
+//! learn.microsoft.com/graph/delta-query-overview.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "collect_support/mod.rs"]
 mod support;
+
+mod daemon_support;
 
 use graph_sim::{CollectionName, Mutation, PathFault, SimHandle};
 use m365_posture::config::Config;
@@ -273,4 +277,57 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
             .count(),
         disabled_now
     );
+}
+
+/// `user.account_disabled` events in the outbox: (action, user).
+fn disabled_events(state: &std::path::Path) -> Vec<(String, String)> {
+    daemon_support::events_of(state, "user.account_disabled")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_resolves_a_deleted_user_through_removed_and_not_while_the_round_fails() {
+    use daemon_support::{fresh_scan, run_daemon, wide_reports, Running};
+    let Running {
+        sim,
+        daemon,
+        metrics,
+        state,
+        _dir,
+    } = run_daemon(contoso()).await;
+    const BOB: &str = "a1000000-0000-4000-8000-000000000002";
+    fresh_scan(&metrics).await;
+    let new_bob = ("new".to_owned(), BOB.to_owned());
+    assert_eq!(disabled_events(&state), vec![new_bob.clone()]);
+    let unchanged = requests(&sim, DELTA);
+
+    // Every users delta page refused: the incremental round and its resync fail, Bob's
+    // deletion is not seen and nothing resolves.
+    let mut refused = wide_reports(graph_sim::Faults::default());
+    refused.paths.insert(
+        DELTA[0].into(),
+        PathFault {
+            status: Some(400),
+            rate: 1.0,
+            ..PathFault::default()
+        },
+    );
+    sim.set_faults(refused);
+    sim.apply(Mutation::Remove {
+        collection: CollectionName::Users,
+        id: BOB.into(),
+    })
+    .unwrap();
+    fresh_scan(&metrics).await;
+    assert_eq!(disabled_events(&state), vec![new_bob.clone()]);
+
+    // Back: the stored deltaLink still works and its @removed resolves Bob.
+    sim.set_faults(wide_reports(graph_sim::Faults::default()));
+    fresh_scan(&metrics).await;
+    assert_eq!(
+        disabled_events(&state),
+        vec![new_bob, ("resolved".to_owned(), BOB.to_owned())]
+    );
+    assert_eq!(requests(&sim, LISTINGS), [0, 0, 0]);
+    assert!(requests(&sim, DELTA)[1] > unchanged[1]);
+    daemon.shutdown(std::time::Duration::from_secs(5)).await;
 }

@@ -11,39 +11,11 @@
 mod daemon_support;
 
 use daemon_support::*;
-use graph_sim::{
-    start, CollectionName, Faults, Mutation, PathFault, SimHandle, SimOptions, TenantFile,
-};
-use m365_posture::config::{DnsConfig, TenantAuth};
-use m365_posture::daemon::Daemon;
-use m365_posture::metrics::Metrics;
-use m365_posture::state::Store;
+use graph_sim::{CollectionName, Faults, Mutation, PathFault, SimHandle, TenantFile};
 use std::time::Duration;
 
 const ADELE: &str = "a1000000-0000-4000-8000-000000000001";
 const BOB: &str = "a1000000-0000-4000-8000-000000000002";
-
-/// Scans every 100 ms read the registration report ten times a second; Graph's reports bucket
-/// (5 per 10 s) would hold each scan for seconds. Both sides get a wider bucket here.
-const WIDE_REPORTS: u32 = 1_000;
-
-fn wide_reports(mut faults: Faults) -> Faults {
-    faults.throttle.reports_per_10s = WIDE_REPORTS;
-    faults
-}
-
-fn finished(metrics: &Metrics) -> u64 {
-    ["ok", "partial", "failed"]
-        .iter()
-        .map(|s| metrics.scans.with_label_values(&["contoso", s]).get())
-        .sum()
-}
-
-/// Waits until two more scans finished, so at least one started after the caller's change.
-async fn fresh_scan(metrics: &Metrics) {
-    let target = finished(metrics) + 2;
-    wait_until("a fresh scan", || finished(metrics) >= target).await;
-}
 
 fn enabled(sim: &SimHandle, user: &str, on: bool) {
     sim.apply(Mutation::Patch {
@@ -55,11 +27,7 @@ fn enabled(sim: &SimHandle, user: &str, on: bool) {
 }
 
 fn disabled_events(state: &std::path::Path) -> Vec<(String, String)> {
-    outbox(state)
-        .into_iter()
-        .filter(|(_, _, finding, _)| finding == "user.account_disabled")
-        .map(|(_, action, _, resource)| (action, resource))
-        .collect()
+    events_of(state, "user.account_disabled")
 }
 
 /// Events of one scan, in a stable order (a scan's events have no order between instances).
@@ -74,59 +42,13 @@ fn pair(action: &str, resource: &str) -> (String, String) {
 }
 
 /// The contoso fixture in graph-sim and a daemon scanning it every 100 ms.
-struct Running {
-    sim: SimHandle,
-    daemon: Daemon,
-    metrics: Metrics,
-    state: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 async fn run_contoso() -> Running {
-    let mut tenant = TenantFile::load(std::path::Path::new(concat!(
+    let tenant = TenantFile::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/graph-sim/tests/fixtures/contoso.json"
     )))
     .unwrap();
-    tenant.faults = wide_reports(Faults::default());
-    let sim = start(tenant, SimOptions::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
-    let mut cfg = config(&state, &["contoso"], Duration::from_millis(100));
-    cfg.scan.reports_per_10s = WIDE_REPORTS;
-    // These tests follow each scan's per-user reads: every stored read is due at once (the
-    // sweep's age rule is tested in daemon_sweep.rs).
-    cfg.scan.per_user_max_age = Duration::from_millis(1);
-    // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
-    cfg.scan.timeout = Duration::from_secs(4);
-    cfg.dns = DnsConfig {
-        servers: vec![sim.dns_addr()],
-        timeout: Duration::from_millis(500),
-    };
-    let tenant = &mut cfg.tenants[0];
-    tenant.tenant_id = sim.tenant_id();
-    tenant.client_id = graph_sim::DEFAULT_CLIENT_ID.into();
-    tenant.auth = TenantAuth::ClientSecret {
-        secret_file: secret,
-    };
-    tenant.authority_url = sim.base_url();
-    tenant.graph_url = sim.base_url();
-
-    let store = Store::open(&state).unwrap();
-    let metrics = Metrics::new().unwrap();
-    let scanner = m365_posture::commands::run::graph_scanner(&cfg, &store, &metrics).unwrap();
-    let daemon = Daemon::start(cfg, store, metrics.clone(), scanner)
-        .await
-        .unwrap();
-    Running {
-        sim,
-        daemon,
-        metrics,
-        state,
-        _dir: dir,
-    }
+    run_daemon(tenant).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,14 +178,6 @@ fn set_spf(sim: &SimHandle, record: &str) {
     sim.mutate(|t| {
         t.dns.insert("fabrikam.net".into(), vec![record.to_owned()]);
     });
-}
-
-fn events_of(state: &std::path::Path, finding: &str) -> Vec<(String, String)> {
-    outbox(state)
-        .into_iter()
-        .filter(|(_, _, f, _)| f == finding)
-        .map(|(_, action, _, resource)| (action, resource))
-        .collect()
 }
 
 /// Adele's unattested key stays open while the registration report shows a label the agent

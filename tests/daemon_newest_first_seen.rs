@@ -13,7 +13,7 @@ mod daemon_support;
 
 use daemon_support::*;
 use graph_sim::{start, CollectionName, Mutation, SimHandle, SimOptions, TenantFile};
-use m365_posture::config::{Config, DnsConfig, TenantAuth};
+use m365_posture::config::Config;
 use m365_posture::daemon::Daemon;
 use m365_posture::metrics::Metrics;
 use m365_posture::state::Store;
@@ -25,26 +25,7 @@ const SPF: &str = r#"m365_posture_findings_newest_first_seen_timestamp_seconds{c
 const DISABLED: &str = r#"m365_posture_findings_newest_first_seen_timestamp_seconds{category="user_account_settings",finding="user.account_disabled",severity="low",tenant="contoso"}"#;
 
 fn sim_config(sim: &SimHandle, dir: &Path) -> Config {
-    let secret = dir.join("secret");
-    std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
-    let mut cfg = config(
-        &dir.join("state.db"),
-        &["contoso"],
-        Duration::from_secs(3600),
-    );
-    cfg.dns = DnsConfig {
-        servers: vec![sim.dns_addr()],
-        timeout: Duration::from_millis(500),
-    };
-    let tenant = &mut cfg.tenants[0];
-    tenant.tenant_id = sim.tenant_id();
-    tenant.client_id = graph_sim::DEFAULT_CLIENT_ID.into();
-    tenant.auth = TenantAuth::ClientSecret {
-        secret_file: secret,
-    };
-    tenant.authority_url = sim.base_url();
-    tenant.graph_url = sim.base_url();
-    cfg
+    graph_sim_config(sim, dir, Duration::from_secs(3600))
 }
 
 /// Starts the daemon on `cfg`, waits for its first committed scan and returns the daemon with

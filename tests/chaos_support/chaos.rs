@@ -2,6 +2,9 @@
 //! `faults` object (latency, 429 bursts with `Retry-After`, 5xx, connection resets, malformed
 //! and truncated bodies on random paths, including the token endpoint and `$batch`; DNS
 //! SERVFAIL, silence and latency for random names), or a calm episode without faults.
+//! The statuses are those Graph documents as transient: 429 with `Retry-After` when a client
+//! is throttled (<https://learn.microsoft.com/graph/throttling>), 500, 503 (with
+//! `Retry-After`) and 504 (<https://learn.microsoft.com/graph/errors>, "HTTP status codes").
 //! graph-sim's throttling model is off: scans every second would sit in its reports bucket
 //! (5 requests per 10 s), and 429s come as bursts here instead.
 
@@ -73,7 +76,7 @@ fn path_fault(rng: &mut StdRng) -> PathFault {
     let status = if burst {
         429
     } else {
-        *[500, 502, 503, 504].choose(rng).unwrap_or(&503)
+        *[500, 503, 504].choose(rng).unwrap_or(&503)
     };
     PathFault {
         status: Some(status),

@@ -1,7 +1,7 @@
 //! Helpers of the chaos soak (`tests/chaos_soak.rs`): read-only reads of the daemon's state
 //! file and its `/metrics` open-finding gauges (the daemon process is
 //! `daemon_support::Daemon`). The tenant's ground truth is in `truth.rs`,
-//! the random faults in `chaos.rs`.
+//! the random faults in `chaos.rs`, the delivery checks in `delivery.rs`.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -11,6 +11,7 @@
 )]
 
 pub mod chaos;
+pub mod delivery;
 pub mod truth;
 
 use rusqlite::{Connection, OpenFlags};

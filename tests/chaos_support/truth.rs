@@ -9,7 +9,9 @@
 //! A scan's events carry its start (`detected_at`, CEF `rt`); it reads the tenant after that
 //! and before its deadline. So a "resolved" event of a governed instance is sound only if the
 //! knob had the instance absent at some moment of `[rt - SLACK, rt + scan timeout + SLACK]`,
-//! and a "new" event only if it had it present then.
+//! and a "new" event only if it had it present then. Per-user data (the inbox rule) may come
+//! from a stored earlier read when this scan's read failed, so its window starts at the
+//! previous event of the instance instead.
 
 use graph_sim::{SimHandle, TenantFile};
 use std::collections::BTreeMap;
@@ -129,6 +131,8 @@ pub struct Observed<'a> {
     pub action: &'a str,
     /// The scan's start, Unix ms (CEF `rt`).
     pub detected_ms: i64,
+    /// The scan start of the instance's previous event, if any.
+    pub previous_ms: Option<i64>,
 }
 
 impl Truth {
@@ -160,10 +164,17 @@ impl Truth {
         let governing = Knob::ALL
             .iter()
             .find_map(|k| Some((*k, k.governs(event.finding, event.resource)?)));
-        let (from, to) = (
-            event.detected_ms - SLACK_MS,
-            event.detected_ms + scan_timeout_ms + SLACK_MS,
-        );
+        // A scan evaluates per-user data it could not read again from the last read stored:
+        // read after the instance's previous event's data, so after that scan's start less
+        // its deadline. Directory and DNS data is read by the scan itself.
+        let stored_from = event
+            .previous_ms
+            .map_or(i64::MIN, |p| p - scan_timeout_ms - SLACK_MS);
+        let from = match governing {
+            Some((Knob::ForwardingRule, _)) => stored_from,
+            _ => event.detected_ms - SLACK_MS,
+        };
+        let to = event.detected_ms + scan_timeout_ms + SLACK_MS;
         let present = event.action == "new";
         match governing {
             None if present => Ok(()),

@@ -10,10 +10,13 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use graph_sim::{start, Faults, SimHandle, SimOptions, TenantFile};
 use m365_posture::checks::{CheckOptions, Evaluation, Outcome};
 use m365_posture::config::*;
 use m365_posture::findings::{Finding, FindingId};
+use m365_posture::metrics::Metrics;
 use m365_posture::scan::{ScanOutput, TenantScanner};
+use m365_posture::state::Store;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -328,6 +331,97 @@ pub fn recorded_scans(state: &Path) -> i64 {
     };
     conn.query_row("SELECT COUNT(*) FROM scans", [], |r| r.get(0))
         .unwrap_or(0)
+}
+
+/// Scans every 100 ms read the registration report ten times a second; Graph's reports bucket
+/// (5 per 10 s) would hold each scan for seconds. Both sides get a wider bucket here.
+pub const WIDE_REPORTS: u32 = 1_000;
+
+pub fn wide_reports(mut faults: Faults) -> Faults {
+    faults.throttle.reports_per_10s = WIDE_REPORTS;
+    faults
+}
+
+pub fn finished(metrics: &Metrics) -> u64 {
+    ["ok", "partial", "failed"]
+        .iter()
+        .map(|s| metrics.scans.with_label_values(&["contoso", s]).get())
+        .sum()
+}
+
+/// Waits until two more scans finished, so at least one started after the caller's change.
+pub async fn fresh_scan(metrics: &Metrics) {
+    let target = finished(metrics) + 2;
+    wait_until("a fresh scan", || finished(metrics) >= target).await;
+}
+
+/// A tenant in graph-sim and a daemon scanning it every 100 ms.
+pub struct Running {
+    pub sim: SimHandle,
+    pub daemon: m365_posture::daemon::Daemon,
+    pub metrics: Metrics,
+    pub state: std::path::PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+/// A config for tenant `contoso` in graph-sim scanning every `interval`: the default client's
+/// secret in `dir/secret`, state at `dir/state.db`, the sim's DNS.
+pub fn graph_sim_config(sim: &SimHandle, dir: &Path, interval: Duration) -> Config {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, format!("{}\n", graph_sim::DEFAULT_CLIENT_SECRET)).unwrap();
+    let mut cfg = config(&dir.join("state.db"), &["contoso"], interval);
+    cfg.dns = DnsConfig {
+        servers: vec![sim.dns_addr()],
+        timeout: Duration::from_millis(500),
+    };
+    let tenant = &mut cfg.tenants[0];
+    tenant.tenant_id = sim.tenant_id();
+    tenant.client_id = graph_sim::DEFAULT_CLIENT_ID.into();
+    tenant.auth = TenantAuth::ClientSecret {
+        secret_file: secret,
+    };
+    tenant.authority_url = sim.base_url();
+    tenant.graph_url = sim.base_url();
+    cfg
+}
+
+/// Events of one finding in the outbox: (action, resource).
+pub fn events_of(state: &Path, finding: &str) -> Vec<(String, String)> {
+    outbox(state)
+        .into_iter()
+        .filter(|(_, _, f, _)| f == finding)
+        .map(|(_, action, _, resource)| (action, resource))
+        .collect()
+}
+
+/// Starts `tenant` in graph-sim (reports buckets wide) and the real daemon with the real
+/// collector on it, as tenant `contoso`.
+pub async fn run_daemon(mut tenant: TenantFile) -> Running {
+    tenant.faults = wide_reports(Faults::default());
+    let sim = start(tenant, SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let mut cfg = graph_sim_config(&sim, dir.path(), Duration::from_millis(100));
+    cfg.scan.reports_per_10s = WIDE_REPORTS;
+    // These tests follow each scan's per-user reads: every stored read is due at once (the
+    // sweep's age rule is tested in daemon_sweep.rs).
+    cfg.scan.per_user_max_age = Duration::from_millis(1);
+    // Retries against a Graph that keeps failing outlast this deadline: such a scan fails.
+    cfg.scan.timeout = Duration::from_secs(4);
+
+    let store = Store::open(&state).unwrap();
+    let metrics = Metrics::new().unwrap();
+    let scanner = m365_posture::commands::run::graph_scanner(&cfg, &store, &metrics).unwrap();
+    let daemon = m365_posture::daemon::Daemon::start(cfg, store, metrics.clone(), scanner)
+        .await
+        .unwrap();
+    Running {
+        sim,
+        daemon,
+        metrics,
+        state,
+        _dir: dir,
+    }
 }
 
 /// One run of the binary (`m365-posture run`, JSON logs at info), its log and its `/metrics`

@@ -125,13 +125,13 @@ fn pipe(command: &mut Command, input: &str) -> String {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    // Written from another thread: a parser's output fills its pipe long before a large input
+    // is written, and both would block.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     assert!(output.status.success(), "{command:?} failed");
     String::from_utf8(output.stdout).unwrap()
 }

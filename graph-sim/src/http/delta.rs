@@ -67,15 +67,26 @@ fn unsupported(message: &str) -> GraphError {
     GraphError::new(400, "Request_UnsupportedQuery", message.to_owned())
 }
 
+/// First byte of every token: Graph's tokens are opaque (`oEcOySpF_hWYmTIU...` in the
+/// delta-query docs), not base64 of readable JSON, and a client must not parse them. The byte
+/// also keeps a token from looking like a JWT (`eyJ...`), which the agent's secret checks look for.
+const TOKEN_VERSION: u8 = 0xa1;
+
 fn encode(state: &State) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(state).unwrap_or_default())
+    let mut bytes = vec![TOKEN_VERSION];
+    bytes.extend(serde_json::to_vec(state).unwrap_or_default());
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn decode(token: &str, set: &str) -> Result<State, GraphError> {
-    let state: Option<State> = URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let state: Option<State> =
+        URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()
+            .and_then(|bytes| match bytes.split_first() {
+                Some((&TOKEN_VERSION, json)) => serde_json::from_slice(json).ok(),
+                _ => None,
+            });
     match state {
         Some(state) if state.c == set => Ok(state),
         _ => Err(GraphError::new(
