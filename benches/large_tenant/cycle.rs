@@ -180,6 +180,7 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
         before,
         after: sim.stats(),
     };
+    let scan_seconds = daemon::committed_scans(&state).1;
     let (text, _) = daemon::scrape(&client, &metrics).await?;
     let emitted = daemon::events_emitted(&state)?;
     drained(&receiver, emitted).await;
@@ -210,7 +211,7 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     sim.shutdown().await;
     Ok(Figures {
         coverage,
-        scan_seconds: daemon::committed_scans(&state).1,
+        scan_seconds,
         bound: time_bound(&tenant, &first_delta, scale),
         http: first_delta.http(),
         lower_bound: lower_bound(&tenant, &first_delta),

@@ -166,7 +166,8 @@ pub fn committed_scans(state: &Path) -> (i64, f64) {
         return (0, 0.0);
     };
     conn.query_row(
-        "SELECT COUNT(*), COALESCE(MAX(duration_seconds), 0) FROM scans WHERE status != 'failed'",
+        "SELECT COUNT(*), COALESCE((SELECT duration_seconds FROM scans WHERE status != 'failed' \
+         ORDER BY id DESC LIMIT 1), 0) FROM scans WHERE status != 'failed'",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )

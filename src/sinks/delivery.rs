@@ -58,7 +58,10 @@ pub struct DeliveryTuning {
 impl Default for DeliveryTuning {
     fn default() -> Self {
         Self {
-            batch_size: 256,
+            // Every stream batch waits `confirm_delay` before its acknowledgement, so the
+            // batch bounds the drain rate: 16,384 / 0.2 s caps it near 80,000 events/s (256
+            // capped it near 1,300; `cargo bench --bench large_tenant`, BENCHMARKS.md).
+            batch_size: 16_384,
             poll_interval: Duration::from_secs(3),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
