@@ -241,7 +241,10 @@ impl Soak {
         }
         let target = chaos_support::scans(&self.state) + 2;
         let state = self.state.clone();
-        daemon_support::wait_until("two calm scans and an empty outbox", || {
+        // A sink that failed through the receiver's outages backs off up to `backoff_max`
+        // (60 s) before it tries again, so the drain may start a minute after the receiver is up.
+        let limit = Duration::from_secs(180);
+        daemon_support::wait_until_within("two calm scans and an empty outbox", limit, || {
             chaos_support::scans(&state) >= target && chaos_support::outbox_ids(&state).is_empty()
         })
         .await;

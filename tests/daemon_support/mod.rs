@@ -235,14 +235,20 @@ pub fn sum(samples: &BTreeMap<String, f64>, prefix: &str, needles: &[&str]) -> f
 }
 
 /// Waits until `done` holds, checking every 20 ms, for at most 60 s.
-pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..3000 {
+pub async fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_until_within(what, Duration::from_secs(60), done).await;
+}
+
+/// Waits until `done` holds, checking every 20 ms, for at most `limit`.
+pub async fn wait_until_within(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
         if done() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out waiting for {what} ({limit:?})");
 }
 
 /// Outbox events (action, finding, resource id) in order, read from the state file.
