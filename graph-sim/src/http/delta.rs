@@ -238,13 +238,36 @@ fn project(object: &Value, names: &[&str]) -> Value {
     Value::Object(out)
 }
 
+/// One object of a round: a current object (projected only when its page is served) or the id
+/// of a removed one.
+enum RoundItem<'a> {
+    Current(&'a Value),
+    Removed(String),
+}
+
+impl RoundItem<'_> {
+    fn render(&self, names: &[&str]) -> Value {
+        match self {
+            RoundItem::Current(object) => project(object, names),
+            RoundItem::Removed(id) => json!({"id": id, "@removed": {"reason": "changed"}}),
+        }
+    }
+}
+
 /// The objects of this round, in a stable order: current objects first, then removed ids.
-fn round_items(data: &TenantData, set: DeltaSet, state: &State, names: &[&str]) -> Vec<Value> {
+/// Nothing is copied here, so a page costs a pass over the collection's references plus the
+/// projection of its own objects, not a projection of the whole collection.
+fn round_items<'a>(
+    data: &'a TenantData,
+    set: DeltaSet,
+    state: &State,
+    names: &[&str],
+) -> Vec<RoundItem<'a>> {
     if state.p == usize::MAX {
         return Vec::new();
     }
     let tracked = state.s.as_ref().map(|_| names);
-    let mut items: Vec<Value> = set
+    let mut items: Vec<RoundItem<'a>> = set
         .objects(&data.file)
         .iter()
         .filter(|object| match state.f {
@@ -253,12 +276,15 @@ fn round_items(data: &TenantData, set: DeltaSet, state: &State, names: &[&str]) 
                 .and_then(|id| data.changes.get(set, id))
                 .is_some_and(|c| c.changed_after(since, tracked)),
         })
-        .map(|object| project(object, names))
+        .map(RoundItem::Current)
         .collect();
     if let Some(since) = state.f {
-        for id in data.changes.removed_after(set, since) {
-            items.push(json!({"id": id, "@removed": {"reason": "changed"}}));
-        }
+        items.extend(
+            data.changes
+                .removed_after(set, since)
+                .into_iter()
+                .map(RoundItem::Removed),
+        );
     }
     items
 }
@@ -288,7 +314,12 @@ pub(crate) fn answer(
     let items = round_items(data, set, &state, &names);
     let start = state.p.min(items.len());
     let end = start.saturating_add(top).min(items.len());
-    let value: Vec<Value> = items.get(start..end).unwrap_or_default().to_vec();
+    let value: Vec<Value> = items
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|item| item.render(&names))
+        .collect();
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
