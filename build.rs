@@ -23,16 +23,24 @@ fn main() {
 /// `git rev-parse --short=12 HEAD`, plus rerun triggers on HEAD and the current branch's ref.
 fn git_revision() -> Option<String> {
     let git_dir = output(Command::new("git").args(["rev-parse", "--git-dir"]))?;
-    println!("cargo:rerun-if-changed={git_dir}/HEAD");
+    rerun_if_changed(&format!("{git_dir}/HEAD"));
     if let Some(common) = output(Command::new("git").args(["rev-parse", "--git-common-dir"])) {
-        println!("cargo:rerun-if-changed={common}/packed-refs");
+        rerun_if_changed(&format!("{common}/packed-refs"));
         if let Some(branch) =
             output(Command::new("git").args(["rev-parse", "--symbolic-full-name", "HEAD"]))
         {
-            println!("cargo:rerun-if-changed={common}/{branch}");
+            rerun_if_changed(&format!("{common}/{branch}"));
         }
     }
     output(Command::new("git").args(["rev-parse", "--short=12", "HEAD"]))
+}
+
+/// A rerun trigger on `path` if it exists: cargo takes a missing path as always changed, which
+/// would rebuild the crate on every build (a checkout without `packed-refs` has one missing).
+fn rerun_if_changed(path: &str) {
+    if std::path::Path::new(path).exists() {
+        println!("cargo:rerun-if-changed={path}");
+    }
 }
 
 /// The trimmed standard output of a command that succeeded, if any.
