@@ -97,7 +97,19 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(config.with_file_name("daemon.log"))?;
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_m365-posture"))
+        // `M365_BENCH_WRAP` (for example `heaptrack -o /tmp/daemon`) runs the daemon under a
+        // profiler; its figures are then the wrapper's, not for BENCHMARKS.md.
+        let wrap = std::env::var("M365_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = std::process::Command::new(program);
+                command.args(words).arg(env!("CARGO_BIN_EXE_m365-posture"));
+                command
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_m365-posture")),
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
@@ -136,13 +148,21 @@ impl Daemon {
         })
     }
 
-    /// Stops it with SIGTERM and waits (up to 30 s, then SIGKILL).
+    /// Stops it with SIGTERM and waits (up to 120 s, then SIGKILL).
     pub async fn stop(mut self) -> Result<(), BenchError> {
         let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        if std::env::var("M365_BENCH_WRAP").is_ok_and(|w| !w.trim().is_empty()) {
+            // The wrapper (a profiler) runs the daemon as its child and writes its data
+            // once the daemon exits: the signal goes to the daemon.
+            std::process::Command::new("pkill")
+                .args(["-TERM", "-P", &pid])
+                .status()?;
+        } else {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
                 return Ok(());
@@ -151,7 +171,7 @@ impl Daemon {
         }
         self.child.kill()?;
         self.child.wait()?;
-        Err("daemon did not stop within 30 s of SIGTERM".into())
+        Err("daemon did not stop within 120 s of SIGTERM".into())
     }
 
     /// Whether it is still running.
@@ -208,7 +228,11 @@ pub async fn wait_for_commit(
             return Ok(daemon.started.elapsed());
         }
         if !daemon.alive() {
-            return Err("the daemon exited; see daemon.log".into());
+            let log =
+                std::fs::read_to_string(state.with_file_name("daemon.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!("the daemon exited; its log ends:\n{}", tail.join("\n")).into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -13,7 +13,8 @@
 //! Finally `/metrics` render time with 50 configured tenants.
 //!
 //! Environment: `M365_BENCH_USERS` (default `10000,100000`), `M365_BENCH_RUNS` (default 3,
-//! one at 100,000 users), `M365_BENCH_SCALE` (default 100).
+//! one at 100,000 users), `M365_BENCH_SCALE` (default 100), `M365_BENCH_MUTATE` (0 skips the
+//! mutated-tenant cycles), `M365_BENCH_WRAP` (a profiler command the daemon runs under).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -50,7 +51,7 @@ async fn main() -> Result<(), BenchError> {
         println!("\n## {users} users, {runs} run(s); load {}", load_average());
         let mut figures = Vec::new();
         for run in 0..runs {
-            let mutate = position == 0 && run == 0;
+            let mutate = position == 0 && run == 0 && env_or("M365_BENCH_MUTATE", 1) != 0;
             figures.push(cycle::run(users, scale, mutate).await?);
             println!("run {} done; load {}", run + 1, load_average());
         }
