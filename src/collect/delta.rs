@@ -21,6 +21,7 @@
 use super::directory::{APPLICATION_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
+use crate::snapshot::User;
 use crate::state::directory_cache::{CollectionWrite, StoredCollection, StoredLink};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -84,37 +85,43 @@ impl DirectoryCache {
         std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Every current object of `collection`: the stored ones with this round's changes.
-    pub async fn objects(
+    /// Every current object of `collection`, parsed: the stored ones with this round's
+    /// changes. Objects are held as their JSON text until here (a parsed `Value` costs several
+    /// times its text); the texts of changed objects move into the round's write.
+    pub async fn list<T: DeserializeOwned>(
         &self,
         client: &GraphClient,
         collection: DeltaCollection,
-    ) -> Result<Vec<Value>, GraphError> {
+    ) -> Result<Vec<T>, GraphError> {
         let stored = self
             .stored
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&collection)
             .unwrap_or_default();
-        let (objects, write) = sync(client, collection, stored).await?;
+        let synced = sync(client, collection, stored).await?;
+        let mut items = Vec::with_capacity(synced.objects.len());
+        let mut upserts = Vec::with_capacity(synced.changes.changed.len());
+        for (id, text) in synced.objects {
+            let item = serde_json::from_str(&text)
+                .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))?;
+            items.push(item);
+            if synced.changes.changed.contains(&id) {
+                upserts.push((id, text));
+            }
+        }
+        let write = CollectionWrite {
+            collection: collection.name().to_owned(),
+            link: synced.link,
+            replace_all: synced.replace_all,
+            upserts,
+            removed: synced.changes.removed.into_iter().collect(),
+        };
         self.writes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(write);
-        Ok(objects)
-    }
-
-    /// Every current object of `collection`, parsed.
-    pub async fn list<T: DeserializeOwned>(
-        &self,
-        client: &GraphClient,
-        collection: DeltaCollection,
-    ) -> Result<Vec<T>, GraphError> {
-        self.objects(client, collection)
-            .await?
-            .into_iter()
-            .map(|v| serde_json::from_value(v).map_err(|e| GraphError::Malformed(e.to_string())))
-            .collect()
+        Ok(items)
     }
 }
 
@@ -138,25 +145,44 @@ impl<'a> UserPages<'a> {
         }
     }
 
-    /// The next page of users; `None` after the last.
-    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<Value>>, GraphError> {
+    /// The next page of users, parsed; `None` after the last.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<User>>, GraphError> {
         match self {
-            Self::Listing(pager) => pager.next_page().await,
-            Self::Delta(pending) => match pending.take() {
-                Some((cache, client)) => cache
-                    .objects(client, DeltaCollection::Users)
-                    .await
+            Self::Listing(pager) => match pager.next_page().await? {
+                Some(page) => page
+                    .into_iter()
+                    .map(|v| {
+                        serde_json::from_value(v)
+                            .map_err(|e| GraphError::Malformed(format!("user: {e}")))
+                    })
+                    .collect::<Result<Vec<User>, _>>()
                     .map(Some),
+                None => Ok(None),
+            },
+            Self::Delta(pending) => match pending.take() {
+                Some((cache, client)) => cache.list(client, DeltaCollection::Users).await.map(Some),
                 None => Ok(None),
             },
         }
     }
 }
 
-/// The changes of one completed round and where the next one starts.
-struct Round {
-    changes: Vec<Value>,
-    delta_link: String,
+/// A collection's objects by id, each as its compact JSON text.
+type Objects = BTreeMap<String, String>;
+
+/// The ids a round changed and removed (a replay lands on the same sets).
+#[derive(Debug, Default)]
+struct RoundChanges {
+    changed: BTreeSet<String>,
+    removed: BTreeSet<String>,
+}
+
+/// A collection after a completed round.
+struct Synced {
+    objects: Objects,
+    changes: RoundChanges,
+    link: StoredLink,
+    replace_all: bool,
 }
 
 fn under_root(client: &GraphClient, link: &str) -> bool {
@@ -168,12 +194,20 @@ fn needs_resync(err: &GraphError) -> bool {
     matches!(err, GraphError::Http { status, .. } if (400..500).contains(status) && *status != 429)
 }
 
-/// Follows one round from `start` to its deltaLink.
-async fn round(client: &GraphClient, start: &str) -> Result<Round, GraphError> {
+/// Follows one round from `start` to its deltaLink, applying each page to `objects` as it
+/// arrives (a failed round's `objects` are dropped by the caller); returns what changed and
+/// the deltaLink.
+async fn round(
+    client: &GraphClient,
+    start: &str,
+    objects: &mut Objects,
+) -> Result<(RoundChanges, String), GraphError> {
     let mut pager = Pager::new(client, start.to_owned(), Pool::Directory);
-    let mut changes = Vec::new();
+    let mut changes = RoundChanges::default();
     while let Some(page) = pager.next_page().await? {
-        changes.extend(page);
+        for change in page {
+            apply(objects, &mut changes, change)?;
+        }
     }
     let delta_link = pager
         .delta_link()
@@ -182,10 +216,7 @@ async fn round(client: &GraphClient, start: &str) -> Result<Round, GraphError> {
     if !under_root(client, &delta_link) {
         return Err(GraphError::ForeignLink);
     }
-    Ok(Round {
-        changes,
-        delta_link,
-    })
+    Ok((changes, delta_link))
 }
 
 /// Runs the collection's round: incremental from the stored link, else (or when refused) a
@@ -194,85 +225,81 @@ async fn sync(
     client: &GraphClient,
     collection: DeltaCollection,
     stored: StoredCollection,
-) -> Result<(Vec<Value>, CollectionWrite), GraphError> {
+) -> Result<Synced, GraphError> {
     let query = client.url(&collection.initial());
-    let objects = parse_stored(stored.objects);
     let link = stored
         .link
         .filter(|l| l.query == query && under_root(client, &l.link));
-    if let (Some(link), Some(objects)) = (link, objects) {
-        match round(client, &link.link).await {
-            Ok(round) => return apply(collection, objects, round, (query, false)),
+    if let (Some(link), Some(mut objects)) = (link, readable(stored.objects)) {
+        match round(client, &link.link, &mut objects).await {
+            Ok((changes, link)) => {
+                return Ok(Synced {
+                    objects,
+                    changes,
+                    link: StoredLink { query, link },
+                    replace_all: false,
+                })
+            }
             Err(err) if needs_resync(&err) => {
                 tracing::info!(collection = collection.name(), error = %err, "Delta round refused; resynchronising");
             }
             Err(err) => return Err(err),
         }
     }
-    let round = round(client, &query).await?;
-    apply(collection, BTreeMap::new(), round, (query, true))
+    let mut objects = Objects::new();
+    let (changes, link) = round(client, &query, &mut objects).await?;
+    Ok(Synced {
+        objects,
+        changes,
+        link: StoredLink { query, link },
+        replace_all: true,
+    })
 }
 
-/// The stored objects by id; `None` when one cannot be read (the collection resyncs).
-fn parse_stored(rows: Vec<(String, String)>) -> Option<BTreeMap<String, Value>> {
+/// The stored objects by id; `None` when one is not a JSON object (the collection resyncs).
+fn readable(rows: Vec<(String, String)>) -> Option<Objects> {
     rows.into_iter()
-        .map(|(id, json)| serde_json::from_str(&json).ok().map(|v| (id, v)))
+        .map(|(id, json)| {
+            serde_json::from_str::<Map<String, Value>>(&json)
+                .ok()
+                .map(|_| (id, json))
+        })
         .collect()
 }
 
-/// Applies a round's changes in order (a replay or duplicate lands on the same result).
+/// Applies one change of a round (a replay or duplicate lands on the same result).
 fn apply(
-    collection: DeltaCollection,
-    mut objects: BTreeMap<String, Value>,
-    round: Round,
-    (query, replace_all): (String, bool),
-) -> Result<(Vec<Value>, CollectionWrite), GraphError> {
-    let mut changed = BTreeSet::new();
-    let mut removed = BTreeSet::new();
-    for change in round.changes {
-        let id = change
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GraphError::Malformed("delta object without an id".to_owned()))?
-            .to_owned();
-        if change.get("@removed").is_some() {
-            objects.remove(&id);
-            changed.remove(&id);
-            removed.insert(id);
-            continue;
-        }
-        let merged = merge(objects.remove(&id), change);
-        objects.insert(id.clone(), merged);
-        removed.remove(&id);
-        changed.insert(id);
+    objects: &mut Objects,
+    changes: &mut RoundChanges,
+    change: Value,
+) -> Result<(), GraphError> {
+    let id = change
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GraphError::Malformed("delta object without an id".to_owned()))?
+        .to_owned();
+    if change.get("@removed").is_some() {
+        objects.remove(&id);
+        changes.changed.remove(&id);
+        changes.removed.insert(id);
+        return Ok(());
     }
-    let upserts = changed
-        .iter()
-        .filter_map(|id| Some((id.clone(), objects.get(id)?.to_string())))
-        .collect();
-    let write = CollectionWrite {
-        collection: collection.name().to_owned(),
-        link: StoredLink {
-            query,
-            link: round.delta_link,
-        },
-        replace_all,
-        upserts,
-        removed: removed.into_iter().collect(),
-    };
-    Ok((objects.into_values().collect(), write))
+    let stored = objects
+        .remove(&id)
+        .and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok());
+    objects.insert(id.clone(), merge(stored, change).to_string());
+    changes.removed.remove(&id);
+    changes.changed.insert(id);
+    Ok(())
 }
 
 /// A changed object over its stored form: properties it carries replace the stored ones (a
 /// property set to null comes as null); properties it leaves out keep their stored values.
-fn merge(stored: Option<Value>, change: Value) -> Value {
+fn merge(stored: Option<Map<String, Value>>, change: Value) -> Value {
     let Value::Object(changes) = change else {
         return change;
     };
-    let mut object = match stored {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
+    let mut object = stored.unwrap_or_default();
     for (key, value) in changes {
         if !key.starts_with("@odata.") {
             object.insert(key, value);
@@ -286,21 +313,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn round(changes: Vec<Value>) -> Round {
-        Round {
-            changes,
-            delta_link: "link".into(),
+    fn apply_all(objects: &mut Objects, changes: Vec<Value>) -> Result<RoundChanges, GraphError> {
+        let mut round = RoundChanges::default();
+        for change in changes {
+            apply(objects, &mut round, change)?;
         }
+        Ok(round)
     }
 
     #[test]
     fn changes_apply_in_order_and_replays_are_idempotent() {
-        let stored = BTreeMap::from([
+        let mut objects = Objects::from([
             (
                 "a".to_owned(),
-                json!({"id": "a", "mail": "a@x", "accountEnabled": true}),
+                json!({"id": "a", "mail": "a@x", "accountEnabled": true}).to_string(),
             ),
-            ("b".to_owned(), json!({"id": "b"})),
+            ("b".to_owned(), json!({"id": "b"}).to_string()),
         ]);
         let changes = vec![
             json!({"id": "a", "accountEnabled": false}),
@@ -309,35 +337,29 @@ mod tests {
             json!({"id": "a", "accountEnabled": false}),
             json!({"id": "b", "@removed": {"reason": "changed"}}),
         ];
-        let (objects, write) = apply(
-            DeltaCollection::Users,
-            stored,
-            round(changes),
-            ("q".into(), false),
-        )
-        .unwrap();
+        let round = apply_all(&mut objects, changes).unwrap();
+        let parsed: Vec<Value> = objects
+            .values()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
         assert_eq!(
-            objects,
+            parsed,
             vec![
                 json!({"id": "a", "mail": "a@x", "accountEnabled": false}),
                 json!({"id": "c", "mail": null}),
             ]
         );
-        assert_eq!(write.removed, vec!["b".to_owned()]);
-        assert_eq!(write.upserts.len(), 2);
-        assert!(!write.replace_all);
+        assert_eq!(round.removed, BTreeSet::from(["b".to_owned()]));
+        assert_eq!(
+            round.changed,
+            BTreeSet::from(["a".to_owned(), "c".to_owned()])
+        );
     }
 
     #[test]
     fn an_object_without_an_id_fails_the_round() {
         let changes = vec![json!({"mail": "x"})];
-        assert!(apply(
-            DeltaCollection::Users,
-            BTreeMap::new(),
-            round(changes),
-            ("q".into(), true)
-        )
-        .is_err());
+        assert!(apply_all(&mut Objects::new(), changes).is_err());
     }
 
     #[test]
@@ -354,10 +376,8 @@ mod tests {
 
     #[test]
     fn an_unreadable_stored_row_forces_a_resync() {
-        assert!(parse_stored(vec![("a".into(), "{".into())]).is_none());
-        assert_eq!(
-            parse_stored(vec![("a".into(), "{}".into())]).unwrap().len(),
-            1
-        );
+        assert!(readable(vec![("a".into(), "{".into())]).is_none());
+        assert!(readable(vec![("a".into(), "[]".into())]).is_none());
+        assert_eq!(readable(vec![("a".into(), "{}".into())]).unwrap().len(), 1);
     }
 }

@@ -182,10 +182,7 @@ pub(crate) async fn page_users(
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
         progress.users_listed(page.len());
-        for value in page {
-            let user: User = serde_json::from_value(value).map_err(|e| Unavailable::Malformed {
-                detail: format!("user: {e}"),
-            })?;
+        for user in page {
             if has_mailbox(&user) {
                 let calendar = calendars.reads(&user.id).then_some(Kind::Calendar);
                 for kind in calendar.into_iter().chain([Kind::Rules]) {
