@@ -44,7 +44,7 @@ fn event(n: usize, details: Map<String, Value>) -> FindingEvent {
         user_principal_name: Some(format!("user{n}@contoso.com")),
         first_seen: at,
         last_seen: at,
-        details,
+        details: details.into(),
     }
 }
 
@@ -82,7 +82,7 @@ fn render_row(label: &str, events: &[FindingEvent]) -> Vec<String> {
         .unwrap_or_default();
     let detail_bytes = events
         .first()
-        .map(|e| Value::Object(e.details.clone()).to_string().len())
+        .map(|e| e.details.to_value().to_string().len())
         .unwrap_or_default();
     vec![
         label.to_owned(),

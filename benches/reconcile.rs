@@ -61,7 +61,7 @@ fn stored(range: std::ops::Range<usize>) -> Vec<StoredInstance> {
                 resolved_at: None,
                 suppressed: false,
                 announced: true,
-                details: details(n),
+                details: details(n).into(),
             }
         })
         .collect()
@@ -76,7 +76,7 @@ fn outcomes(range: std::ops::Range<usize>) -> Outcomes {
             finding,
             resource_id,
             resource_name: format!("user{n}@contoso.com"),
-            details: details(n),
+            details: details(n).into(),
         });
     }
     FindingId::ALL

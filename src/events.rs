@@ -61,7 +61,7 @@ pub struct FindingEvent {
     /// Last seen, or resolved at; CEF `end`.
     pub last_seen: DateTime<Utc>,
     /// The finding's evidence.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::details::Details,
 }
 
 /// Stable fingerprint of an instance: hash of tenant id, finding id and resource id only

@@ -263,7 +263,7 @@ pub struct Finding {
     /// A human name for the resource: UPN, app display name or domain name.
     pub resource_name: String,
     /// Evidence a SIEM analyst needs (recipients, the SPF term, DMARC tags, ...).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::details::Details,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod demo;
 pub mod dns;
 pub mod events;
+pub mod details;
 pub mod findings;
 pub mod graph;
 pub mod metrics;

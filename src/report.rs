@@ -123,7 +123,7 @@ pub struct ReportedFinding {
     /// UPN, app or domain name.
     pub resource_name: String,
     /// Evidence.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::details::Details,
     /// What to do about it (the catalogue's remediation text).
     pub remediation: &'static str,
     /// Where the fix is documented: Microsoft Learn, then CIS / CISA SCuBA controls.

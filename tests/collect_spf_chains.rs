@@ -121,7 +121,7 @@ fn verdict(id: FindingId, snapshot: &TenantSnapshot) -> Result<Option<serde_json
         .findings
         .iter()
         .find(|f| f.resource_id == DOMAIN)
-        .map(|f| serde_json::Value::Object(f.details.clone())))
+        .map(|f| f.details.to_value()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -385,7 +385,7 @@ async fn json_payload_carries_the_same_fields() {
         assert_eq!(object["tenant"], event.tenant.as_str());
         assert_eq!(
             object["details"],
-            serde_json::Value::Object(event.details.clone())
+            event.details.to_value()
         );
         let back: FindingEvent = serde_json::from_value(object.clone()).unwrap();
         assert_eq!(&back, event, "the object decodes back to the event");

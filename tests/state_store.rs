@@ -33,7 +33,7 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
             finding: FindingId::AccountDisabled,
             resource_id: (*u).to_owned(),
             resource_name: format!("{u}@contoso.com"),
-            details: serde_json::Map::new(),
+            details: Default::default(),
         })
         .collect();
     let outcomes = vec![(

@@ -49,7 +49,7 @@ fn event(selector: u8, fields: &[String]) -> (FindingEvent, String) {
         fingerprint: "3f9c2e1d4b5a69788771a2b3c4d5e6f7".into(),
         first_seen: at,
         last_seen: at,
-        details,
+        details: details.into(),
     };
     (event, field(7))
 }

@@ -314,6 +314,6 @@ fn finding(id: FindingId, name: &str, details: Map<String, Value>) -> Finding {
         finding: id,
         resource_id: name.to_owned(),
         resource_name: name.to_owned(),
-        details,
+        details: details.into(),
     }
 }

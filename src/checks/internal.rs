@@ -198,7 +198,7 @@ pub fn finding(
         finding: id,
         resource_id,
         resource_name: resource_name.to_owned(),
-        details,
+        details: details.into(),
     }
 }
 

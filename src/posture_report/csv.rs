@@ -66,7 +66,7 @@ fn cells(
         instance.resource_name.clone(),
         instance.first_seen.clone(),
         instance.last_seen.clone(),
-        serde_json::Value::Object(instance.details.clone()).to_string(),
+        serde_json::to_string(&instance.details).unwrap_or_default(),
         instance.remediation.to_owned(),
         ids.join("; "),
         urls.join(" "),

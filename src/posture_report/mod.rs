@@ -74,7 +74,7 @@ pub struct ReportedInstance {
     /// Last scan that saw it, RFC 3339.
     pub last_seen: String,
     /// Evidence as last seen.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::details::Details,
     /// What to do about it.
     pub remediation: &'static str,
     /// Where the fix is documented.

@@ -24,7 +24,7 @@ fn instance(finding: FindingId, resource: &str, name: &str, suppressed: bool) ->
         resolved_at: None,
         suppressed,
         announced: !suppressed,
-        details,
+        details: details.into(),
     }
 }
 

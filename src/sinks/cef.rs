@@ -87,7 +87,7 @@ fn extensions(event: &FindingEvent) -> Vec<Extension> {
     let details = if event.details.is_empty() {
         String::new()
     } else {
-        serde_json::Value::Object(event.details.clone()).to_string()
+        serde_json::to_string(&event.details).unwrap_or_default()
     };
     vec![
         plain("rt", event.detected_at.timestamp_millis().to_string()),

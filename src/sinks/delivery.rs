@@ -350,7 +350,7 @@ mod tests {
             fingerprint: "f".repeat(32),
             first_seen: at,
             last_seen: at,
-            details: serde_json::Map::new(),
+            details: Default::default(),
         }
     }
 

@@ -234,7 +234,7 @@ pub struct StoredInstance {
     /// instances produce a `resolved` event.
     pub announced: bool,
     /// Evidence as last seen.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::details::Details,
 }
 
 impl StoredInstance {

@@ -211,7 +211,7 @@ mod tests {
             fingerprint: format!("{n:032x}"),
             first_seen: at,
             last_seen: at,
-            details: serde_json::Map::new(),
+            details: Default::default(),
         }
     }
 

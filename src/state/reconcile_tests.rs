@@ -15,7 +15,7 @@ fn finding(id: FindingId, resource: &str) -> Finding {
         finding: id,
         resource_id: resource.to_owned(),
         resource_name: format!("{resource}@contoso.com"),
-        details,
+        details: details.into(),
     }
 }
 

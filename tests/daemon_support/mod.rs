@@ -149,7 +149,7 @@ fn outcome(script: &Script, id: FindingId) -> Outcome {
                     finding: id,
                     resource_id: r.clone(),
                     resource_name: format!("{r}@contoso.example"),
-                    details: serde_json::Map::new(),
+                    details: Default::default(),
                 })
                 .collect()
         })

@@ -82,7 +82,7 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
     if !event.details.is_empty() {
         put(
             "flexString1",
-            serde_json::Value::Object(event.details.clone()).to_string(),
+            event.details.to_value().to_string(),
         );
     }
     if let Some(url) = m365_posture::references::primary_url(event.finding) {

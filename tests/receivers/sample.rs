@@ -30,7 +30,7 @@ pub fn new_event() -> FindingEvent {
         fingerprint: "3f9c2e1d4b5a69788771a2b3c4d5e6f7".into(),
         first_seen: at(1_772_701_200, 123),
         last_seen: at(1_772_701_200, 123),
-        details,
+        details: details.into(),
     }
 }
 
@@ -52,7 +52,7 @@ pub fn resolved_event() -> FindingEvent {
         fingerprint: "aa9c2e1d4b5a69788771a2b3c4d5e6f7".into(),
         first_seen: at(1_772_701_200, 123),
         last_seen: at(1_773_048_300, 456),
-        details: serde_json::Map::new(),
+        details: Default::default(),
     }
 }
 

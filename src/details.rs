@@ -1,0 +1,187 @@
+//! [`Details`]: the evidence of a finding instance (recipients, the SPF term, DMARC tags, ...),
+//! a JSON object carried by findings, stored instances and events.
+//!
+//! It is a list of `(key, value)` pairs sorted by key, not a `serde_json::Map`: the map is a
+//! B-tree that allocates a node of about 600 bytes however few its keys, and a 100,000-user
+//! tenant carries about 100,000 findings of two or three keys each, held as findings, stored
+//! instances and events at once (issue 10, BENCHMARKS.md "large_tenant"). Keys sorted as the
+//! map sorts them, the JSON text is byte for byte what the map wrote.
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A finding's evidence: a JSON object with its keys in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Details(Vec<(String, Value)>);
+
+impl Details {
+    /// No evidence.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// True when there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.position(key)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v)
+    }
+
+    /// True when `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets `key`; returns the value it replaced.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Ok(i) => self
+                .0
+                .get_mut(i)
+                .map(|(_, old)| std::mem::replace(old, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.position(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// Keys and values in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// As a JSON object value.
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.to_map())
+    }
+
+    /// As a `serde_json::Map`.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// `details["key"]`: the value, or `null` when the key is absent (as indexing a `Value` does).
+impl std::ops::Index<&str> for Details {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl From<Map<String, Value>> for Details {
+    fn from(map: Map<String, Value>) -> Self {
+        // A map iterates in key order: the list is sorted as it is collected.
+        let mut pairs: Vec<(String, Value)> = map.into_iter().collect();
+        pairs.shrink_to_fit();
+        Self(pairs)
+    }
+}
+
+impl FromIterator<(String, Value)> for Details {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut details = Details::new();
+        for (key, value) in iter {
+            details.insert(key, value);
+        }
+        details.0.shrink_to_fit();
+        details
+    }
+}
+
+impl Serialize for Details {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DetailsVisitor;
+        impl<'de> Visitor<'de> for DetailsVisitor {
+            type Value = Details;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Details, A::Error> {
+                let mut details = Details::new();
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    details.insert(key, value);
+                }
+                details.0.shrink_to_fit();
+                Ok(details)
+            }
+        }
+        deserializer.deserialize_map(DetailsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_json_text_is_what_a_map_writes_whatever_the_insertion_order() {
+        let mut details = Details::new();
+        details.insert("zeta".into(), json!(1));
+        details.insert("alpha".into(), json!({"b": 2, "a": [1, "x"]}));
+        details.insert("mid".into(), json!(null));
+        let map = details.to_map();
+        assert_eq!(
+            serde_json::to_string(&details).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        assert_eq!(details.keys().collect::<Vec<_>>(), ["alpha", "mid", "zeta"]);
+        let back: Details = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
+        assert_eq!(back, details);
+        assert_eq!(Details::from(map), details);
+    }
+
+    #[test]
+    fn insert_replaces_and_remove_takes_a_key() {
+        let mut details = Details::new();
+        assert_eq!(details.insert("k".into(), json!(1)), None);
+        assert_eq!(details.insert("k".into(), json!(2)), Some(json!(1)));
+        assert_eq!(details.get("k"), Some(&json!(2)));
+        assert!(details.contains_key("k") && !details.contains_key("j"));
+        assert_eq!(details.remove("k"), Some(json!(2)));
+        assert!(details.is_empty() && details.get("k").is_none());
+        assert_eq!(details["k"], Value::Null);
+        assert!(serde_json::from_str::<Details>("[1]").is_err());
+    }
+}
