@@ -5,11 +5,13 @@
 //! Layers, each in its own module: [`cef`] and [`json`] render one event (payload);
 //! [`syslog_header`] adds the RFC 5424 / RFC 3164 header and the stream framing; [`transport`]
 //! (with [`tls`]) owns the sockets; [`delivery`] runs one worker per sink over the outbox
-//! (`crate::state::outbox`) with at-least-once semantics. The `syslog` crate is not used: it is
+//! (`crate::state::outbox`) with at-least-once semantics, encoding with `encoder` and
+//! pipelining batches through `window`. The `syslog` crate is not used: it is
 //! blocking, has no TLS and sends no TCP framing (`docs/siem.md`).
 
 pub mod cef;
 pub mod delivery;
+mod encoder;
 pub mod json;
 pub mod listener;
 pub mod metrics;
@@ -17,6 +19,7 @@ pub mod syslog_header;
 pub mod tls;
 pub mod transport;
 pub mod web_config;
+mod window;
 
 pub use cef::render_cef;
 pub use delivery::{run_sink, run_sink_tuned, DeliveryTuning};
