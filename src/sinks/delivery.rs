@@ -4,8 +4,8 @@
 //!
 //! Semantics (at least once):
 //! - TCP and TLS: batches are pipelined. While a written batch waits out
-//!   [`DeliveryTuning::confirm_delay`], the next ones are fetched, encoded (on the blocking
-//!   pool) and written over the same connection, up to [`DeliveryTuning::max_in_flight`]
+//!   [`DeliveryTuning::confirm_delay`], the next ones are read, encoded (on the blocking
+//!   pool, one batch ahead) and written over the same connection, up to [`DeliveryTuning::max_in_flight`]
 //!   unacknowledged batches. A batch is acknowledged (the cursor moved past it) once its own
 //!   delay has passed and the connection then still shows no close or reset from the peer (a
 //!   write into a socket the peer already closed "succeeds" locally; the reset arrives a round
@@ -26,6 +26,7 @@
 use crate::config::{SinkConfig, SinkKind};
 use crate::metrics::Metrics;
 use crate::sinks::encoder::Encoder;
+use crate::sinks::reader::{ReadFrom, Reader};
 use crate::sinks::transport::{Connection, Connector, TransportError};
 use crate::sinks::window::{Window, Written};
 use crate::state::outbox::{self, OutboxError};
@@ -124,6 +125,7 @@ pub async fn run_sink_tuned(
         tuning,
         connection: None,
         db: None,
+        reader: None,
     };
     let mut backoff = worker.tuning.backoff_min;
     while !cancel.is_cancelled() {
@@ -161,12 +163,6 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
-/// One fetched batch: the seq of its last event and its encoding (one message per event).
-struct Prepared {
-    last_seq: i64,
-    encoding: tokio::task::JoinHandle<Vec<Vec<u8>>>,
-}
-
 struct Worker {
     name: String,
     sink: SinkConfig,
@@ -176,6 +172,7 @@ struct Worker {
     encoder: Arc<Encoder>,
     connection: Option<Connection>,
     db: Option<rusqlite::Connection>,
+    reader: Option<rusqlite::Connection>,
 }
 
 impl Worker {
@@ -196,32 +193,55 @@ impl Worker {
     }
 
     /// Writes batches while the window has room, acknowledging each one once its confirm
-    /// delay passed; then waits out the window. The next batch is read before a batch is
-    /// written and encoded while it is written and acknowledged.
+    /// delay passed; then waits out the window. A [`Reader`] reads and encodes the next batch
+    /// while one is written and acknowledged.
     async fn pipeline(
         &mut self,
         window: &mut Window,
         delivered: &mut usize,
         cancel: &CancellationToken,
     ) -> Result<(), RoundError> {
-        let mut next = self.prepare(None).await?;
-        while let Some(batch) = next.take() {
+        let name = self.name.clone();
+        let after = self.db(move |conn| outbox::acked_seq(conn, &name)).await?;
+        let from = ReadFrom {
+            path: self.state_path.clone(),
+            after,
+            batch_size: self.tuning.batch_size,
+            encoder: Arc::clone(&self.encoder),
+        };
+        let mut reader = Reader::start(self.reader.take(), from);
+        let written = self
+            .write_batches(&mut reader, window, delivered, cancel)
+            .await;
+        self.reader = reader.finish().await;
+        written?;
+        while !window.is_empty() {
+            *delivered += self.settle(window, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the reader delivers until it is done, an error, or a cancel.
+    async fn write_batches(
+        &mut self,
+        reader: &mut Reader,
+        window: &mut Window,
+        delivered: &mut usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), RoundError> {
+        while let Some(batch) = reader.batches.recv().await {
             if cancel.is_cancelled() {
                 break;
             }
-            let messages = batch.encoding.await?;
-            next = self.prepare(Some(batch.last_seq)).await?;
-            let sent = self.send(&messages, window.is_empty()).await;
+            let batch = batch?;
+            let sent = self.send(&batch.messages, window.is_empty()).await;
             window.push(Written {
                 last_seq: batch.last_seq,
-                count: messages.len(),
+                count: batch.messages.len(),
                 due: Instant::now() + self.confirm_delay(),
             });
             sent?;
             *delivered += self.settle(window, window.is_full()).await?;
-        }
-        while !window.is_empty() {
-            *delivered += self.settle(window, true).await?;
         }
         Ok(())
     }
@@ -265,24 +285,6 @@ impl Worker {
             .with_label_values(&[&self.name])
             .inc_by(count as u64);
         Ok(count)
-    }
-
-    /// Reads the next batch (after `after`, or after the sink's cursor) and starts encoding it
-    /// on the blocking pool; `None` when nothing is pending.
-    async fn prepare(&mut self, after: Option<i64>) -> Result<Option<Prepared>, RoundError> {
-        let (name, limit) = (self.name.clone(), self.tuning.batch_size);
-        let batch = self
-            .db(move |conn| match after {
-                Some(seq) => outbox::fetch_after(conn, seq, limit),
-                None => outbox::fetch(conn, &name, limit),
-            })
-            .await?;
-        let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else {
-            return Ok(None);
-        };
-        let encoder = Arc::clone(&self.encoder);
-        let encoding = tokio::task::spawn_blocking(move || encoder.encode_batch(&batch));
-        Ok(Some(Prepared { last_seq, encoding }))
     }
 
     /// Writes one batch over the open connection, or a new one when `may_reconnect` (nothing

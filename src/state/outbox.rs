@@ -107,8 +107,12 @@ pub fn fetch(
     sink: &str,
     limit: usize,
 ) -> Result<Vec<(i64, FindingEvent)>, OutboxError> {
-    let acked = cursor(conn, sink)?.ok_or_else(|| OutboxError::UnknownSink(sink.to_owned()))?;
-    fetch_after(conn, acked, limit)
+    fetch_after(conn, acked_seq(conn, sink)?, limit)
+}
+
+/// The sink's cursor: the seq of the last event it acknowledged.
+pub fn acked_seq(conn: &Connection, sink: &str) -> Result<i64, OutboxError> {
+    cursor(conn, sink)?.ok_or_else(|| OutboxError::UnknownSink(sink.to_owned()))
 }
 
 /// Up to `limit` events with a seq above `after`, oldest first, as [`fetch`] reads them after
