@@ -308,6 +308,77 @@ mod tests {
         assert_eq!(escape_extension("  tab\there \u{0}  "), "tab here");
     }
 
+    /// Escaping as first written (replace, trim, then escape char by char): the one-pass
+    /// versions with their plain-ASCII fast paths must give the same text.
+    fn reference_normalize(value: &str) -> String {
+        let replaced: String = value
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\r' && c != '\n' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        replaced.trim_matches(' ').to_owned()
+    }
+
+    fn reference_header(value: &str) -> String {
+        let mut out = String::new();
+        for c in value
+            .trim_matches(|c: char| c == ' ' || c.is_control())
+            .chars()
+        {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '|' => out.push_str("\\|"),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_pass_escaping_equals_the_char_by_char_definition() {
+        let parts = [
+            "",
+            " ",
+            "plain",
+            "  padded  ",
+            "a=b",
+            "C:\\x",
+            "p|q",
+            "\t",
+            "\u{0}",
+            "\n",
+            "\r\n",
+            "é",
+            "\u{85}",
+            "\u{9f}x",
+            "\u{7f}",
+            " \u{1} ",
+            "日本",
+            "=",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in ["", " ", "\t", "z"] {
+                    let value = format!("{a}{b}{c}");
+                    let normalized = reference_normalize(&value);
+                    let mut escaped = String::new();
+                    normalized
+                        .chars()
+                        .for_each(|ch| push_escaped(&mut escaped, ch));
+                    assert_eq!(normalize_extension(&value), normalized, "{value:?}");
+                    assert_eq!(escape_extension(&value), escaped, "{value:?}");
+                    assert_eq!(escape_header(&value), reference_header(&value), "{value:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn shorten_never_cuts_an_escape_or_a_character() {
         let value = "é=é=é=é=é=";
