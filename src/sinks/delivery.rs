@@ -4,17 +4,17 @@
 //!
 //! Semantics (at least once):
 //! - TCP and TLS: batches are pipelined. While a written batch waits out
-//!   [`DeliveryTuning::confirm_delay`], the next ones are read, encoded (on the blocking
-//!   pool, one batch ahead) and written over the same connection, up to [`DeliveryTuning::max_in_flight`]
-//!   unacknowledged batches. A batch is acknowledged (the cursor moved past it) once its own
-//!   delay has passed and the connection then still shows no close or reset from the peer (a
-//!   write into a socket the peer already closed "succeeds" locally; the reset arrives a round
-//!   trip later); batches are acknowledged in order. Any error drops the connection, and after
-//!   a backoff delivery resumes at the first unacknowledged batch, so a cut write may repeat
-//!   every batch in flight: at most `max_in_flight x batch_size` events (4 x 16,384 by
-//!   default; in practice what was written during the last `confirm_delay`). The SIEM
-//!   deduplicates on `cs6` (event id). TCP has no application-level acknowledgement: bytes a
-//!   receiver accepted into its socket buffer and lost in a crash of its own are not resent.
+//!   [`DeliveryTuning::confirm_delay`], the next ones are read, encoded (on the blocking pool, one
+//!   batch ahead) and written over the same connection, up to [`DeliveryTuning::max_in_flight`]
+//!   unacknowledged batches. A batch is acknowledged (the cursor moved past it) once its own delay
+//!   has passed and the connection then still shows no close or reset from the peer (a write into a
+//!   socket the peer already closed "succeeds" locally; the reset arrives a round trip later);
+//!   batches are acknowledged in order. Any error drops the connection, and after a backoff
+//!   delivery resumes at the first unacknowledged batch, so a cut write may repeat every batch in
+//!   flight: at most `max_in_flight x batch_size` events (4 x 16,384 by default; in practice what
+//!   was written during the last `confirm_delay`). The SIEM deduplicates on `cs6` (event id). TCP
+//!   has no application-level acknowledgement: bytes a receiver accepted into its socket buffer and
+//!   lost in a crash of its own are not resent.
 //! - UDP and the unix datagram socket are best effort: a batch counts as delivered once sent.
 //! - stdout: delivered once written and flushed.
 //!

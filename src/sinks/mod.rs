@@ -6,8 +6,9 @@
 //! [`syslog_header`] adds the RFC 5424 / RFC 3164 header and the stream framing; [`transport`]
 //! (with [`tls`]) owns the sockets; [`delivery`] runs one worker per sink over the outbox
 //! (`crate::state::outbox`) with at-least-once semantics: `reader` reads and encodes (with
-//! `encoder`) ahead of the writer, and `window` holds the batches awaiting acknowledgement. The `syslog` crate is not used: it is
-//! blocking, has no TLS and sends no TCP framing (`docs/siem.md`).
+//! `encoder`) ahead of the writer, and `window` holds the batches awaiting acknowledgement. The
+//! `syslog` crate is not used: it is blocking, has no TLS and sends no TCP framing
+//! (`docs/siem.md`).
 
 pub mod cef;
 pub mod delivery;
