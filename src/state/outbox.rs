@@ -9,8 +9,8 @@
 //! Reconcile calls [`enqueue`] inside the transaction that also writes finding state, so either
 //! both land or neither does. Each sink's worker [`fetch`]es rows after its cursor in `seq` order
 //! (and [`fetch_after`] past the batches it has in flight) and [`ack`]s them after a successful
-//! write; a row that every registered sink has passed is deleted. A crash between write and ack resends the
-//! same rows (same `event_id`), never loses them.
+//! write; a row that every registered sink has passed is deleted. A crash between write and ack
+//! resends the same rows (same `event_id`), never loses them.
 //!
 //! Sinks: [`register_sinks`] makes the cursor table match the configured sinks. A sink seen for
 //! the first time starts at the current head (it does not replay history that predates it);
