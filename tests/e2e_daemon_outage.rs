@@ -5,8 +5,8 @@
 //! with SIGTERM and started again on the same state file in the middle of the outage, then the
 //! receiver comes back on the same port. Every transition the daemon committed (its
 //! `m365_posture_events_total` counters, and what the mutations must produce) arrives, parsed
-//! by both CEF oracles; duplicates are at most one batch whose write was cut; per instance
-//! the events alternate new/resolved in arrival order.
+//! by both CEF oracles; duplicates are at most the batches in flight when a write was cut; per
+//! instance the events alternate new/resolved in arrival order.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -298,7 +298,7 @@ async fn drain(running: &Daemon, held_back: u64) -> Scrape {
     );
 }
 
-/// Everything the daemon committed arrived; duplicates only from one cut batch; instances alternate.
+/// Everything the daemon committed arrived; duplicates only from one cut; instances alternate.
 fn check_arrivals(arrivals: &[Arrived], committed: &Scrape, pending: &BTreeSet<String>) {
     assert_eq!(
         committed.delivered,
@@ -333,11 +333,13 @@ fn check_arrivals(arrivals: &[Arrived], committed: &Scrape, pending: &BTreeSet<S
     );
     let missing: Vec<&String> = pending.iter().filter(|id| !seen.contains(*id)).collect();
     assert!(missing.is_empty(), "held-back events lost: {missing:?}");
-    // A resent batch arrives again as one contiguous run, no longer than a batch.
-    assert!(repeats.len() <= DeliveryTuning::default().batch_size);
+    // The batches in flight at the cut arrive again as one contiguous run, no longer than
+    // the worker's window.
+    let tuning = DeliveryTuning::default();
+    assert!(repeats.len() <= tuning.batch_size * tuning.max_in_flight);
     assert!(
         repeats.windows(2).all(|w| w[1] == w[0] + 1),
-        "duplicates from more than one cut batch: {repeats:?}"
+        "duplicates from more than one cut: {repeats:?}"
     );
     check_instances(&unique, pending);
 }

@@ -39,6 +39,7 @@ const SINK: &str = "siem";
 fn tuning() -> DeliveryTuning {
     DeliveryTuning {
         batch_size: 4,
+        max_in_flight: 2,
         poll_interval: Duration::from_millis(200),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(800),

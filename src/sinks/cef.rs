@@ -16,6 +16,7 @@
 //! Extension keys come in one fixed order so golden lines stay stable.
 
 use crate::events::{EventAction, FindingEvent};
+use std::borrow::Cow;
 
 /// CEF Device Vendor (CONTRACT section 1); stable forever, SIEMs route on it.
 pub const CEF_VENDOR: &str = "m365-posture";
@@ -28,10 +29,28 @@ pub const TRUNCATION_MARK: &str = "…[truncated]";
 const SHRINK_ORDER: [&str; 6] = ["msg", "flexString1", "cs4", "duser", "cs3", "flexString2"];
 
 /// One extension pair before escaping. `label` is the `csNLabel`-style companion key and value.
-struct Extension {
+struct Extension<'a> {
     key: &'static str,
     label: Option<(&'static str, &'static str)>,
-    value: String,
+    value: Cow<'a, str>,
+}
+
+impl<'a> Extension<'a> {
+    fn plain(key: &'static str, value: Cow<'a, str>) -> Self {
+        Self {
+            key,
+            label: None,
+            value,
+        }
+    }
+
+    fn custom(key: &'static str, label: (&'static str, &'static str), value: Cow<'a, str>) -> Self {
+        Self {
+            key,
+            label: Some(label),
+            value,
+        }
+    }
 }
 
 /// Renders one event as a CEF line (no syslog header, no line end), at most `max_bytes` long
@@ -47,7 +66,7 @@ pub fn render_cef(event: &FindingEvent, version: &str, max_bytes: usize) -> Stri
         let excess = line.len() - max_bytes;
         if let Some(ext) = extensions.iter_mut().find(|e| e.key == key) {
             let budget = escape_extension(&ext.value).len().saturating_sub(excess);
-            ext.value = shorten(&ext.value, budget);
+            ext.value = Cow::Owned(shorten(&ext.value, budget));
         }
         line = assemble(&header, &extensions);
     }
@@ -56,95 +75,105 @@ pub fn render_cef(event: &FindingEvent, version: &str, max_bytes: usize) -> Stri
 
 /// The CEF header up to and including the seventh `|`.
 fn render_header(event: &FindingEvent, version: &str) -> String {
+    let signature = format!("{}:{}", event.finding.as_str(), event.action.as_str());
+    let level = event.severity.cef_level().to_string();
     let fields = [
-        CEF_VENDOR.to_owned(),
-        CEF_PRODUCT.to_owned(),
-        version.to_owned(),
-        format!("{}:{}", event.finding.as_str(), event.action.as_str()),
-        event.title.clone(),
-        event.severity.cef_level().to_string(),
+        CEF_VENDOR,
+        CEF_PRODUCT,
+        version,
+        &signature,
+        &event.title,
+        &level,
     ];
-    let mut header = String::from("CEF:0|");
+    let mut header = String::with_capacity(128);
+    header.push_str("CEF:0|");
     for field in fields {
-        header.push_str(&escape_header(&field));
+        push_header(&mut header, field);
         header.push('|');
     }
     header
 }
 
-/// The extension pairs in their fixed order, values normalised but not escaped.
-fn extensions(event: &FindingEvent) -> Vec<Extension> {
-    let plain = |key, value: String| Extension {
-        key,
-        label: None,
-        value,
-    };
-    let custom = |key, label, value: String| Extension {
-        key,
-        label: Some(label),
-        value,
-    };
+/// The extension pairs in their fixed order, values neither normalised nor escaped.
+fn extensions(event: &FindingEvent) -> Vec<Extension<'_>> {
+    fn custom<'a>(
+        key: &'static str,
+        label: (&'static str, &'static str),
+        value: &'a str,
+    ) -> Extension<'a> {
+        Extension::custom(key, label, Cow::Borrowed(value))
+    }
+    let plain = Extension::plain;
     let details = if event.details.is_empty() {
         String::new()
     } else {
+        // The same text as the map it stands for, written straight into the string.
         serde_json::to_string(&event.details).unwrap_or_default()
     };
+    let millis = |at: chrono::DateTime<chrono::Utc>| Cow::Owned(at.timestamp_millis().to_string());
+    let message = match event.action {
+        EventAction::New => Cow::Borrowed(event.finding.meta().remediation),
+        EventAction::Resolved => Cow::Owned(event_message(event)),
+    };
+    let reference = crate::references::primary_url(event.finding).unwrap_or_default();
     vec![
-        plain("rt", event.detected_at.timestamp_millis().to_string()),
-        plain("act", event.action.as_str().to_owned()),
-        plain("cat", event.category.as_str().to_owned()),
-        plain("externalId", event.fingerprint.clone()),
-        plain("msg", event_message(event)),
+        plain("rt", millis(event.detected_at)),
+        plain("act", Cow::Borrowed(event.action.as_str())),
+        plain("cat", Cow::Borrowed(event.category.as_str())),
+        plain("externalId", Cow::Borrowed(&event.fingerprint)),
+        plain("msg", message),
         plain(
             "duser",
-            event.user_principal_name.clone().unwrap_or_default(),
+            Cow::Borrowed(event.user_principal_name.as_deref().unwrap_or_default()),
         ),
-        plain("start", event.first_seen.timestamp_millis().to_string()),
-        plain("end", event.last_seen.timestamp_millis().to_string()),
-        custom("cs1", ("cs1Label", "tenant"), event.tenant.clone()),
-        custom(
-            "cs2",
-            ("cs2Label", "finding"),
-            event.finding.as_str().to_owned(),
-        ),
-        custom("cs3", ("cs3Label", "resourceId"), event.resource_id.clone()),
-        custom(
-            "cs4",
-            ("cs4Label", "resourceName"),
-            event.resource_name.clone(),
-        ),
+        plain("start", millis(event.first_seen)),
+        plain("end", millis(event.last_seen)),
+        custom("cs1", ("cs1Label", "tenant"), &event.tenant),
+        custom("cs2", ("cs2Label", "finding"), event.finding.as_str()),
+        custom("cs3", ("cs3Label", "resourceId"), &event.resource_id),
+        custom("cs4", ("cs4Label", "resourceName"), &event.resource_name),
         custom(
             "cs5",
             ("cs5Label", "findingSeverity"),
-            event.severity.as_str().to_owned(),
+            event.severity.as_str(),
         ),
-        custom("cs6", ("cs6Label", "eventId"), event.event_id.clone()),
-        custom("flexString1", ("flexString1Label", "details"), details),
-        custom(
-            "flexString2",
-            ("flexString2Label", "reference"),
-            crate::references::primary_url(event.finding)
-                .unwrap_or_default()
-                .to_owned(),
+        custom("cs6", ("cs6Label", "eventId"), &event.event_id),
+        Extension::custom(
+            "flexString1",
+            ("flexString1Label", "details"),
+            Cow::Owned(details),
         ),
+        custom("flexString2", ("flexString2Label", "reference"), reference),
     ]
 }
 
 /// Joins header and extensions; an extension whose value normalises to empty is left out
-/// together with its label.
-fn assemble(header: &str, extensions: &[Extension]) -> String {
-    let mut pairs: Vec<String> = Vec::with_capacity(extensions.len() * 2);
+/// together with its label. Written into one string (this runs for every event delivered).
+fn assemble(header: &str, extensions: &[Extension<'_>]) -> String {
+    let room: usize = extensions.iter().map(|e| e.value.len() + 40).sum();
+    let mut line = String::with_capacity(header.len() + room);
+    line.push_str(header);
+    let mut first = true;
     for ext in extensions {
-        let value = escape_extension(&ext.value);
+        let value = ext.value.trim_matches(blank);
         if value.is_empty() {
             continue;
         }
-        if let Some((label_key, label_value)) = ext.label {
-            pairs.push(format!("{label_key}={label_value}"));
+        if !first {
+            line.push(' ');
         }
-        pairs.push(format!("{}={value}", ext.key));
+        first = false;
+        if let Some((label_key, label_value)) = ext.label {
+            line.push_str(label_key);
+            line.push('=');
+            line.push_str(label_value);
+            line.push(' ');
+        }
+        line.push_str(ext.key);
+        line.push('=');
+        push_extension(&mut line, value);
     }
-    format!("{header}{}", pairs.join(" "))
+    line
 }
 
 /// The `msg` text: what the finding means and how to fix it (new), or that it resolved.
@@ -162,10 +191,18 @@ pub fn event_message(event: &FindingEvent) -> String {
 /// a space; spaces at both ends are trimmed.
 pub fn escape_header(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    for c in value
-        .trim_matches(|c: char| c == ' ' || c.is_control())
-        .chars()
-    {
+    push_header(&mut out, value);
+    out
+}
+
+/// Appends [`escape_header`] of `value` to `out`.
+fn push_header(out: &mut String, value: &str) {
+    let value = value.trim_matches(|c: char| c == ' ' || c.is_control());
+    if value.bytes().all(|b| plain_byte(b) && b != b'|') {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '|' => out.push_str("\\|"),
@@ -173,33 +210,50 @@ pub fn escape_header(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Escapes an extension value: `\` → `\\`, `=` → `\=`, LF → `\n`, CR → `\r`; other control
 /// characters (TAB, NUL, DEL, C1) become a space; spaces at both ends are trimmed first.
 pub fn escape_extension(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    for c in normalize_extension(value).chars() {
-        push_escaped(&mut out, c);
-    }
+    push_extension(&mut out, value.trim_matches(blank));
     out
 }
 
 /// The value a strict parser gives back for `value` after [`escape_extension`]: control
 /// characters other than CR and LF become spaces, then spaces at both ends are trimmed.
 pub fn normalize_extension(value: &str) -> String {
-    let replaced: String = value
+    value
+        .trim_matches(blank)
         .chars()
-        .map(|c| {
-            if c.is_control() && c != '\r' && c != '\n' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    replaced.trim_matches(' ').to_owned()
+        .map(|c| if blank(c) { ' ' } else { c })
+        .collect()
+}
+
+/// What normalisation turns into a space (control characters other than CR and LF), and the
+/// space itself: trimming these from the ends first equals trimming spaces after replacing.
+fn blank(c: char) -> bool {
+    c == ' ' || (c.is_control() && c != '\r' && c != '\n')
+}
+
+/// ASCII that no escape or replacement touches (`|` aside, which only headers escape).
+fn plain_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'\\' && b != b'='
+}
+
+/// Appends the escaped form of `value`, already trimmed of [`blank`] ends, to `out`.
+fn push_extension(out: &mut String, value: &str) {
+    if value.bytes().all(plain_byte) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        if blank(c) {
+            out.push(' ');
+        } else {
+            push_escaped(out, c);
+        }
+    }
 }
 
 fn push_escaped(out: &mut String, c: char) {
@@ -252,6 +306,77 @@ mod tests {
         assert_eq!(escape_extension(r"C:\Temp a=b|c"), r"C:\\Temp a\=b|c");
         assert_eq!(escape_extension("l1\nl2\r\n"), r"l1\nl2\r\n");
         assert_eq!(escape_extension("  tab\there \u{0}  "), "tab here");
+    }
+
+    /// Escaping as first written (replace, trim, then escape char by char): the one-pass
+    /// versions with their plain-ASCII fast paths must give the same text.
+    fn reference_normalize(value: &str) -> String {
+        let replaced: String = value
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\r' && c != '\n' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        replaced.trim_matches(' ').to_owned()
+    }
+
+    fn reference_header(value: &str) -> String {
+        let mut out = String::new();
+        for c in value
+            .trim_matches(|c: char| c == ' ' || c.is_control())
+            .chars()
+        {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '|' => out.push_str("\\|"),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_pass_escaping_equals_the_char_by_char_definition() {
+        let parts = [
+            "",
+            " ",
+            "plain",
+            "  padded  ",
+            "a=b",
+            "C:\\x",
+            "p|q",
+            "\t",
+            "\u{0}",
+            "\n",
+            "\r\n",
+            "é",
+            "\u{85}",
+            "\u{9f}x",
+            "\u{7f}",
+            " \u{1} ",
+            "日本",
+            "=",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in ["", " ", "\t", "z"] {
+                    let value = format!("{a}{b}{c}");
+                    let normalized = reference_normalize(&value);
+                    let mut escaped = String::new();
+                    normalized
+                        .chars()
+                        .for_each(|ch| push_escaped(&mut escaped, ch));
+                    assert_eq!(normalize_extension(&value), normalized, "{value:?}");
+                    assert_eq!(escape_extension(&value), escaped, "{value:?}");
+                    assert_eq!(escape_header(&value), reference_header(&value), "{value:?}");
+                }
+            }
+        }
     }
 
     #[test]

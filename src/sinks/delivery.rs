@@ -1,48 +1,53 @@
 //! The delivery worker of one sink: reads the outbox in order with the sink's own cursor,
-//! renders, frames and writes each batch, and acknowledges it only after the write succeeded.
+//! renders, frames and writes batch after batch, and acknowledges a batch only after its write
+//! succeeded and its confirm delay passed with the connection healthy.
 //!
 //! Semantics (at least once):
-//! - TCP and TLS: a batch is acknowledged after `write_all` + `flush` returned and, after
-//!   [`DeliveryTuning::confirm_delay`], the connection still shows no close or reset from the
-//!   peer (a write into a socket the peer already closed "succeeds" locally; the reset arrives a
-//!   round trip later). Any error drops the connection and the same batch is sent again after a
-//!   backoff, so duplicates are possible only for a batch whose write was cut. The SIEM
-//!   deduplicates on `cs6` (event id). TCP has no application-level acknowledgement: bytes a
-//!   receiver accepted into its socket buffer and lost in a crash of its own are not resent.
+//! - TCP and TLS: batches are pipelined. While a written batch waits out
+//!   [`DeliveryTuning::confirm_delay`], the next ones are read, encoded (on the blocking pool, one
+//!   batch ahead) and written over the same connection, up to [`DeliveryTuning::max_in_flight`]
+//!   unacknowledged batches. A batch is acknowledged (the cursor moved past it) once its own delay
+//!   has passed and the connection then still shows no close or reset from the peer (a write into a
+//!   socket the peer already closed "succeeds" locally; the reset arrives a round trip later);
+//!   batches are acknowledged in order. Any error drops the connection, and after a backoff
+//!   delivery resumes at the first unacknowledged batch, so a cut write may repeat every batch in
+//!   flight: at most `max_in_flight x batch_size` events (4 x 16,384 by default; in practice what
+//!   was written during the last `confirm_delay`). The SIEM deduplicates on `cs6` (event id). TCP
+//!   has no application-level acknowledgement: bytes a receiver accepted into its socket buffer and
+//!   lost in a crash of its own are not resent.
 //! - UDP and the unix datagram socket are best effort: a batch counts as delivered once sent.
 //! - stdout: delivered once written and flushed.
 //!
-//! Errors count `events_failed{sink}` by the size of the failed batch, back off exponentially
-//! with jitter, and reconnect. On cancel the worker finishes the write in progress, closes the
-//! connection (TLS `close_notify`) and returns; what is unsent stays in the outbox.
+//! Errors count `events_failed{sink}` by the events that were in flight, back off
+//! exponentially with jitter, and reconnect. On cancel the worker writes no further batch,
+//! waits out the confirm delay of those in flight (acknowledging them), closes the connection
+//! (TLS `close_notify`) and returns; what is unsent stays in the outbox.
 
-use crate::config::{Payload, SinkConfig, SinkKind};
-use crate::events::FindingEvent;
+use crate::config::{SinkConfig, SinkKind};
 use crate::metrics::Metrics;
-use crate::sinks::cef::render_cef;
-use crate::sinks::json::render_json;
-use crate::sinks::syslog_header::{frame, SyslogHeader};
+use crate::sinks::encoder::Encoder;
+use crate::sinks::reader::{ReadFrom, Reader};
 use crate::sinks::transport::{Connection, Connector, TransportError};
+use crate::sinks::window::{Window, Written};
 use crate::state::outbox::{self, OutboxError};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Size cap of a stdout line (there is no receiver limit; this only bounds hostile values).
-pub const STDOUT_MAX_BYTES: usize = 65_536;
-
-/// The largest UDP payload (IPv4): a UDP message is clamped to fit one datagram. Networks that
-/// fragment badly want `max_message_bytes` of 1400 to 2048 for UDP sinks.
-pub const UDP_MAX_DATAGRAM: usize = 65_507;
+pub use crate::sinks::encoder::{STDOUT_MAX_BYTES, UDP_MAX_DATAGRAM};
 
 /// Timing and batching of a worker; [`Default`] is what the daemon uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryTuning {
     /// Events read and written per batch.
     pub batch_size: usize,
+    /// Stream batches written and not yet acknowledged, at most (at least 1). A cut write can
+    /// repeat up to `max_in_flight x batch_size` events.
+    pub max_in_flight: usize,
     /// How often the outbox is polled when no wake-up arrives.
     pub poll_interval: Duration,
     /// First backoff after an error.
@@ -58,10 +63,11 @@ pub struct DeliveryTuning {
 impl Default for DeliveryTuning {
     fn default() -> Self {
         Self {
-            // Every stream batch waits `confirm_delay` before its acknowledgement, so the
-            // batch bounds the drain rate: 16,384 / 0.2 s caps it near 80,000 events/s (256
-            // capped it near 1,300; `cargo bench --bench large_tenant`, BENCHMARKS.md).
+            // Batches are pipelined (the confirm delays overlap), so the rate is bounded by
+            // fetch + encode + write, and by `max_in_flight x batch_size / confirm_delay`
+            // (about 330,000 events/s); `cargo bench --bench drain`, BENCHMARKS.md.
             batch_size: 16_384,
+            max_in_flight: 4,
             poll_interval: Duration::from_secs(3),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
@@ -111,7 +117,7 @@ pub async fn run_sink_tuned(
     tuning: DeliveryTuning,
 ) {
     let mut worker = Worker {
-        encoder: Encoder::new(&sink),
+        encoder: Arc::new(Encoder::new(&sink)),
         name: sink.name.clone(),
         sink,
         state_path,
@@ -119,13 +125,14 @@ pub async fn run_sink_tuned(
         tuning,
         connection: None,
         db: None,
+        reader: None,
     };
     let mut backoff = worker.tuning.backoff_min;
     while !cancel.is_cancelled() {
         let notified = wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match worker.round().await {
+        match worker.round(&cancel).await {
             Ok(0) => {
                 backoff = worker.tuning.backoff_min;
                 tokio::select! {
@@ -162,28 +169,114 @@ struct Worker {
     state_path: PathBuf,
     metrics: Metrics,
     tuning: DeliveryTuning,
-    encoder: Encoder,
+    encoder: Arc<Encoder>,
     connection: Option<Connection>,
     db: Option<rusqlite::Connection>,
+    reader: Option<rusqlite::Connection>,
 }
 
 impl Worker {
-    /// Delivers one batch; returns how many events were delivered (0: nothing pending).
-    async fn round(&mut self) -> Result<usize, RoundError> {
-        let (name, limit) = (self.name.clone(), self.tuning.batch_size);
-        let batch = self
-            .db(move |conn| outbox::fetch(conn, &name, limit))
-            .await?;
-        let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else {
+    /// Delivers what is pending; returns how many events were acknowledged (0: nothing
+    /// pending). On error every unacknowledged event counts as failed.
+    async fn round(&mut self, cancel: &CancellationToken) -> Result<usize, RoundError> {
+        let mut window = Window::new(self.tuning.max_in_flight);
+        let mut delivered = 0;
+        if let Err(error) = self.pipeline(&mut window, &mut delivered, cancel).await {
+            self.connection = None;
+            self.metrics
+                .events_failed
+                .with_label_values(&[&self.name])
+                .inc_by(window.unacked() as u64);
+            return Err(error);
+        }
+        Ok(delivered)
+    }
+
+    /// Writes batches while the window has room, acknowledging each one once its confirm
+    /// delay passed; then waits out the window. A [`Reader`] reads and encodes the next batch
+    /// while one is written and acknowledged.
+    async fn pipeline(
+        &mut self,
+        window: &mut Window,
+        delivered: &mut usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), RoundError> {
+        let name = self.name.clone();
+        let after = self.db(move |conn| outbox::acked_seq(conn, &name)).await?;
+        let from = ReadFrom {
+            path: self.state_path.clone(),
+            after,
+            batch_size: self.tuning.batch_size,
+            encoder: Arc::clone(&self.encoder),
+        };
+        let mut reader = Reader::start(self.reader.take(), from);
+        let written = self
+            .write_batches(&mut reader, window, delivered, cancel)
+            .await;
+        self.reader = reader.finish().await;
+        written?;
+        while !window.is_empty() {
+            *delivered += self.settle(window, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the reader delivers until it is done, an error, or a cancel.
+    async fn write_batches(
+        &mut self,
+        reader: &mut Reader,
+        window: &mut Window,
+        delivered: &mut usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), RoundError> {
+        while let Some(batch) = reader.batches.recv().await {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let batch = batch?;
+            let sent = self.send(&batch.messages, window.is_empty()).await;
+            window.push(Written {
+                last_seq: batch.last_seq,
+                count: batch.messages.len(),
+                due: Instant::now() + self.confirm_delay(),
+            });
+            sent?;
+            *delivered += self.settle(window, window.is_full()).await?;
+        }
+        Ok(())
+    }
+
+    /// The wait before a written batch may be acknowledged: the confirm delay for streams,
+    /// none for datagrams and stdout.
+    fn confirm_delay(&self) -> Duration {
+        match &self.connection {
+            Some(connection) if connection.is_stream() => self.tuning.confirm_delay,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Acknowledges the batches whose confirm delay has passed, if the connection is still
+    /// healthy; with `wait`, first sleeps until the oldest one is due. Returns the events
+    /// acknowledged.
+    async fn settle(&mut self, window: &mut Window, wait: bool) -> Result<usize, RoundError> {
+        if wait {
+            if let Some(due) = window.next_due() {
+                tokio::time::sleep_until(due).await;
+            }
+        }
+        let now = Instant::now();
+        if !matches!(window.next_due(), Some(due) if due <= now) {
+            return Ok(0);
+        }
+        if !self.connection.as_mut().is_some_and(Connection::is_healthy) {
+            return Err(TransportError::PeerClosed {
+                address: self.sink_address(),
+            }
+            .into());
+        }
+        let Some((last_seq, count)) = window.take_due(now) else {
             return Ok(0);
         };
-        let count = batch.len();
-        let failed = self.metrics.events_failed.with_label_values(&[&self.name]);
-        if let Err(error) = self.write(&batch).await {
-            self.connection = None;
-            failed.inc_by(count as u64);
-            return Err(error.into());
-        }
         let name = self.name.clone();
         self.db(move |conn| outbox::ack(conn, &name, last_seq))
             .await?;
@@ -194,35 +287,27 @@ impl Worker {
         Ok(count)
     }
 
-    /// Writes a batch over a healthy connection, then confirms the peer is still there.
-    async fn write(&mut self, batch: &[(i64, FindingEvent)]) -> Result<(), TransportError> {
-        let messages: Vec<Vec<u8>> = batch.iter().map(|(_, e)| self.encoder.encode(e)).collect();
-        let reusable =
-            self.connection.take().and_then(
-                |mut open| {
-                    if open.is_healthy() {
-                        Some(open)
-                    } else {
-                        None
-                    }
-                },
-            );
-        let mut connection = match reusable {
-            Some(open) => open,
-            None => {
+    /// Writes one batch over the open connection, or a new one when `may_reconnect` (nothing
+    /// in flight: batches written over a connection are confirmed by that connection only).
+    async fn send(
+        &mut self,
+        messages: &[Vec<u8>],
+        may_reconnect: bool,
+    ) -> Result<(), TransportError> {
+        let healthy = self.connection.as_mut().is_some_and(Connection::is_healthy);
+        let mut connection = match self.connection.take() {
+            Some(open) if healthy => open,
+            _ if !may_reconnect => {
+                return Err(TransportError::PeerClosed {
+                    address: self.sink_address(),
+                })
+            }
+            _ => {
                 let connector = Connector::new(&self.sink.kind, self.tuning.io_timeout)?;
                 connector.connect().await?
             }
         };
-        connection.send(&messages, self.tuning.io_timeout).await?;
-        if connection.is_stream() {
-            tokio::time::sleep(self.tuning.confirm_delay).await;
-            if !connection.is_healthy() {
-                return Err(TransportError::PeerClosed {
-                    address: self.sink_address(),
-                });
-            }
-        }
+        connection.send(messages, self.tuning.io_timeout).await?;
         self.connection = Some(connection);
         Ok(())
     }
@@ -263,58 +348,6 @@ impl Worker {
     }
 }
 
-/// Turns an event into the bytes one write sends: payload, syslog header, framing.
-struct Encoder {
-    payload: Payload,
-    kind: SinkKind,
-    header: Option<SyslogHeader>,
-}
-
-impl Encoder {
-    fn new(sink: &SinkConfig) -> Self {
-        let header = match &sink.kind {
-            SinkKind::Syslog(syslog) => Some(SyslogHeader::local(syslog.format)),
-            SinkKind::Stdout => None,
-        };
-        Self {
-            payload: sink.payload,
-            kind: sink.kind.clone(),
-            header,
-        }
-    }
-
-    fn encode(&self, event: &FindingEvent) -> Vec<u8> {
-        match (&self.kind, &self.header) {
-            (SinkKind::Syslog(syslog), Some(header)) => {
-                let head = header.render(event.detected_at);
-                let limit = match syslog.transport {
-                    crate::config::Transport::Udp => syslog.max_message_bytes.min(UDP_MAX_DATAGRAM),
-                    _ => syslog.max_message_bytes,
-                };
-                let room = limit.saturating_sub(head.len());
-                let message = format!("{head}{}", self.payload(event, room));
-                match syslog.transport {
-                    crate::config::Transport::Tcp | crate::config::Transport::Tls => {
-                        frame(syslog.framing, &message)
-                    }
-                    crate::config::Transport::Udp | crate::config::Transport::Unix => {
-                        message.into_bytes()
-                    }
-                }
-            }
-            _ => format!("{}\n", self.payload(event, STDOUT_MAX_BYTES)).into_bytes(),
-        }
-    }
-
-    fn payload(&self, event: &FindingEvent, max_bytes: usize) -> String {
-        let version = env!("CARGO_PKG_VERSION");
-        match self.payload {
-            Payload::Cef => render_cef(event, version, max_bytes),
-            Payload::Json => render_json(event, version, max_bytes),
-        }
-    }
-}
-
 /// Opens the state file for a worker: WAL, a busy timeout, and the outbox schema.
 pub fn open_state(path: &Path) -> Result<rusqlite::Connection, OutboxError> {
     let conn = rusqlite::Connection::open(path)?;
@@ -322,93 +355,4 @@ pub fn open_state(path: &Path) -> Result<rusqlite::Connection, OutboxError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch(outbox::SCHEMA)?;
     Ok(conn)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Framing, SyslogFormat, SyslogSink, Transport};
-    use crate::events::EventAction;
-    use crate::findings::FindingId;
-    use chrono::TimeZone;
-
-    fn event() -> FindingEvent {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let finding = FindingId::SpfAllowsAny;
-        FindingEvent {
-            event_id: "e1".into(),
-            action: EventAction::New,
-            detected_at: at,
-            tenant: "contoso".into(),
-            finding,
-            title: finding.meta().title.into(),
-            category: finding.meta().category,
-            severity: finding.meta().severity,
-            resource_id: "contoso.com".into(),
-            resource_name: "x".repeat(5000),
-            user_principal_name: None,
-            fingerprint: "f".repeat(32),
-            first_seen: at,
-            last_seen: at,
-            details: Default::default(),
-        }
-    }
-
-    fn syslog(transport: Transport, framing: Framing, payload: Payload) -> SinkConfig {
-        SinkConfig {
-            name: "s".into(),
-            payload,
-            kind: SinkKind::Syslog(SyslogSink {
-                transport,
-                address: "127.0.0.1:514".into(),
-                format: SyslogFormat::Rfc5424,
-                framing,
-                tls: None,
-                max_message_bytes: 1400,
-            }),
-        }
-    }
-
-    #[test]
-    fn datagrams_are_unframed_and_capped_with_the_header_included() {
-        for payload in [Payload::Cef, Payload::Json] {
-            let bytes = Encoder::new(&syslog(Transport::Udp, Framing::OctetCounting, payload))
-                .encode(&event());
-            let text = String::from_utf8(bytes).unwrap();
-            assert!(
-                text.starts_with("<164>1 2026-01-01T00:00:00.000Z "),
-                "{text}"
-            );
-            assert!(text.len() <= 1400, "{}", text.len());
-            assert!(!text.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn streams_are_framed() {
-        let octet = Encoder::new(&syslog(
-            Transport::Tcp,
-            Framing::OctetCounting,
-            Payload::Cef,
-        ))
-        .encode(&event());
-        let text = String::from_utf8(octet).unwrap();
-        let (len, message) = text.split_once(' ').unwrap();
-        assert_eq!(len.parse::<usize>().unwrap(), message.len());
-        let lf = Encoder::new(&syslog(Transport::Tls, Framing::Lf, Payload::Cef)).encode(&event());
-        assert_eq!(lf.iter().filter(|b| **b == b'\n').count(), 1);
-        assert_eq!(lf.last(), Some(&b'\n'));
-    }
-
-    #[test]
-    fn stdout_lines_are_plain_cef() {
-        let sink = SinkConfig {
-            name: "stdout".into(),
-            payload: Payload::Cef,
-            kind: SinkKind::Stdout,
-        };
-        let line = String::from_utf8(Encoder::new(&sink).encode(&event())).unwrap();
-        assert!(line.starts_with("CEF:0|m365-posture|m365-posture|"));
-        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
-    }
 }

@@ -8,9 +8,9 @@
 //!
 //! Reconcile calls [`enqueue`] inside the transaction that also writes finding state, so either
 //! both land or neither does. Each sink's worker [`fetch`]es rows after its cursor in `seq` order
-//! and [`ack`]s them after a successful write; a row that every registered sink has passed is
-//! deleted. A crash between write and ack resends the same rows (same `event_id`), never loses
-//! them.
+//! (and [`fetch_after`] past the batches it has in flight) and [`ack`]s them after a successful
+//! write; a row that every registered sink has passed is deleted. A crash between write and ack
+//! resends the same rows (same `event_id`), never loses them.
 //!
 //! Sinks: [`register_sinks`] makes the cursor table match the configured sinks. A sink seen for
 //! the first time starts at the current head (it does not replay history that predates it);
@@ -107,17 +107,35 @@ pub fn fetch(
     sink: &str,
     limit: usize,
 ) -> Result<Vec<(i64, FindingEvent)>, OutboxError> {
-    let acked = cursor(conn, sink)?.ok_or_else(|| OutboxError::UnknownSink(sink.to_owned()))?;
+    fetch_after(conn, acked_seq(conn, sink)?, limit)
+}
+
+/// The sink's cursor: the seq of the last event it acknowledged.
+pub fn acked_seq(conn: &Connection, sink: &str) -> Result<i64, OutboxError> {
+    cursor(conn, sink)?.ok_or_else(|| OutboxError::UnknownSink(sink.to_owned()))
+}
+
+/// Up to `limit` events with a seq above `after`, oldest first, as [`fetch`] reads them after
+/// a cursor: a pipelining worker reads on past batches it has written but not yet acknowledged.
+pub fn fetch_after(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, FindingEvent)>, OutboxError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut select =
         conn.prepare_cached("SELECT seq, event FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-    let rows = select.query_map(params![acked, limit], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-    })?;
+    let mut rows = select.query(params![after, limit])?;
     let mut events = Vec::new();
-    for row in rows {
-        let (seq, text) = row?;
-        match serde_json::from_str::<FindingEvent>(&text) {
+    while let Some(row) = rows.next()? {
+        let seq = row.get::<_, i64>(0)?;
+        // Decoded from SQLite's buffer, without copying the text into a String first.
+        let decoded = row
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<FindingEvent>(text).map_err(|e| e.to_string()));
+        match decoded {
             Ok(event) => events.push((seq, event)),
             Err(error) => {
                 tracing::warn!(seq, %error, "Skipping an outbox row that does not decode")

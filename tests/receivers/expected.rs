@@ -80,10 +80,7 @@ pub fn expected_fields(event: &FindingEvent, version: &str) -> BTreeMap<String, 
     put("cs5", event.severity.as_str().to_owned());
     put("cs6", event.event_id.clone());
     if !event.details.is_empty() {
-        put(
-            "flexString1",
-            event.details.to_value().to_string(),
-        );
+        put("flexString1", event.details.to_value().to_string());
     }
     if let Some(url) = m365_posture::references::primary_url(event.finding) {
         put("flexString2", url.to_owned());
