@@ -264,8 +264,15 @@ impl CommitJob {
                 first_scan: self.config.scan.first_scan,
             },
         });
+        // The diff holds what is written; the scan's findings and the stored rows are freed
+        // before the write (at 100,000 users each is tens of megabytes).
+        drop(stored);
+        let ScanOutput {
+            outcomes, error, ..
+        } = self.output;
+        drop(outcomes);
         let all_ok = changes.checks.iter().all(|c| c.state == CheckState::Ok);
-        let status = match (&self.output.error, all_ok) {
+        let status = match (&error, all_ok) {
             (Some(_), _) => ScanStatus::Failed,
             (None, true) => ScanStatus::Ok,
             (None, false) => ScanStatus::Partial,
@@ -275,7 +282,7 @@ impl CommitJob {
             started: self.started,
             finished: clock_now(),
             status,
-            error: self.output.error.clone(),
+            error,
         };
         let sinks: Vec<String> = self.config.sinks.iter().map(|s| s.name.clone()).collect();
         let limit = OutboxLimit {
