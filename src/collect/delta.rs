@@ -23,6 +23,7 @@ use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::User;
 use crate::state::directory_cache::{CollectionWrite, StoredCollection, StoredLink};
+use crate::state::Store;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -65,10 +66,11 @@ impl DeltaCollection {
 }
 
 /// One tenant's stored directory during a scan, and the writes of the rounds that completed.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DirectoryCache {
     stored: Mutex<HashMap<DeltaCollection, StoredCollection>>,
     writes: Mutex<Vec<CollectionWrite>>,
+    store: Option<(Store, String)>,
 }
 
 impl DirectoryCache {
@@ -77,7 +79,39 @@ impl DirectoryCache {
         Self {
             stored: Mutex::new(stored.into_iter().collect()),
             writes: Mutex::new(Vec::new()),
+            store: None,
         }
+    }
+
+    /// The same cache writing each completed round to `store` (tenant `tenant`) at once, rather
+    /// than holding it for [`DirectoryCache::take_writes`]: a first round of 100,000 users is
+    /// tens of megabytes of text. A stored round is complete with its deltaLink, so a crash
+    /// later in the scan replays nothing and loses nothing (users gone are gone from the
+    /// stored objects too).
+    pub fn writing_to(mut self, store: Store, tenant: &str) -> Self {
+        self.store = Some((store, tenant.to_owned()));
+        self
+    }
+
+    /// Stores `write` now when the cache has a store; else keeps it for `take_writes`.
+    async fn record(&self, write: CollectionWrite) {
+        let Some((store, tenant)) = &self.store else {
+            self.writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(write);
+            return;
+        };
+        let (store, name, now) = (store.clone(), tenant.clone(), crate::scan::clock_now());
+        let saved =
+            tokio::task::spawn_blocking(move || store.save_directory(&name, &[write], now)).await;
+        let failure = match saved {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(err) => err.to_string(),
+        };
+        // The older link and objects stay stored together: the next scan replays this round.
+        tracing::warn!(tenant = %tenant, error = %failure, "Cannot store the directory");
     }
 
     /// The writes of this scan's completed rounds, for the state file.
@@ -117,10 +151,7 @@ impl DirectoryCache {
             upserts,
             removed: synced.changes.removed.into_iter().collect(),
         };
-        self.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(write);
+        self.record(write).await;
         Ok(items)
     }
 }

@@ -27,7 +27,6 @@ use crate::graph::retry::RetryPolicy;
 use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, TokenProvider};
 use crate::metrics::Metrics;
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
-use crate::state::per_user::PerUserRead;
 use delta::{DeltaCollection, DirectoryCache, UserPages};
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
 use progress::ScanProgress;
@@ -179,8 +178,8 @@ impl CollectContext {
 /// What a swept collection read, for the state file.
 #[derive(Debug, Clone, Default)]
 pub struct SweepWrites {
-    /// This scan's successful per-user reads.
-    pub reads: Vec<PerUserRead>,
+    /// This scan's successful per-user reads (their items are in the snapshot).
+    pub reads: Vec<sweep::FreshRead>,
     /// Users gone from a complete listing, whose stored reads are forgotten.
     pub deleted: Vec<String>,
     /// How current each per-user section is.

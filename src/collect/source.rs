@@ -9,10 +9,12 @@
 //! [`SWEEP_PAUSE`](crate::scan::SWEEP_PAUSE) rather than the tenant's interval.
 
 use super::delta::{DeltaCollection, DirectoryCache};
-use super::sweep::{Coverage, Sweep};
+use super::per_user::Kind;
+use super::sweep::{stored_form, Coverage, FreshRead, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
 use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
+use crate::snapshot::{PerUser, Section, TenantSnapshot};
 use crate::state::directory_cache::CollectionWrite;
 use crate::state::per_user::PerUserRead;
 use crate::state::Store;
@@ -48,15 +50,17 @@ impl GraphSource {
         let directory = load_directory(store, &tenant.name).await;
         let (report, writes) =
             collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep), Some(&directory)).await;
+        drop(sweep);
         save_directory(store, &tenant.name, directory.take_writes()).await;
+        let mut snapshot = report.snapshot;
         let mut sweep_pending = false;
         if let Some(writes) = writes {
             self.show_coverage(&tenant.name, &writes.coverage);
             sweep_pending = writes.coverage.iter().any(|c| c.pending > 0);
-            save_reads(store, &tenant.name, writes).await;
+            snapshot = save_reads(store, &tenant.name, writes, snapshot).await;
         }
         CollectedSnapshot {
-            snapshot: report.snapshot,
+            snapshot,
             error: report.error,
             sweep_pending,
         }
@@ -135,6 +139,7 @@ async fn load_reads(store: &Store, tenant: &str) -> Vec<PerUserRead> {
 
 /// The stored directory of a tenant; empty (a full resync) when the state file cannot be read.
 async fn load_directory(store: &Store, tenant: &str) -> DirectoryCache {
+    let store_for_writes = store.clone();
     let (store, name) = (store.clone(), tenant.to_owned());
     let loaded = tokio::task::spawn_blocking(move || {
         DeltaCollection::ALL
@@ -144,7 +149,7 @@ async fn load_directory(store: &Store, tenant: &str) -> DirectoryCache {
     })
     .await;
     match loaded {
-        Ok(Ok(stored)) => DirectoryCache::new(stored),
+        Ok(Ok(stored)) => DirectoryCache::new(stored).writing_to(store_for_writes, tenant),
         Ok(Err(err)) => {
             tracing::warn!(tenant, error = %err, "Cannot read the stored directory; resynchronising");
             DirectoryCache::default()
@@ -172,16 +177,63 @@ async fn save_directory(store: &Store, tenant: &str, writes: Vec<CollectionWrite
     }
 }
 
-/// Stores a scan's reads; a failure is logged and the reads are made again when due.
-async fn save_reads(store: &Store, tenant: &str, writes: SweepWrites) {
+/// Stores a scan's reads, their items written from the snapshot's per-user sections (so they
+/// are never held twice); a failure is logged and the reads are made again when due. Returns
+/// the snapshot.
+async fn save_reads(
+    store: &Store,
+    tenant: &str,
+    writes: SweepWrites,
+    snapshot: TenantSnapshot,
+) -> TenantSnapshot {
     let (store, name) = (store.clone(), tenant.to_owned());
+    let tenant_id = snapshot.tenant_id.clone();
     let saved = tokio::task::spawn_blocking(move || {
-        store.save_per_user_reads(&name, &writes.reads, &writes.deleted)
+        let rows = writes
+            .reads
+            .iter()
+            .filter_map(|read| stored_read(&snapshot, read));
+        let result = store.save_per_user_reads(&name, rows, &writes.deleted);
+        (snapshot, result)
     })
     .await;
     match saved {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!(tenant, error = %err, "Cannot store per-user data"),
-        Err(err) => tracing::warn!(tenant, error = %err, "Cannot store per-user data"),
+        Ok((snapshot, result)) => {
+            if let Err(err) = result {
+                tracing::warn!(tenant, error = %err, "Cannot store per-user data");
+            }
+            snapshot
+        }
+        Err(err) => {
+            tracing::warn!(tenant, error = %err, "Cannot store per-user data");
+            // The blocking task panicked with the snapshot: the scan reports every section
+            // as failed rather than evaluate nothing as clean.
+            TenantSnapshot::empty(&tenant_id, "per-user data could not be stored")
+        }
     }
+}
+
+/// The row of one fresh read, its items taken from the snapshot; `None` when the section is
+/// not there (nothing is stored, and the read is made again when due).
+fn stored_read(snapshot: &TenantSnapshot, read: &FreshRead) -> Option<PerUserRead> {
+    fn items<T: serde::Serialize>(section: &Section<PerUser<T>>, user: &str) -> Option<String> {
+        section
+            .as_ref()
+            .ok()
+            .and_then(|map| map.get(user))
+            .and_then(stored_form)
+    }
+    let user = read.user_id.as_str();
+    let items = match read.kind {
+        Kind::AuthMethods => items(&snapshot.auth_methods, user),
+        Kind::Calendar => items(&snapshot.calendar_permissions, user),
+        Kind::Rules => items(&snapshot.message_rules, user),
+    }?;
+    Some(PerUserRead {
+        user_id: read.user_id.clone(),
+        kind: read.kind.name().to_owned(),
+        read_at: read.read_at,
+        registration: read.registration.clone(),
+        items,
+    })
 }

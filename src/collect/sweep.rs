@@ -146,10 +146,15 @@ fn has_items(items: &str) -> bool {
     items.starts_with('[') && items != "[]"
 }
 
+/// True when a read is stored: its items, or a 404 Graph documents as "cannot be read".
+fn is_stored<T>(read: &Result<Vec<T>, Unavailable>) -> bool {
+    matches!(read, Ok(_) | Err(Unavailable::NotReadable { .. }))
+}
+
 /// The stored form of a read: the items as a JSON array, or `{"not_readable": reason}` for a
 /// 404 Graph documents as "cannot be read" (kept, so it follows the age rule too); `None` for
 /// failures, which are not stored.
-fn stored_form<T: Serialize>(read: &Result<Vec<T>, Unavailable>) -> Option<String> {
+pub(crate) fn stored_form<T: Serialize>(read: &Result<Vec<T>, Unavailable>) -> Option<String> {
     match read {
         Ok(items) => serde_json::to_string(items).ok(),
         Err(Unavailable::NotReadable { reason }) => {
@@ -159,11 +164,26 @@ fn stored_form<T: Serialize>(read: &Result<Vec<T>, Unavailable>) -> Option<Strin
     }
 }
 
+/// One successful read of this scan, to store. Its items are not copied here: they are in the
+/// snapshot, and are written from there ([`stored_form`]), so a first sweep of 100,000 users
+/// does not hold every read twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshRead {
+    /// User object id.
+    pub user_id: String,
+    /// Which read.
+    pub(crate) kind: Kind,
+    /// When it was read (the scan's `now`).
+    pub read_at: DateTime<Utc>,
+    /// For methods: the registration-report key the read was made against.
+    pub registration: Option<String>,
+}
+
 /// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
 pub(crate) struct Merged {
     pub data: PerUserData,
     /// Successful reads of this scan, to store.
-    pub writes: Vec<PerUserRead>,
+    pub writes: Vec<FreshRead>,
     /// Users whose stored reads are forgotten (gone from a complete listing).
     pub deleted: Vec<String>,
     /// How current each section's data is.
@@ -234,17 +254,16 @@ pub(crate) fn merge(
         .map(|row| (row.id.as_str(), registration_key(row)))
         .collect();
     let mut writes = Vec::new();
-    let mut record = |user: &str, kind: Kind, items: String| {
+    let mut record = |user: &str, kind: Kind| {
         let registration = match kind {
             Kind::AuthMethods => keys.get(user).cloned(),
             Kind::Calendar | Kind::Rules => None,
         };
-        writes.push(PerUserRead {
+        writes.push(FreshRead {
             user_id: user.to_owned(),
-            kind: kind.name().to_owned(),
+            kind,
             read_at: sweep.now,
             registration,
-            items,
         });
     };
     let data = PerUserData {
@@ -261,7 +280,7 @@ pub(crate) fn merge(
     let fresh_of = |kind: Kind| -> BTreeSet<&str> {
         writes
             .iter()
-            .filter(|w| w.kind == kind.name())
+            .filter(|w| w.kind == kind)
             .map(|w| w.user_id.as_str())
             .collect()
     };
@@ -296,12 +315,12 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     listed: &BTreeSet<&str>,
     kind: Kind,
     mut fresh: PerUser<T>,
-    record: &mut impl FnMut(&str, Kind, String),
+    record: &mut impl FnMut(&str, Kind),
 ) -> PerUser<T> {
     let mut merged = PerUser::new();
     for (user, read) in &fresh {
-        if let Some(json) = stored_form(read) {
-            record(user, kind, json);
+        if is_stored(read) {
+            record(user, kind);
         }
     }
     let stored_users = sweep

@@ -52,7 +52,7 @@ impl Store {
     pub fn save_per_user_reads(
         &self,
         tenant: &str,
-        reads: &[PerUserRead],
+        reads: impl IntoIterator<Item = PerUserRead>,
         deleted_users: &[String],
     ) -> Result<(), StateError> {
         let mut conn = self.lock()?;
@@ -105,10 +105,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.db")).unwrap();
         let first = [read("u1", "calendar", "[]"), read("u2", "rules", "[]")];
-        store.save_per_user_reads("t", &first, &[]).unwrap();
+        store.save_per_user_reads("t", first, &[]).unwrap();
         let newer = read("u1", "calendar", r#"[{"id":"p1"}]"#);
         store
-            .save_per_user_reads("t", std::slice::from_ref(&newer), &["u2".into()])
+            .save_per_user_reads("t", [newer.clone()], &["u2".into()])
             .unwrap();
         assert_eq!(store.load_per_user_reads("t").unwrap(), vec![newer]);
         assert!(store.load_per_user_reads("other").unwrap().is_empty());
