@@ -110,8 +110,6 @@ impl Daemon {
             None => std::process::Command::new(env!("CARGO_BIN_EXE_m365-posture")),
         };
         let child = command
-            // As the shipped systemd unit runs it (systemd/m365-posture.service).
-            .env("MALLOC_ARENA_MAX", "2")
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
