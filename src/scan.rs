@@ -6,7 +6,7 @@
 //! cut short by shutdown, commits nothing. The scan's `now` comes from the one sanctioned clock
 //! read here. Collection sits behind [`TenantScanner`] so tests can script outcomes.
 
-use crate::checks::{evaluate_all, EvalCtx, Outcome};
+use crate::checks::{evaluate_releasing, EvalCtx, Outcome};
 use crate::config::{Config, TenantConfig};
 use crate::findings::FindingId;
 use crate::metrics::Metrics;
@@ -95,7 +95,7 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
                 options: &config.checks,
             };
             ScanOutput {
-                outcomes: evaluate_all(&collected.snapshot, &ctx),
+                outcomes: evaluate_releasing(collected.snapshot, &ctx),
                 error: collected.error,
                 sweep_pending: collected.sweep_pending,
             }

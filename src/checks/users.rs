@@ -330,7 +330,7 @@ fn judge_method<'m>(
         AuthMethod::Fido2(m) => m.id.as_str(),
         AuthMethod::WindowsHello(m) => m.id.as_str(),
         AuthMethod::TemporaryAccessPass(m) => m.id.as_str(),
-        AuthMethod::Other { id, .. } => id.as_str(),
+        AuthMethod::Other { id, .. } => id,
     };
     Some((method_id, details))
 }

@@ -365,14 +365,17 @@ fn parse_each<T>(
     values: Vec<Value>,
     parse: impl Fn(Value) -> Result<T, serde_json::Error>,
 ) -> Result<Vec<T>, Unavailable> {
-    values
+    let mut parsed = values
         .into_iter()
         .map(|v| {
             parse(v).map_err(|e| Unavailable::Malformed {
                 detail: e.to_string(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<T>, _>>()?;
+    // Without spare capacity: a collected list of one has room for four (issue 10).
+    parsed.shrink_to_fit();
+    Ok(parsed)
 }
 
 /// The section of a per-user map: failed as a whole when every user asked was refused with

@@ -361,7 +361,10 @@ fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable>
         NotReadable { not_readable: String },
     }
     match serde_json::from_str(items) {
-        Ok(Form::Items(items)) => Ok(items),
+        Ok(Form::Items(mut items)) => {
+            items.shrink_to_fit();
+            Ok(items)
+        }
         Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
             reason: not_readable,
         }),

@@ -223,6 +223,29 @@ impl TenantSnapshot {
             .collect()
     }
 
+    /// Frees the data of `section`, which then reads as not collected (`released`). Only for a
+    /// section no check will read again ([`crate::checks::evaluate_releasing`]).
+    pub fn release(&mut self, section: SectionName) {
+        let released = || Unavailable::NotCollected {
+            detail: "released".to_owned(),
+        };
+        match section {
+            SectionName::Organization => self.organization = Err(released()),
+            SectionName::Domains => self.domains = Err(released()),
+            SectionName::Users => self.users = Err(released()),
+            SectionName::RegistrationDetails => self.registration_details = Err(released()),
+            SectionName::AuthMethods => self.auth_methods = Err(released()),
+            SectionName::CalendarPermissions => self.calendar_permissions = Err(released()),
+            SectionName::MessageRules => self.message_rules = Err(released()),
+            SectionName::Applications => self.applications = Err(released()),
+            SectionName::ServicePrincipals => self.service_principals = Err(released()),
+            SectionName::Dns => {
+                self.dns = DnsAnswers::new();
+                self.dns_hosts = HostAnswers::default();
+            }
+        }
+    }
+
     /// When the oldest data of `sections` that arrived was read.
     pub fn oldest_read(&self, sections: &[SectionName]) -> Option<DateTime<Utc>> {
         sections
