@@ -12,8 +12,13 @@ mod common;
 
 use common::BenchError;
 use m365_posture::checks::{evaluate_all, evaluate_releasing, CheckOptions, EvalCtx, Outcome};
+use m365_posture::config::FirstScan;
+use m365_posture::findings::FindingId;
 use m365_posture::snapshot::{PerUser, Section, TenantSnapshot};
+use m365_posture::state::reconcile::{diff, DiffInput, Policy};
+use m365_posture::state::StoredInstance;
 use peak_alloc::PeakAlloc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, BufWriter};
 
 /// Counts live and peak requested bytes over the system allocator.
@@ -33,13 +38,44 @@ fn mark() -> usize {
 /// Per-user lists without spare capacity, as collection parses them (`collect::per_user`).
 fn compact_per_user(snapshot: &mut TenantSnapshot) {
     fn shrink<T>(section: &mut Section<PerUser<T>>) {
-        for list in section.iter_mut().flat_map(|map| map.values_mut()).flatten() {
+        for list in section
+            .iter_mut()
+            .flat_map(|map| map.values_mut())
+            .flatten()
+        {
             list.shrink_to_fit();
         }
     }
     shrink(&mut snapshot.auth_methods);
     shrink(&mut snapshot.calendar_permissions);
     shrink(&mut snapshot.message_rules);
+}
+
+/// Diffs `outcomes` against `stored`; returns the changes' live bytes, the peak, and the
+/// instances the changes would store.
+fn diff_peak(
+    stored: &[StoredInstance],
+    outcomes: &[(FindingId, Outcome)],
+) -> (usize, usize, Vec<StoredInstance>) {
+    let evaluated: BTreeSet<FindingId> = FindingId::ALL.iter().copied().collect();
+    let overrides = BTreeMap::new();
+    let before = mark();
+    let changes = diff(&DiffInput {
+        tenant: "bench",
+        tenant_id: "00000000-0000-4000-8000-000000000000",
+        now: m365_posture::scan::clock_now(),
+        stored,
+        evaluated_before: &evaluated,
+        outcomes,
+        policy: Policy {
+            suppressions: &[],
+            severity_overrides: &overrides,
+            first_scan: FirstScan::Emit,
+        },
+    });
+    let peak = HEAP.peak_usage();
+    let live = HEAP.current_usage() - before;
+    (live, peak, changes.instances)
 }
 
 /// Heap of one clone of `value`.
@@ -55,9 +91,15 @@ fn heap_of<T: Clone>(value: &T) -> usize {
 fn sections(snapshot: &TenantSnapshot) {
     let rows = [
         ("users", heap_of(&snapshot.users)),
-        ("registration_details", heap_of(&snapshot.registration_details)),
+        (
+            "registration_details",
+            heap_of(&snapshot.registration_details),
+        ),
         ("auth_methods", heap_of(&snapshot.auth_methods)),
-        ("calendar_permissions", heap_of(&snapshot.calendar_permissions)),
+        (
+            "calendar_permissions",
+            heap_of(&snapshot.calendar_permissions),
+        ),
         ("message_rules", heap_of(&snapshot.message_rules)),
         ("applications", heap_of(&snapshot.applications)),
         ("service_principals", heap_of(&snapshot.service_principals)),
@@ -121,7 +163,20 @@ fn main() -> Result<(), BenchError> {
         mb(HEAP.current_usage() - base),
         mb(HEAP.peak_usage() - base)
     );
-    drop(outcomes);
     let _ = before;
+    let held = HEAP.current_usage();
+    let (changes, peak, stored) = diff_peak(&[], &outcomes);
+    println!(
+        "| diff, first cycle | changes {} | {} (with the outcomes) |",
+        mb(changes),
+        mb(peak - base)
+    );
+    let (changes, peak, _) = diff_peak(&stored, &outcomes);
+    println!(
+        "| diff, unchanged tenant | changes {}, stored rows {} | {} (with the outcomes) |",
+        mb(changes),
+        mb(HEAP.current_usage() - held),
+        mb(peak - base)
+    );
     Ok(())
 }

@@ -5,22 +5,24 @@
 //! B-tree that allocates a node of about 600 bytes however few its keys, and a 100,000-user
 //! tenant carries about 100,000 findings of two or three keys each, held as findings, stored
 //! instances and events at once (issue 10, BENCHMARKS.md "large_tenant"). Keys sorted as the
-//! map sorts them, the JSON text is byte for byte what the map wrote.
+//! map sorts them, the JSON text is byte for byte what the map wrote. The pairs are shared
+//! (`Arc`): a finding, the instance stored from it and its event hold one copy, not three.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// A finding's evidence: a JSON object with its keys in order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Details(Vec<(String, Value)>);
+pub struct Details(Arc<[(String, Value)]>);
 
 impl Details {
     /// No evidence.
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(Arc::from(Vec::new()))
     }
 
     /// True when there is no key.
@@ -50,23 +52,30 @@ impl Details {
         self.position(key).is_ok()
     }
 
-    /// Sets `key`; returns the value it replaced.
+    /// Sets `key`; returns the value it replaced. The pairs are copied when shared.
     pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        match self.position(&key) {
-            Ok(i) => self
-                .0
+        let position = self.position(&key);
+        let mut pairs = self.0.to_vec();
+        let replaced = match position {
+            Ok(i) => pairs
                 .get_mut(i)
                 .map(|(_, old)| std::mem::replace(old, value)),
             Err(i) => {
-                self.0.insert(i, (key, value));
+                pairs.insert(i, (key, value));
                 None
             }
-        }
+        };
+        self.0 = Arc::from(pairs);
+        replaced
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+        let i = self.position(key).ok()?;
+        let mut pairs = self.0.to_vec();
+        let removed = pairs.remove(i).1;
+        self.0 = Arc::from(pairs);
+        Some(removed)
     }
 
     /// Keys and values in key order.
@@ -77,6 +86,20 @@ impl Details {
     /// The keys in order.
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.0.iter().map(|(k, _)| k)
+    }
+
+    /// From pairs in any order; of a key given twice, the last value is kept (as a map keeps it).
+    fn from_unsorted(mut pairs: Vec<(String, Value)>) -> Self {
+        // Stable: equal keys stay in arrival order, so the last of each run is the newest.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match unique.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => unique.push(pair),
+            }
+        }
+        Self(Arc::from(unique))
     }
 
     /// As a JSON object value.
@@ -102,27 +125,21 @@ impl std::ops::Index<&str> for Details {
 impl From<Map<String, Value>> for Details {
     fn from(map: Map<String, Value>) -> Self {
         // A map iterates in key order: the list is sorted as it is collected.
-        let mut pairs: Vec<(String, Value)> = map.into_iter().collect();
-        pairs.shrink_to_fit();
-        Self(pairs)
+        let pairs: Vec<(String, Value)> = map.into_iter().collect();
+        Self(Arc::from(pairs))
     }
 }
 
 impl FromIterator<(String, Value)> for Details {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut details = Details::new();
-        for (key, value) in iter {
-            details.insert(key, value);
-        }
-        details.0.shrink_to_fit();
-        details
+        Self::from_unsorted(iter.into_iter().collect())
     }
 }
 
 impl Serialize for Details {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in &self.0 {
+        for (key, value) in self.0.iter() {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -138,12 +155,11 @@ impl<'de> Deserialize<'de> for Details {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Details, A::Error> {
-                let mut details = Details::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    details.insert(key, value);
+                let mut pairs = Vec::new();
+                while let Some(pair) = access.next_entry::<String, Value>()? {
+                    pairs.push(pair);
                 }
-                details.0.shrink_to_fit();
-                Ok(details)
+                Ok(Details::from_unsorted(pairs))
             }
         }
         deserializer.deserialize_map(DetailsVisitor)

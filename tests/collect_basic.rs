@@ -76,3 +76,37 @@ async fn guests_with_a_mail_address_get_no_mailbox_requests() {
     // Members with a mailbox are still read.
     assert!(snap.message_rules.as_ref().unwrap().contains_key(ADELE));
 }
+
+/// The daemon evaluates with `evaluate_releasing`, which frees the per-user sections as soon
+/// as their checks have run: on a collected tenant its outcomes are exactly `evaluate_all`'s,
+/// checks that read the freed sections included (so `checks::inputs` names all they read).
+#[tokio::test]
+async fn evaluation_that_frees_sections_early_gives_the_same_outcomes() {
+    use m365_posture::checks::{evaluate_all, evaluate_releasing, CheckOptions, EvalCtx, Outcome};
+    use m365_posture::findings::FindingId;
+    let sim = sim(contoso()).await;
+    let files = Files::new();
+    let snap = collect(&context(config(&sim, files.secret())))
+        .await
+        .snapshot;
+    let options = CheckOptions::default();
+    let ctx = EvalCtx {
+        now: m365_posture::scan::clock_now(),
+        options: &options,
+    };
+    let all = evaluate_all(&snap, &ctx);
+    let released = evaluate_releasing(snap, &ctx);
+    assert_eq!(released, all);
+    let found = |id: FindingId| match &all.iter().find(|(i, _)| *i == id).unwrap().1 {
+        Outcome::Evaluated(evaluation) => evaluation.findings.len(),
+        Outcome::Skipped { reason } => panic!("{id} skipped: {reason}"),
+    };
+    for id in [
+        FindingId::Fido2Unattested,
+        FindingId::CalendarSharedExternally,
+        FindingId::RuleForwardsExternal,
+        FindingId::PasswordNotChanged,
+    ] {
+        assert!(found(id) > 0, "{id} found nothing on contoso");
+    }
+}

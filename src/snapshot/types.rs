@@ -161,7 +161,10 @@ fn intern_method_type(name: &str) -> Cow<'static, str> {
     METHOD_TYPES
         .iter()
         .find(|known| **known == name)
-        .map_or_else(|| Cow::Owned(name.to_owned()), |known| Cow::Borrowed(*known))
+        .map_or_else(
+            || Cow::Owned(name.to_owned()),
+            |known| Cow::Borrowed(*known),
+        )
 }
 
 fn method_type<'de, D>(deserializer: D) -> Result<Option<Cow<'static, str>>, D::Error>
