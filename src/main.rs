@@ -11,6 +11,9 @@ use std::process::ExitCode;
 
 /// mimalloc rather than glibc's malloc: glibc kept about 140 MiB of freed memory resident
 /// after a 100,000-user collection (peak RSS against peak heap, BENCHMARKS.md "large_tenant").
+/// The `system-alloc` feature keeps glibc's, so that heaptrack (which sees only `malloc`) can
+/// profile the daemon: `cargo bench --bench large_tenant --features system-alloc`.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

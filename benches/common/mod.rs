@@ -217,7 +217,7 @@ fn registration_rows(
                 .map(|list| {
                     list.iter()
                         .filter_map(registration_label)
-                        .map(str::to_owned)
+                        .map(Box::from)
                         .collect()
                 })
                 .unwrap_or_default(),

@@ -305,7 +305,7 @@ mod tests {
     fn exclusion_matches_upn_or_id_case_insensitively() {
         let user = User {
             id: "u-1".to_owned(),
-            user_principal_name: Some("Svc@Contoso.com".to_owned()),
+            user_principal_name: Some("Svc@Contoso.com".into()),
             ..User::default()
         };
         let by_upn = CheckOptions {

@@ -239,7 +239,7 @@ pub fn configured_proxy_addresses(user: &User, mode: ProxyAddressMode) -> Vec<&s
     };
     user.proxy_addresses
         .iter()
-        .map(String::as_str)
+        .map(AsRef::as_ref)
         .filter(|entry| is_configured(entry))
         .collect()
 }

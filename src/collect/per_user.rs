@@ -348,7 +348,7 @@ fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, Failed>) {
     match job.kind {
         Kind::AuthMethods => {
             let parsed = items.and_then(|v| parse_each(v, |x| AuthMethod::from_graph(x, None)));
-            data.auth_methods.insert(job.user, parsed);
+            data.auth_methods.insert(job.user, parsed.map(judged_only));
         }
         Kind::Calendar => {
             let parsed = items.and_then(|v| parse_each(v, serde_json::from_value));
@@ -359,6 +359,15 @@ fn store(data: &mut PerUserData, job: Job, items: Result<Vec<Value>, Failed>) {
             data.rules.insert(job.user, parsed);
         }
     }
+}
+
+/// The methods a check judges (FIDO2, Windows Hello, temporary access pass). The others
+/// (password, phone, Authenticator, ...) are parsed, so a malformed one still fails the read,
+/// but not kept: most users have two or three, and no check reads them (issue 10).
+fn judged_only(mut methods: Vec<AuthMethod>) -> Vec<AuthMethod> {
+    methods.retain(|method| !matches!(method, AuthMethod::Other { .. }));
+    methods.shrink_to_fit();
+    methods
 }
 
 fn parse_each<T>(
