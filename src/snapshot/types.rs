@@ -273,9 +273,9 @@ pub struct TapMethod {
 #[serde(rename_all = "camelCase", default)]
 pub struct EmailAddress {
     /// Display name.
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// SMTP address (may be legacyExchangeDN or null).
-    pub address: Option<String>,
+    pub address: Option<Box<str>>,
 }
 
 /// `recipient`.
@@ -292,7 +292,7 @@ pub struct Recipient {
 #[serde(rename_all = "camelCase", default)]
 pub struct CalendarPermission {
     /// Permission id.
-    pub id: String,
+    pub id: Box<str>,
     /// The sharee; `address` is null for "My Organization".
     pub email_address: Option<EmailAddress>,
     /// Sharee inside the organization.
@@ -300,7 +300,7 @@ pub struct CalendarPermission {
     /// Can be removed.
     pub is_removable: Option<bool>,
     /// `calendarRoleType`.
-    pub role: Option<String>,
+    pub role: Option<Box<str>>,
 }
 
 /// `messageRuleActions` (only the fields the checks read).
@@ -323,9 +323,9 @@ pub struct MessageRuleActions {
 #[serde(rename_all = "camelCase", default)]
 pub struct MessageRule {
     /// Rule id.
-    pub id: String,
+    pub id: Box<str>,
     /// Rule name (attacker-controlled text).
-    pub display_name: Option<String>,
+    pub display_name: Option<Box<str>>,
     /// Order.
     pub sequence: Option<i64>,
     /// Enabled.
