@@ -18,15 +18,17 @@
 //! are gone. A stored deltaLink outside the configured Graph root, or from another query, is
 //! never followed: the collection resyncs.
 
+mod round;
+
 use super::directory::{APPLICATION_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::User;
-use crate::state::directory_cache::{CollectionWrite, StoredCollection, StoredLink};
+use crate::state::directory_cache::{CollectionWrite, StoredCollection};
 use crate::state::Store;
+use round::{sync, Synced};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// A collection read through delta.
@@ -93,25 +95,27 @@ impl DirectoryCache {
         self
     }
 
-    /// Stores `write` now when the cache has a store; else keeps it for `take_writes`.
-    async fn record(&self, write: CollectionWrite) {
-        let Some((store, tenant)) = &self.store else {
-            self.writes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(write);
-            return;
-        };
+    /// Stores `write` now and hands it back (its texts are parsed next). On a failed write
+    /// the older link and objects stay stored together: the next scan replays this round.
+    async fn store_now(
+        &self,
+        (store, tenant): &(Store, String),
+        write: CollectionWrite,
+    ) -> Result<CollectionWrite, GraphError> {
         let (store, name, now) = (store.clone(), tenant.clone(), crate::scan::clock_now());
-        let saved =
-            tokio::task::spawn_blocking(move || store.save_directory(&name, &[write], now)).await;
-        let failure = match saved {
-            Ok(Ok(())) => return,
-            Ok(Err(err)) => err.to_string(),
-            Err(err) => err.to_string(),
-        };
-        // The older link and objects stay stored together: the next scan replays this round.
-        tracing::warn!(tenant = %tenant, error = %failure, "Cannot store the directory");
+        let saved = tokio::task::spawn_blocking(move || {
+            let saved = store.save_directory(&name, std::slice::from_ref(&write), now);
+            (saved, write)
+        })
+        .await;
+        match saved {
+            Ok((Ok(()), write)) => Ok(write),
+            Ok((Err(err), write)) => {
+                tracing::warn!(tenant = %tenant, error = %err, "Cannot store the directory");
+                Ok(write)
+            }
+            Err(join) => Err(GraphError::Malformed(format!("directory write: {join}"))),
+        }
     }
 
     /// The writes of this scan's completed rounds, for the state file.
@@ -134,25 +138,85 @@ impl DirectoryCache {
             .remove(&collection)
             .unwrap_or_default();
         let synced = sync(client, collection, stored).await?;
-        let mut items = Vec::with_capacity(synced.objects.len());
-        let mut upserts = Vec::with_capacity(synced.changes.changed.len());
-        for (id, text) in synced.objects {
-            let item = serde_json::from_str(&text)
-                .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))?;
-            items.push(item);
-            if synced.changes.changed.contains(&id) {
-                upserts.push((id, text));
-            }
-        }
-        let write = CollectionWrite {
-            collection: collection.name().to_owned(),
-            link: synced.link,
-            replace_all: synced.replace_all,
-            upserts,
-            removed: synced.changes.removed.into_iter().collect(),
+        let parse = |text: &str| {
+            serde_json::from_str::<T>(text)
+                .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))
         };
-        self.record(write).await;
-        Ok(items)
+        // A round whose objects do not parse stores nothing: each is checked first, one at a
+        // time, so that the texts and the parsed objects are never all held at once.
+        for text in synced.objects.values() {
+            parse(text)?;
+        }
+        let (unchanged, write) = round_write(collection, synced);
+        let Some(store) = &self.store else {
+            let items = parse_in_id_order(borrowed(&unchanged), borrowed(&write.upserts), parse);
+            self.writes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(write);
+            return items;
+        };
+        let write = self.store_now(store, write).await?;
+        parse_in_id_order(unchanged, write.upserts, parse)
+    }
+}
+
+/// The objects the round left unchanged, and its write (the changed ones move into it).
+fn round_write(
+    collection: DeltaCollection,
+    synced: Synced,
+) -> (Vec<(String, String)>, CollectionWrite) {
+    let Synced {
+        objects,
+        changes,
+        link,
+        replace_all,
+    } = synced;
+    let mut unchanged = Vec::new();
+    let mut upserts = Vec::with_capacity(changes.changed.len());
+    for (id, text) in objects {
+        if changes.changed.contains(&id) {
+            upserts.push((id, text));
+        } else {
+            unchanged.push((id, text));
+        }
+    }
+    let write = CollectionWrite {
+        collection: collection.name().to_owned(),
+        link,
+        replace_all,
+        upserts,
+        removed: changes.removed.into_iter().collect(),
+    };
+    (unchanged, write)
+}
+
+/// `(id, text)` rows as borrowed text.
+fn borrowed(rows: &[(String, String)]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|(id, text)| (id.as_str(), text.as_str()))
+        .collect()
+}
+
+/// Parses two lists of `(id, text)` sorted by id into one list in id order. Owned texts are
+/// freed as they are parsed.
+fn parse_in_id_order<T, S: AsRef<str>>(
+    left: impl IntoIterator<Item = (S, S)>,
+    right: impl IntoIterator<Item = (S, S)>,
+    parse: impl Fn(&str) -> Result<T, GraphError>,
+) -> Result<Vec<T>, GraphError> {
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    let mut items = Vec::with_capacity(left.size_hint().0 + right.size_hint().0);
+    loop {
+        let next = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) if l.0.as_ref() <= r.0.as_ref() => left.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => right.next(),
+            (Some(_), None) => left.next(),
+            (None, None) => return Ok(items),
+        };
+        if let Some((_, text)) = next {
+            items.push(parse(text.as_ref())?);
+        }
     }
 }
 
@@ -195,220 +259,5 @@ impl<'a> UserPages<'a> {
                 None => Ok(None),
             },
         }
-    }
-}
-
-/// A collection's objects by id, each as its compact JSON text.
-type Objects = BTreeMap<String, String>;
-
-/// The ids a round changed and removed (a replay lands on the same sets).
-#[derive(Debug, Default)]
-struct RoundChanges {
-    changed: BTreeSet<String>,
-    removed: BTreeSet<String>,
-}
-
-/// A collection after a completed round.
-struct Synced {
-    objects: Objects,
-    changes: RoundChanges,
-    link: StoredLink,
-    replace_all: bool,
-}
-
-fn under_root(client: &GraphClient, link: &str) -> bool {
-    link.starts_with(&format!("{}/", client.root()))
-}
-
-/// A refusal that a fresh round may cure: any 4xx but 429 (throttling is retried, not reset).
-fn needs_resync(err: &GraphError) -> bool {
-    matches!(err, GraphError::Http { status, .. } if (400..500).contains(status) && *status != 429)
-}
-
-/// Follows one round from `start` to its deltaLink, applying each page to `objects` as it
-/// arrives (a failed round's `objects` are dropped by the caller); returns what changed and
-/// the deltaLink.
-async fn round(
-    client: &GraphClient,
-    start: &str,
-    objects: &mut Objects,
-) -> Result<(RoundChanges, String), GraphError> {
-    let mut pager = Pager::new(client, start.to_owned(), Pool::Directory);
-    let mut changes = RoundChanges::default();
-    while let Some(page) = pager.next_page().await? {
-        for change in page {
-            apply(objects, &mut changes, change)?;
-        }
-    }
-    let delta_link = pager
-        .delta_link()
-        .ok_or_else(|| GraphError::Malformed("delta round ended without a deltaLink".to_owned()))?
-        .to_owned();
-    if !under_root(client, &delta_link) {
-        return Err(GraphError::ForeignLink);
-    }
-    Ok((changes, delta_link))
-}
-
-/// Runs the collection's round: incremental from the stored link, else (or when refused) a
-/// full resync.
-async fn sync(
-    client: &GraphClient,
-    collection: DeltaCollection,
-    stored: StoredCollection,
-) -> Result<Synced, GraphError> {
-    let query = client.url(&collection.initial());
-    let link = stored
-        .link
-        .filter(|l| l.query == query && under_root(client, &l.link));
-    if let (Some(link), Some(mut objects)) = (link, readable(stored.objects)) {
-        match round(client, &link.link, &mut objects).await {
-            Ok((changes, link)) => {
-                return Ok(Synced {
-                    objects,
-                    changes,
-                    link: StoredLink { query, link },
-                    replace_all: false,
-                })
-            }
-            Err(err) if needs_resync(&err) => {
-                tracing::info!(collection = collection.name(), error = %err, "Delta round refused; resynchronising");
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    let mut objects = Objects::new();
-    let (changes, link) = round(client, &query, &mut objects).await?;
-    Ok(Synced {
-        objects,
-        changes,
-        link: StoredLink { query, link },
-        replace_all: true,
-    })
-}
-
-/// The stored objects by id; `None` when one is not a JSON object (the collection resyncs).
-fn readable(rows: Vec<(String, String)>) -> Option<Objects> {
-    rows.into_iter()
-        .map(|(id, json)| {
-            serde_json::from_str::<Map<String, Value>>(&json)
-                .ok()
-                .map(|_| (id, json))
-        })
-        .collect()
-}
-
-/// Applies one change of a round (a replay or duplicate lands on the same result).
-fn apply(
-    objects: &mut Objects,
-    changes: &mut RoundChanges,
-    change: Value,
-) -> Result<(), GraphError> {
-    let id = change
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| GraphError::Malformed("delta object without an id".to_owned()))?
-        .to_owned();
-    if change.get("@removed").is_some() {
-        objects.remove(&id);
-        changes.changed.remove(&id);
-        changes.removed.insert(id);
-        return Ok(());
-    }
-    let stored = objects
-        .remove(&id)
-        .and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok());
-    objects.insert(id.clone(), merge(stored, change).to_string());
-    changes.removed.remove(&id);
-    changes.changed.insert(id);
-    Ok(())
-}
-
-/// A changed object over its stored form: properties it carries replace the stored ones (a
-/// property set to null comes as null); properties it leaves out keep their stored values.
-fn merge(stored: Option<Map<String, Value>>, change: Value) -> Value {
-    let Value::Object(changes) = change else {
-        return change;
-    };
-    let mut object = stored.unwrap_or_default();
-    for (key, value) in changes {
-        if !key.starts_with("@odata.") {
-            object.insert(key, value);
-        }
-    }
-    Value::Object(object)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn apply_all(objects: &mut Objects, changes: Vec<Value>) -> Result<RoundChanges, GraphError> {
-        let mut round = RoundChanges::default();
-        for change in changes {
-            apply(objects, &mut round, change)?;
-        }
-        Ok(round)
-    }
-
-    #[test]
-    fn changes_apply_in_order_and_replays_are_idempotent() {
-        let mut objects = Objects::from([
-            (
-                "a".to_owned(),
-                json!({"id": "a", "mail": "a@x", "accountEnabled": true}).to_string(),
-            ),
-            ("b".to_owned(), json!({"id": "b"}).to_string()),
-        ]);
-        let changes = vec![
-            json!({"id": "a", "accountEnabled": false}),
-            json!({"id": "b", "@removed": {"reason": "deleted"}}),
-            json!({"id": "c", "mail": null}),
-            json!({"id": "a", "accountEnabled": false}),
-            json!({"id": "b", "@removed": {"reason": "changed"}}),
-        ];
-        let round = apply_all(&mut objects, changes).unwrap();
-        let parsed: Vec<Value> = objects
-            .values()
-            .map(|t| serde_json::from_str(t).unwrap())
-            .collect();
-        assert_eq!(
-            parsed,
-            vec![
-                json!({"id": "a", "mail": "a@x", "accountEnabled": false}),
-                json!({"id": "c", "mail": null}),
-            ]
-        );
-        assert_eq!(round.removed, BTreeSet::from(["b".to_owned()]));
-        assert_eq!(
-            round.changed,
-            BTreeSet::from(["a".to_owned(), "c".to_owned()])
-        );
-    }
-
-    #[test]
-    fn an_object_without_an_id_fails_the_round() {
-        let changes = vec![json!({"mail": "x"})];
-        assert!(apply_all(&mut Objects::new(), changes).is_err());
-    }
-
-    #[test]
-    fn only_refusals_resync() {
-        let http = |status| GraphError::Http {
-            status,
-            code: String::new(),
-        };
-        assert!(needs_resync(&http(400)) && needs_resync(&http(410)) && needs_resync(&http(403)));
-        assert!(!needs_resync(&http(429)) && !needs_resync(&http(503)));
-        assert!(!needs_resync(&GraphError::Throttled));
-        assert!(!needs_resync(&GraphError::Malformed("x".into())));
-    }
-
-    #[test]
-    fn an_unreadable_stored_row_forces_a_resync() {
-        assert!(readable(vec![("a".into(), "{".into())]).is_none());
-        assert!(readable(vec![("a".into(), "[]".into())]).is_none());
-        assert_eq!(readable(vec![("a".into(), "{}".into())]).unwrap().len(), 1);
     }
 }
