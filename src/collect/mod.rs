@@ -208,7 +208,7 @@ pub async fn collect_tenant_swept(
     ctx: &CollectContext,
     tenant: &TenantConfig,
     cancel: &CancellationToken,
-    sweep: Option<&Sweep>,
+    sweep: Option<&mut Sweep>,
     cache: Option<&DirectoryCache>,
 ) -> (CollectReport, Option<SweepWrites>) {
     let failed = |err: String| {
@@ -283,7 +283,7 @@ async fn collect_sections(
     tenant: &TenantConfig,
     client: &GraphClient,
     cancel: &CancellationToken,
-    (sweep, cache, calendars): (Option<&Sweep>, Option<&DirectoryCache>, &CalendarReader),
+    (sweep, cache, calendars): (Option<&mut Sweep>, Option<&DirectoryCache>, &CalendarReader),
 ) -> (TenantSnapshot, Option<SweepWrites>) {
     let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
@@ -372,7 +372,7 @@ struct UserSections {
 async fn users_and_per_user(
     ctx: &CollectContext,
     client: &GraphClient,
-    (sweep, cache): (Option<&Sweep>, Option<&DirectoryCache>),
+    (mut sweep, cache): (Option<&mut Sweep>, Option<&DirectoryCache>),
     calendars: &CalendarReader,
     progress: &ScanProgress,
 ) -> UserSections {
@@ -380,27 +380,28 @@ async fn users_and_per_user(
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = registration::feed();
     let scan = &ctx.config.scan;
+    let shared = sweep.as_deref();
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
         page_users(
             UserPages::new(client, cache),
             exchange_tx,
             feed,
-            (sweep, calendars),
+            (shared, calendars),
             progress
         ),
-        registration::registration_and_auth_jobs(client, directory_tx, listed, sweep),
+        registration::registration_and_auth_jobs(client, directory_tx, listed, shared),
         run_queue(
             client,
             exchange_rx,
             (Pool::Exchange, scan.mailbox_concurrency),
-            sweep.map(Sweep::until),
+            shared.map(Sweep::until),
             progress,
         ),
         run_queue(
             client,
             directory_rx,
             (Pool::Reports, scan.directory_concurrency),
-            sweep.map(Sweep::until),
+            shared.map(Sweep::until),
             progress,
         ),
     );
@@ -411,7 +412,7 @@ async fn users_and_per_user(
         rules: exchange.rules,
     };
     let mut writes = None;
-    if let (Some(sweep), Ok(listed)) = (sweep, &users) {
+    if let (Some(sweep), Ok(listed)) = (sweep.as_deref_mut(), &users) {
         let report = registration.as_deref().unwrap_or_default();
         let merged = sweep::merge(sweep, listed, report, data);
         data = merged.data;

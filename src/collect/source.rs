@@ -46,10 +46,16 @@ impl GraphSource {
         let scan = &self.ctx.config.scan;
         let until = tokio::time::Instant::now() + scan.timeout.mul_f64(SWEEP_SHARE_OF_TIMEOUT);
         let reads = load_reads(store, &tenant.name).await;
-        let sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
+        let mut sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
         let directory = load_directory(store, &tenant.name).await;
-        let (report, writes) =
-            collect_tenant_swept(&self.ctx, tenant, cancel, Some(&sweep), Some(&directory)).await;
+        let (report, writes) = collect_tenant_swept(
+            &self.ctx,
+            tenant,
+            cancel,
+            Some(&mut sweep),
+            Some(&directory),
+        )
+        .await;
         drop(sweep);
         save_directory(store, &tenant.name, directory.take_writes()).await;
         let mut snapshot = report.snapshot;

@@ -97,6 +97,15 @@ impl Sweep {
         self.until
     }
 
+    /// The stored items of `user`'s read, taken out: each stored text is freed as the merge
+    /// parses it, not held beside the parsed data until the scan ends (issue 10). The read's
+    /// time and registration key stay for the coverage.
+    fn take_items(&mut self, user: &str, kind: Kind) -> Option<String> {
+        self.stored
+            .get_mut(&(user.to_owned(), kind))
+            .map(|stored| std::mem::take(&mut stored.items))
+    }
+
     fn get(&self, user: &str, kind: Kind) -> Option<&Stored> {
         self.stored.get(&(user.to_owned(), kind))
     }
@@ -243,7 +252,7 @@ impl Sweep {
 
 /// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed.
 pub(crate) fn merge(
-    sweep: &Sweep,
+    sweep: &mut Sweep,
     users: &[User],
     registration: &[UserRegistrationDetails],
     fresh: PerUserData,
@@ -254,6 +263,7 @@ pub(crate) fn merge(
         .map(|row| (row.id.as_str(), registration_key(row)))
         .collect();
     let mut writes = Vec::new();
+    let now = sweep.now;
     let mut record = |user: &str, kind: Kind| {
         let registration = match kind {
             Kind::AuthMethods => keys.get(user).cloned(),
@@ -262,7 +272,7 @@ pub(crate) fn merge(
         writes.push(FreshRead {
             user_id: user.to_owned(),
             kind,
-            read_at: sweep.now,
+            read_at: now,
             registration,
         });
     };
@@ -311,7 +321,7 @@ pub(crate) fn merge(
 }
 
 fn merge_kind<T: Serialize + DeserializeOwned>(
-    sweep: &Sweep,
+    sweep: &mut Sweep,
     listed: &BTreeSet<&str>,
     kind: Kind,
     mut fresh: PerUser<T>,
@@ -335,10 +345,12 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
         }
         let result = match fresh.remove(&user) {
             Some(Ok(items)) => Ok(items),
-            Some(Err(Unavailable::NotCollected { .. })) | None => match sweep.get(&user, kind) {
-                Some(stored) => parse_stored(&stored.items),
-                None => Err(pending()),
-            },
+            Some(Err(Unavailable::NotCollected { .. })) | None => {
+                match sweep.take_items(&user, kind) {
+                    Some(items) => parse_stored(&items),
+                    None => Err(pending()),
+                }
+            }
             Some(Err(other)) => Err(other),
         };
         merged.insert(user, result);
