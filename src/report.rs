@@ -157,7 +157,7 @@ pub fn tenant_scan(
                     Some(reason) => check(id, CheckState::Error, Some(reason)),
                     None => check(id, CheckState::Ok, None),
                 };
-                report.unevaluated = count_by_reason(&evaluation.unevaluated);
+                report.unevaluated = evaluation.unevaluated.count_by_reason();
                 let read = collected.snapshot.oldest_read(crate::checks::inputs(id));
                 if let Some(read) = read {
                     report.data_read_at = Some(read.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -191,15 +191,6 @@ fn check(finding: FindingId, status: CheckState, reason: Option<String>) -> Chec
         data_read_at: None,
         data_age_seconds: None,
     }
-}
-
-/// How many resources each reason left unevaluated.
-pub fn count_by_reason(unevaluated: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for reason in unevaluated.values() {
-        *counts.entry(reason.clone()).or_insert(0) += 1;
-    }
-    counts
 }
 
 fn is_data_failure(reason: &str) -> bool {

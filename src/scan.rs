@@ -12,7 +12,7 @@ use crate::findings::FindingId;
 use crate::metrics::Metrics;
 use crate::snapshot::TenantSnapshot;
 use crate::state::commit::{OutboxLimit, ScanRecord, ScanStatus};
-use crate::state::reconcile::{diff, CheckState, DiffInput, Policy};
+use crate::state::reconcile::{diff_owned, CheckState, DiffInput, Policy};
 use crate::state::{StateError, Store};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -251,26 +251,29 @@ impl CommitJob {
         let name = self.tenant.name.as_str();
         let stored = store.load_instances(name)?;
         let evaluated: BTreeSet<FindingId> = store.evaluated_findings(name)?.into_iter().collect();
-        let changes = diff(&DiffInput {
-            tenant: name,
-            tenant_id: &self.tenant.tenant_id,
-            now: self.started,
-            stored: &stored,
-            evaluated_before: &evaluated,
-            outcomes: &self.output.outcomes,
-            policy: Policy {
-                suppressions: &self.config.suppressions,
-                severity_overrides: &self.config.severity_overrides,
-                first_scan: self.config.scan.first_scan,
-            },
-        });
-        // The diff holds what is written; the scan's findings and the stored rows are freed
-        // before the write (at 100,000 users each is tens of megabytes).
-        drop(stored);
         let ScanOutput {
             outcomes, error, ..
         } = self.output;
-        drop(outcomes);
+        // The outcomes are taken by the diff: their findings move into the rows written, and
+        // each is freed once diffed; the stored rows are freed before the write (at 100,000
+        // users each is tens of megabytes).
+        let changes = diff_owned(
+            &DiffInput {
+                tenant: name,
+                tenant_id: &self.tenant.tenant_id,
+                now: self.started,
+                stored: &stored,
+                evaluated_before: &evaluated,
+                outcomes: &[],
+                policy: Policy {
+                    suppressions: &self.config.suppressions,
+                    severity_overrides: &self.config.severity_overrides,
+                    first_scan: self.config.scan.first_scan,
+                },
+            },
+            outcomes,
+        );
+        drop(stored);
         let all_ok = changes.checks.iter().all(|c| c.state == CheckState::Ok);
         let status = match (&error, all_ok) {
             (Some(_), _) => ScanStatus::Failed,

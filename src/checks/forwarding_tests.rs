@@ -156,7 +156,7 @@ fn mailboxes_graph_cannot_read_are_unevaluated_not_failed() {
     assert!(evaluation.failed_resources.is_empty());
     let bob = user_id(&snapshot, "bob");
     assert_eq!(
-        evaluation.unevaluated.get(&bob).map(String::as_str),
+        evaluation.unevaluated.get(&bob),
         Some("mailbox_not_enabled_for_rest_api")
     );
 }

@@ -213,7 +213,7 @@ pub fn evaluated(mut findings: Vec<Finding>, unread: Unread) -> Outcome {
     Outcome::Evaluated(Evaluation {
         findings,
         failed_resources,
-        unevaluated,
+        unevaluated: unevaluated.into(),
     })
 }
 

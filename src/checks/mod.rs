@@ -13,6 +13,7 @@ pub mod forwarding;
 pub mod internal;
 pub mod options;
 pub mod spf;
+pub mod unevaluated;
 pub mod users;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 pub use options::CheckOptions;
+pub use unevaluated::Unevaluated;
 
 /// What a check is given besides the snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +49,7 @@ pub struct Evaluation {
     /// a user whose methods were not read because the registration report listed no relevant
     /// method. Their instances keep their stored state, as under failed resources, but the
     /// check is not in error; the scan JSON counts them by reason.
-    pub unevaluated: BTreeMap<String, String>,
+    pub unevaluated: Unevaluated,
 }
 
 /// One check's outcome.

@@ -446,15 +446,12 @@ fn listed_users_whose_methods_were_not_read_are_unevaluated_not_clean() {
     let unevaluated = &evaluation.unevaluated;
     let alice = user_id(&snapshot, "alice");
     let bob = user_id(&snapshot, "bob");
-    assert_eq!(
-        unevaluated.get(&bob).map(String::as_str),
-        Some("user_not_found")
-    );
+    assert_eq!(unevaluated.get(&bob), Some("user_not_found"));
     assert!(!unevaluated.contains_key(&alice));
     let listed = snapshot.users.as_ref().unwrap();
     for other in listed.iter().filter(|u| u.id != alice && u.id != bob) {
         assert_eq!(
-            unevaluated.get(&other.id).map(String::as_str),
+            unevaluated.get(&other.id),
             Some("no_relevant_method_in_registration_report"),
             "{}",
             other.name()

@@ -372,7 +372,7 @@ struct UserSections {
 async fn users_and_per_user(
     ctx: &CollectContext,
     client: &GraphClient,
-    (mut sweep, cache): (Option<&mut Sweep>, Option<&DirectoryCache>),
+    (sweep, cache): (Option<&mut Sweep>, Option<&DirectoryCache>),
     calendars: &CalendarReader,
     progress: &ScanProgress,
 ) -> UserSections {
@@ -412,7 +412,7 @@ async fn users_and_per_user(
         rules: exchange.rules,
     };
     let mut writes = None;
-    if let (Some(sweep), Ok(listed)) = (sweep.as_deref_mut(), &users) {
+    if let (Some(sweep), Ok(listed)) = (sweep, &users) {
         let report = registration.as_deref().unwrap_or_default();
         let merged = sweep::merge(sweep, listed, report, data);
         data = merged.data;

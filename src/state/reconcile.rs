@@ -9,7 +9,7 @@
 //! `resolved` event. [`super::commit::apply`] writes the result in one transaction.
 
 use super::StoredInstance;
-use crate::checks::{Evaluation, Outcome};
+use crate::checks::{Evaluation, Outcome, Unevaluated};
 use crate::config::{FirstScan, Suppression};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
@@ -106,32 +106,53 @@ pub struct Changes {
 
 /// Computes the changes of one scan. Pure apart from fresh event ids.
 pub fn diff(input: &DiffInput<'_>) -> Changes {
+    diff_each(input, input.outcomes.iter().cloned())
+}
+
+/// [`diff`] of `outcomes`, taken by value (`input.outcomes` is not read): each check's
+/// findings move into the rows written rather than being copied, and each outcome is freed once
+/// diffed. The daemon's commit diffs this way, since at 100,000 users the outcomes and the
+/// changes together were its peak of memory (issue 10).
+pub fn diff_owned(input: &DiffInput<'_>, outcomes: Vec<(FindingId, Outcome)>) -> Changes {
+    diff_each(input, outcomes.into_iter())
+}
+
+fn diff_each(
+    input: &DiffInput<'_>,
+    outcomes: impl Iterator<Item = (FindingId, Outcome)>,
+) -> Changes {
     let mut stored: BTreeMap<(FindingId, &str), &StoredInstance> = BTreeMap::new();
     for row in input.stored {
         stored.insert((row.finding, row.resource_id.as_str()), row);
     }
     let mut changes = Changes::default();
-    for (finding, outcome) in input.outcomes {
-        let severity = input.policy.severity_of(*finding);
+    for (finding, outcome) in outcomes {
+        let severity = input.policy.severity_of(finding);
         let status = match outcome {
             Outcome::Skipped { reason } => CheckStatus {
-                finding: *finding,
+                finding,
                 state: CheckState::Skipped,
-                reason: Some(reason.clone()),
+                reason: Some(reason),
                 severity,
             },
             Outcome::Evaluated(evaluation) => {
                 let check = CheckDiff {
                     input,
-                    finding: *finding,
+                    finding,
                     severity,
                     stored: &stored,
                     baseline: input.policy.first_scan == FirstScan::Baseline
-                        && !input.evaluated_before.contains(finding),
+                        && !input.evaluated_before.contains(&finding),
                 };
-                check.seen(&evaluation.findings, &mut changes);
-                check.gone(evaluation, &mut changes);
-                evaluated_status(*finding, severity, &evaluation.failed_resources)
+                let Evaluation {
+                    findings,
+                    failed_resources,
+                    unevaluated,
+                } = evaluation;
+                let first_row = changes.instances.len();
+                check.seen(findings, &mut changes);
+                check.gone((&failed_resources, &unevaluated), first_row, &mut changes);
+                evaluated_status(finding, severity, &failed_resources)
             }
         };
         changes.checks.push(status);
@@ -175,7 +196,7 @@ pub fn is_protected(resource_id: &str, failed: &[(String, String)]) -> bool {
 
 /// Whether a stored instance belongs to a resource the check did not evaluate (its id, or its
 /// first segment: the user of `<userId>/<methodId>`).
-pub fn is_unevaluated(resource_id: &str, unevaluated: &BTreeMap<String, String>) -> bool {
+pub fn is_unevaluated(resource_id: &str, unevaluated: &Unevaluated) -> bool {
     let owner = resource_id.split('/').next().unwrap_or(resource_id);
     unevaluated.contains_key(owner) || unevaluated.contains_key(resource_id)
 }
@@ -190,30 +211,38 @@ struct CheckDiff<'a, 'b> {
 
 impl CheckDiff<'_, '_> {
     /// Instances the check sees: open new periods, refresh open ones, announce unsuppressed.
-    fn seen(&self, findings: &[Finding], changes: &mut Changes) {
+    /// The findings' ids, names and details move into the rows.
+    fn seen(&self, findings: Vec<Finding>, changes: &mut Changes) {
         let now = self.input.now;
-        let mut done = BTreeSet::new();
-        for found in findings.iter().filter(|f| f.finding == self.finding) {
-            if !done.insert(found.resource_id.as_str()) {
-                continue;
-            }
+        let first: Vec<bool> = {
+            let mut done = BTreeSet::new();
+            findings
+                .iter()
+                .map(|f| f.finding == self.finding && done.insert(f.resource_id.as_str()))
+                .collect()
+        };
+        changes
+            .instances
+            .reserve(first.iter().filter(|first| **first).count());
+        for (found, _) in findings.into_iter().zip(first).filter(|(_, first)| *first) {
             let suppressed = self.suppressed(&found.resource_id, &found.resource_name);
             let previous = self
                 .stored
                 .get(&(self.finding, found.resource_id.as_str()))
-                .filter(|row| row.is_open());
+                .filter(|row| row.is_open())
+                .map(|p| (p.first_seen, p.announced));
             let mut row = StoredInstance {
                 finding: self.finding,
-                resource_id: found.resource_id.clone(),
                 fingerprint: fingerprint(self.input.tenant_id, self.finding, &found.resource_id),
-                resource_name: found.resource_name.clone(),
+                resource_id: found.resource_id,
+                resource_name: found.resource_name,
                 severity: self.severity,
-                first_seen: previous.map_or(now, |p| p.first_seen),
+                first_seen: previous.map_or(now, |(first_seen, _)| first_seen),
                 last_seen: now,
                 resolved_at: None,
                 suppressed,
-                announced: previous.is_some_and(|p| p.announced),
-                details: found.details.clone(),
+                announced: previous.is_some_and(|(_, announced)| announced),
+                details: found.details,
             };
             if !row.announced && !suppressed {
                 row.announced = true;
@@ -225,23 +254,30 @@ impl CheckDiff<'_, '_> {
         }
     }
 
-    /// Open instances the check no longer sees, outside failed and unevaluated prefixes:
-    /// resolve them.
-    fn gone(&self, evaluation: &Evaluation, changes: &mut Changes) {
-        let failed = &evaluation.failed_resources;
-        let seen: BTreeSet<&str> = evaluation
-            .findings
+    /// Open instances the check no longer sees (its rows from `first_row` on), outside failed
+    /// and unevaluated prefixes: resolve them.
+    fn gone(
+        &self,
+        (failed, unevaluated): (&[(String, String)], &Unevaluated),
+        first_row: usize,
+        changes: &mut Changes,
+    ) {
+        let seen: BTreeSet<&str> = changes
+            .instances
+            .get(first_row..)
+            .unwrap_or_default()
             .iter()
-            .filter(|f| f.finding == self.finding)
-            .map(|f| f.resource_id.as_str())
+            .map(|row| row.resource_id.as_str())
             .collect();
+        let mut resolved_rows = Vec::new();
+        let mut events = Vec::new();
         let range = self.stored.range((self.finding, "")..);
         for (_, row) in range.take_while(|((finding, _), _)| *finding == self.finding) {
             if !row.is_open() || seen.contains(row.resource_id.as_str()) {
                 continue;
             }
             if is_protected(&row.resource_id, failed)
-                || is_unevaluated(&row.resource_id, &evaluation.unevaluated)
+                || is_unevaluated(&row.resource_id, unevaluated)
             {
                 continue;
             }
@@ -249,12 +285,12 @@ impl CheckDiff<'_, '_> {
             resolved.resolved_at = Some(self.input.now);
             resolved.severity = self.severity;
             if resolved.announced {
-                changes
-                    .events
-                    .push(self.event(&resolved, EventAction::Resolved, self.input.now));
+                events.push(self.event(&resolved, EventAction::Resolved, self.input.now));
             }
-            changes.instances.push(resolved);
+            resolved_rows.push(resolved);
         }
+        changes.events.append(&mut events);
+        changes.instances.append(&mut resolved_rows);
     }
 
     fn suppressed(&self, resource_id: &str, resource_name: &str) -> bool {
