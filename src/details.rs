@@ -6,18 +6,44 @@
 //! tenant carries about 100,000 findings of two or three keys each, held as findings, stored
 //! instances and events at once (issue 10, BENCHMARKS.md "large_tenant"). Keys sorted as the
 //! map sorts them, the JSON text is byte for byte what the map wrote. The pairs are shared
-//! (`Arc`): a finding, the instance stored from it and its event hold one copy, not three.
+//! (`Arc`): a finding, the instance stored from it and its event hold one copy, not three. The
+//! keys are interned ([`key`]): the checks write a few dozen distinct keys, so 100,000 findings
+//! of about four keys each hold them once, not 400,000 times.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A finding's evidence: a JSON object with its keys in order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Details(Arc<[(String, Value)]>);
+pub struct Details(Arc<[(Key, Value)]>);
+
+/// A key, shared with every other use of the same text.
+type Key = Arc<str>;
+
+/// How many distinct keys are interned; past that (never, with the checks' keys) each key is
+/// its own copy, so no input can grow the table without bound.
+const MAX_INTERNED_KEYS: usize = 1024;
+
+/// `text` as the process's shared key of that text.
+fn key(text: &str) -> Key {
+    static KEYS: OnceLock<Mutex<BTreeSet<Key>>> = OnceLock::new();
+    let Ok(mut keys) = KEYS.get_or_init(Mutex::default).lock() else {
+        return Key::from(text);
+    };
+    if let Some(known) = keys.get(text) {
+        return Arc::clone(known);
+    }
+    let new = Key::from(text);
+    if keys.len() < MAX_INTERNED_KEYS {
+        keys.insert(Arc::clone(&new));
+    }
+    new
+}
 
 impl Details {
     /// No evidence.
@@ -36,7 +62,7 @@ impl Details {
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key))
     }
 
     /// The value of `key`.
@@ -53,15 +79,15 @@ impl Details {
     }
 
     /// Sets `key`; returns the value it replaced. The pairs are copied when shared.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        let position = self.position(&key);
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        let position = self.position(&name);
         let mut pairs = self.0.to_vec();
         let replaced = match position {
             Ok(i) => pairs
                 .get_mut(i)
                 .map(|(_, old)| std::mem::replace(old, value)),
             Err(i) => {
-                pairs.insert(i, (key, value));
+                pairs.insert(i, (key(&name), value));
                 None
             }
         };
@@ -79,20 +105,20 @@ impl Details {
     }
 
     /// Keys and values in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
     }
 
     /// The keys in order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
     }
 
     /// From pairs in any order; of a key given twice, the last value is kept (as a map keeps it).
-    fn from_unsorted(mut pairs: Vec<(String, Value)>) -> Self {
+    fn from_unsorted(mut pairs: Vec<(Key, Value)>) -> Self {
         // Stable: equal keys stay in arrival order, so the last of each run is the newest.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        let mut unique: Vec<(Key, Value)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match unique.last_mut() {
                 Some(last) if last.0 == pair.0 => *last = pair,
@@ -109,7 +135,10 @@ impl Details {
 
     /// As a `serde_json::Map`.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 }
 
@@ -125,14 +154,14 @@ impl std::ops::Index<&str> for Details {
 impl From<Map<String, Value>> for Details {
     fn from(map: Map<String, Value>) -> Self {
         // A map iterates in key order: the list is sorted as it is collected.
-        let pairs: Vec<(String, Value)> = map.into_iter().collect();
+        let pairs: Vec<(Key, Value)> = map.into_iter().map(|(k, v)| (key(&k), v)).collect();
         Self(Arc::from(pairs))
     }
 }
 
 impl FromIterator<(String, Value)> for Details {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        Self::from_unsorted(iter.into_iter().collect())
+        Self::from_unsorted(iter.into_iter().map(|(k, v)| (key(&k), v)).collect())
     }
 }
 
@@ -140,7 +169,7 @@ impl Serialize for Details {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (key, value) in self.0.iter() {
-            map.serialize_entry(key, value)?;
+            map.serialize_entry(&**key, value)?;
         }
         map.end()
     }
@@ -156,8 +185,8 @@ impl<'de> Deserialize<'de> for Details {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Details, A::Error> {
                 let mut pairs = Vec::new();
-                while let Some(pair) = access.next_entry::<String, Value>()? {
-                    pairs.push(pair);
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    pairs.push((key(&name), value));
                 }
                 Ok(Details::from_unsorted(pairs))
             }
@@ -186,6 +215,22 @@ mod tests {
         let back: Details = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
         assert_eq!(back, details);
         assert_eq!(Details::from(map), details);
+    }
+
+    #[test]
+    fn a_key_is_held_once_however_many_details_carry_it() {
+        let parsed: Details = serde_json::from_str(r#"{"sharee_address": "a@x"}"#).unwrap();
+        let built = Details::from(
+            json!({"sharee_address": "b@y"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let (Some((first, _)), Some((second, _))) = (parsed.0.first(), built.0.first()) else {
+            panic!("both have the key");
+        };
+        assert!(Arc::ptr_eq(first, second));
+        assert_eq!(parsed["sharee_address"], json!("a@x"));
     }
 
     #[test]
