@@ -320,6 +320,9 @@ pub(crate) fn merge(
     }
 }
 
+/// Merges one section in place: `fresh` keeps its listed users, and each user this scan did
+/// not read takes their stored read (or is pending). The map is not rebuilt, so a section of
+/// 100,000 users is never held twice during the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
     sweep: &mut Sweep,
     listed: &BTreeSet<&str>,
@@ -327,35 +330,41 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     mut fresh: PerUser<T>,
     record: &mut impl FnMut(&str, Kind),
 ) -> PerUser<T> {
-    let mut merged = PerUser::new();
     for (user, read) in &fresh {
         if is_stored(read) {
             record(user, kind);
         }
     }
-    let stored_users = sweep
+    fresh.retain(|user, _| listed.contains(user.as_str()));
+    for (user, result) in fresh.iter_mut() {
+        if matches!(result, Err(Unavailable::NotCollected { .. })) {
+            *result = stored_or_pending(sweep, user, kind);
+        }
+    }
+    let stored_only: Vec<String> = sweep
         .stored
         .keys()
-        .filter(|(_, k)| *k == kind)
-        .map(|(user, _)| user.clone());
-    let users: BTreeSet<String> = fresh.keys().cloned().chain(stored_users).collect();
-    for user in users {
-        if !listed.contains(user.as_str()) {
-            continue;
-        }
-        let result = match fresh.remove(&user) {
-            Some(Ok(items)) => Ok(items),
-            Some(Err(Unavailable::NotCollected { .. })) | None => {
-                match sweep.take_items(&user, kind) {
-                    Some(items) => parse_stored(&items),
-                    None => Err(pending()),
-                }
-            }
-            Some(Err(other)) => Err(other),
-        };
-        merged.insert(user, result);
+        .filter(|(user, k)| *k == kind && listed.contains(user.as_str()))
+        .filter(|(user, _)| !fresh.contains_key(user))
+        .map(|(user, _)| user.clone())
+        .collect();
+    for user in stored_only {
+        let result = stored_or_pending(sweep, &user, kind);
+        fresh.insert(user, result);
     }
-    merged
+    fresh
+}
+
+/// The stored read of `user`, parsed (its text freed); pending when none is stored.
+fn stored_or_pending<T: DeserializeOwned>(
+    sweep: &mut Sweep,
+    user: &str,
+    kind: Kind,
+) -> Result<Vec<T>, Unavailable> {
+    match sweep.take_items(user, kind) {
+        Some(items) => parse_stored(&items),
+        None => Err(pending()),
+    }
 }
 
 /// The reason of a due read the sweep had no time for in this scan.
