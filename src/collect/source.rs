@@ -229,17 +229,17 @@ fn stored_read(snapshot: &TenantSnapshot, read: &FreshRead) -> Option<PerUserRea
             .and_then(|map| map.get(user))
             .and_then(stored_form)
     }
-    let user = read.user_id.as_str();
+    let user = &*read.user_id;
     let items = match read.kind {
         Kind::AuthMethods => items(&snapshot.auth_methods, user),
         Kind::Calendar => items(&snapshot.calendar_permissions, user),
         Kind::Rules => items(&snapshot.message_rules, user),
     }?;
     Some(PerUserRead {
-        user_id: read.user_id.clone(),
+        user_id: read.user_id.to_string(),
         kind: read.kind.name().to_owned(),
         read_at: read.read_at,
-        registration: read.registration.clone(),
+        registration: read.registration.as_deref().map(str::to_owned),
         items,
     })
 }

@@ -180,6 +180,11 @@ fn has_items(items: &str) -> bool {
     items.starts_with('[') && items != "[]"
 }
 
+/// How many reads of `section` are stored (see [`is_stored`]).
+fn count_stored<T>(section: &PerUser<T>) -> usize {
+    section.values().filter(|read| is_stored(read)).count()
+}
+
 /// True when a read is stored: its items, or a 404 Graph documents as "cannot be read".
 fn is_stored<T>(read: &Result<Vec<T>, Unavailable>) -> bool {
     matches!(read, Ok(_) | Err(Unavailable::NotReadable { .. }))
@@ -203,14 +208,14 @@ pub(crate) fn stored_form<T: Serialize>(read: &Result<Vec<T>, Unavailable>) -> O
 /// does not hold every read twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreshRead {
-    /// User object id.
-    pub user_id: String,
+    /// User object id (boxed: a first sweep of 100,000 users makes about 190,000 reads).
+    pub user_id: Box<str>,
     /// Which read.
     pub(crate) kind: Kind,
     /// When it was read (the scan's `now`).
     pub read_at: DateTime<Utc>,
     /// For methods: the registration-report key the read was made against.
-    pub registration: Option<String>,
+    pub registration: Option<Box<str>>,
 }
 
 /// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
@@ -283,11 +288,16 @@ pub(crate) fn merge(
     fresh: PerUserData,
 ) -> Merged {
     let listed: BTreeSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    let keys: HashMap<&str, String> = registration
+    let keys: HashMap<&str, Box<str>> = registration
         .iter()
-        .map(|row| (row.id.as_str(), registration_key(row)))
+        .map(|row| (row.id.as_str(), registration_key(row).into_boxed_str()))
         .collect();
-    let mut writes = Vec::new();
+    let fresh_reads = [
+        count_stored(&fresh.auth_methods),
+        count_stored(&fresh.calendar),
+        count_stored(&fresh.rules),
+    ];
+    let mut writes = Vec::with_capacity(fresh_reads.iter().sum());
     let now = sweep.now;
     let mut record = |user: &str, kind: Kind| {
         let registration = match kind {
@@ -295,7 +305,7 @@ pub(crate) fn merge(
             Kind::Calendar | Kind::Rules => None,
         };
         writes.push(FreshRead {
-            user_id: user.to_owned(),
+            user_id: user.into(),
             kind,
             read_at: now,
             registration,
@@ -316,7 +326,7 @@ pub(crate) fn merge(
         writes
             .iter()
             .filter(|w| w.kind == kind)
-            .map(|w| w.user_id.as_str())
+            .map(|w| &*w.user_id)
             .collect()
     };
     let coverage = vec![
