@@ -90,6 +90,17 @@ pub struct Usage {
     pub cpu: Duration,
 }
 
+/// The `Environment=` settings of the shipped systemd unit, so that the daemon runs here as it
+/// runs in production (today `MIMALLOC_PURGE_DELAY=0`).
+fn unit_environment() -> Vec<(String, String)> {
+    include_str!("../../systemd/m365-posture.service")
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Environment="))
+        .filter_map(|setting| setting.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
 impl Daemon {
     /// Starts `m365-posture run --config CONFIG` (log at warn level to `daemon.log`).
     pub fn spawn(config: &Path) -> Result<Daemon, BenchError> {
@@ -112,6 +123,7 @@ impl Daemon {
         let child = command
             .args(["run", "--config"])
             .arg(config)
+            .envs(unit_environment())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
