@@ -14,6 +14,8 @@
 //! stored data, or, never read, is "not collected" (nothing of theirs resolves). Stored reads of
 //! users gone from a complete directory listing are forgotten; a failed listing forgets none.
 
+mod stored;
+
 use super::per_user::{Kind, PerUserData};
 use crate::snapshot::{PerUser, Unavailable, User, UserRegistrationDetails};
 use crate::state::per_user::PerUserRead;
@@ -21,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
+use stored::{Stored, StoredReads};
 use tokio::time::Instant;
 
 /// What the registration report says about one user.
@@ -34,33 +37,11 @@ pub(crate) enum ReportRow<'a> {
     Unavailable,
 }
 
-/// One stored read. Its texts are boxed (16 bytes, not a `String`'s 24): a 100,000-user
-/// tenant holds about 200,000 reads during the merge (issue 10).
-#[derive(Debug, Clone)]
-struct Stored {
-    read_at: DateTime<Utc>,
-    registration: Option<Box<str>>,
-    items: Box<str>,
-}
-
-/// A user's stored reads, one slot per [`Kind`] ([`slot`]).
-type Slots = [Option<Stored>; 3];
-
-/// The slot of `kind` in [`Slots`].
-fn slot(kind: Kind) -> usize {
-    match kind {
-        Kind::AuthMethods => 0,
-        Kind::Calendar => 1,
-        Kind::Rules => 2,
-    }
-}
-
 /// The sweep's view of one tenant: stored reads, the scan's `now`, the age bound and when the
 /// sweep must stop sending reads.
 #[derive(Debug)]
 pub struct Sweep {
-    /// By user id: one key per user, looked up by `&str` without a copy.
-    stored: HashMap<Box<str>, Slots>,
+    stored: StoredReads,
     now: DateTime<Utc>,
     max_age: chrono::Duration,
     until: Instant,
@@ -86,20 +67,7 @@ impl Sweep {
         max_age: std::time::Duration,
         until: Instant,
     ) -> Self {
-        let mut stored: HashMap<Box<str>, Slots> = HashMap::new();
-        for read in reads {
-            let Some(kind) = Kind::from_name(&read.kind) else {
-                continue;
-            };
-            let slots = stored.entry(read.user_id.into_boxed_str()).or_default();
-            if let Some(place) = slots.get_mut(slot(kind)) {
-                *place = Some(Stored {
-                    read_at: read.read_at,
-                    registration: read.registration.map(String::into_boxed_str),
-                    items: read.items.into_boxed_str(),
-                });
-            }
-        }
+        let stored = StoredReads::new(reads);
         Self {
             stored,
             now,
@@ -118,29 +86,16 @@ impl Sweep {
     /// time and registration key stay for the coverage.
     fn take_items(&mut self, user: &str, kind: Kind) -> Option<Box<str>> {
         self.stored
-            .get_mut(user)
-            .and_then(|slots| slots.get_mut(slot(kind)))
-            .and_then(Option::as_mut)
+            .get_mut(user, kind)
             .map(|stored| std::mem::take(&mut stored.items))
     }
 
     fn get(&self, user: &str, kind: Kind) -> Option<&Stored> {
-        self.stored
-            .get(user)
-            .and_then(|slots| slots.get(slot(kind)))
-            .and_then(Option::as_ref)
-    }
-
-    /// The users with a stored read of `kind`.
-    fn users_with(&self, kind: Kind) -> impl Iterator<Item = &str> {
-        self.stored
-            .iter()
-            .filter(move |(_, slots)| slots.get(slot(kind)).is_some_and(Option::is_some))
-            .map(|(user, _)| &**user)
+        self.stored.get(user, kind)
     }
 
     fn is_aged(&self, stored: &Stored) -> bool {
-        self.now.signed_duration_since(stored.read_at) >= self.max_age
+        self.now.signed_duration_since(stored.read_at()) >= self.max_age
     }
 
     /// When a mailbox read of `user` is due: `None` when the stored read is current, else the
@@ -148,7 +103,7 @@ impl Sweep {
     pub(crate) fn mailbox_due(&self, user: &str, kind: Kind) -> Option<Option<DateTime<Utc>>> {
         match self.get(user, kind) {
             None => Some(None),
-            Some(stored) if self.is_aged(stored) => Some(Some(stored.read_at)),
+            Some(stored) if self.is_aged(stored) => Some(Some(stored.read_at())),
             Some(_) => None,
         }
     }
@@ -169,7 +124,8 @@ impl Sweep {
     /// Users whose stored methods are due when the report does not list them (its silence
     /// about them is checked by a read).
     pub(crate) fn users_with_stored_methods(&self) -> impl Iterator<Item = &str> {
-        self.users_with(Kind::AuthMethods)
+        self.stored
+            .users_with(Kind::AuthMethods)
             .filter(|user| self.methods_due(user, ReportRow::Absent))
     }
 }
@@ -259,7 +215,7 @@ impl Sweep {
             } else {
                 match (result, self.get(user, kind)) {
                     (Err(Unavailable::NotCollected { .. }), _) => None,
-                    (Err(Unavailable::NotReadable { .. }) | Ok(_), Some(s)) => Some(s.read_at),
+                    (Err(Unavailable::NotReadable { .. }) | Ok(_), Some(s)) => Some(s.read_at()),
                     _ => {
                         coverage.failed += 1;
                         continue;
@@ -340,8 +296,7 @@ pub(crate) fn merge(
     ];
     let deleted = sweep
         .stored
-        .keys()
-        .map(|user| &**user)
+        .users()
         .filter(|user| !listed.contains(user))
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -377,6 +332,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
         }
     }
     let stored_only: Vec<String> = sweep
+        .stored
         .users_with(kind)
         .filter(|user| listed.contains(user) && !fresh.contains_key(*user))
         .map(str::to_owned)
