@@ -153,8 +153,5 @@ fn classify(name: &str, err: &NetError) -> Result<(), Unavailable> {
         _ => "error".to_owned(),
     };
     tracing::debug!(name, error = %err, "DNS lookup failed");
-    Err(Unavailable::DnsFailure {
-        name: name.to_owned(),
-        detail,
-    })
+    Err(Unavailable::dns_failure(name, detail))
 }

@@ -110,10 +110,7 @@ fn answers_for(row: &Row) -> DnsAnswers {
     let mut answers = DnsAnswers::new();
     for (name, records) in row.2.iter() {
         let answer: TxtAnswer = if *records == SERVFAIL {
-            Err(Unavailable::DnsFailure {
-                name: (*name).to_owned(),
-                detail: "servfail".to_owned(),
-            })
+            Err(Unavailable::dns_failure(*name, "servfail"))
         } else {
             Ok(records.iter().map(|parts| parts.concat()).collect())
         };

@@ -295,10 +295,7 @@ fn servfail_for_one_domain_fails_only_that_domain() {
     let mut snapshot = snapshot();
     snapshot.dns.insert(
         "open.example".to_owned(),
-        Err(Unavailable::DnsFailure {
-            name: "open.example".to_owned(),
-            detail: "servfail".to_owned(),
-        }),
+        Err(Unavailable::dns_failure("open.example", "servfail")),
     );
     let spf = run_with(FindingId::SpfAllowsAny, &snapshot, &CheckOptions::default());
     assert_eq!(fired(&spf), vec!["sub.contoso.com"]);
@@ -437,10 +434,7 @@ fn spf_missing_needs_only_the_domains_own_answer() {
     let mut snapshot = snapshot();
     snapshot.dns.insert(
         "bad-relay.example".to_owned(),
-        Err(Unavailable::DnsFailure {
-            name: "bad-relay.example".to_owned(),
-            detail: "servfail".to_owned(),
-        }),
+        Err(Unavailable::dns_failure("bad-relay.example", "servfail")),
     );
     let any = run_with(FindingId::SpfAllowsAny, &snapshot, &CheckOptions::default());
     assert!(failed(&any).contains(&("open.example", "dns_servfail: bad-relay.example")));

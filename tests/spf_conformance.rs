@@ -145,10 +145,7 @@ fn records_of(
     let first_timeout = records.iter().position(|r| matches!(r, Rr::Timeout));
     let first_of_kind = records.iter().position(&is_kind);
     if first_timeout.is_some_and(|t| !first_of_kind.is_some_and(|k| k < t)) {
-        return Err(Unavailable::DnsFailure {
-            name: name.to_owned(),
-            detail: "timeout".to_owned(),
-        });
+        return Err(Unavailable::dns_failure(name, "timeout"));
     }
     let targets: Vec<String> = records
         .iter()

@@ -200,10 +200,7 @@ fn answers_for(row: &Row) -> DnsAnswers {
     answers.insert("contoso.com".to_owned(), Ok(root_texts));
     for (name, texts) in extra.iter() {
         let answer: TxtAnswer = if *texts == SERVFAIL {
-            Err(Unavailable::DnsFailure {
-                name: (*name).to_owned(),
-                detail: "servfail".to_owned(),
-            })
+            Err(Unavailable::dns_failure(*name, "servfail"))
         } else {
             Ok(texts.iter().map(|t| (*t).to_owned()).collect())
         };

@@ -110,10 +110,7 @@ fn store(answer: Answer, answers: &mut DnsAnswers, hosts: &mut HostAnswers) {
 
 /// Without a resolver every needed name is a failed lookup.
 fn fail_all(needed: DnsNeeded, answers: &mut DnsAnswers, hosts: &mut HostAnswers) {
-    let failure = |name: &str| Unavailable::DnsFailure {
-        name: name.to_owned(),
-        detail: "no_resolver".to_owned(),
-    };
+    let failure = |name: &str| Unavailable::dns_failure(name, "no_resolver");
     for question in questions(needed) {
         store(
             match question {
