@@ -40,7 +40,7 @@ pub enum Unavailable {
         detail: String,
     },
     /// DNS SERVFAIL, REFUSED or timeout ([`Unavailable::dns_failure`]). Boxed: its two texts
-    /// would make every `Unavailable`, and so every per-user entry of the snapshot, 24 bytes
+    /// would make every `Unavailable`, and so every per-user entry of the snapshot, 16 bytes
     /// larger (issue 10).
     DnsFailure(Box<DnsFailure>),
     /// Graph answered 404 for one user's data although the user is listed: the data exists
