@@ -85,6 +85,12 @@ impl Unevaluated {
         (0..self.len()).map(|i| (self.id(i), self.reason(i)))
     }
 
+    /// True when `other` is this very list, not a copy (the method checks share one).
+    #[cfg(test)]
+    pub(crate) fn is_shared_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// How many ids each reason left unevaluated.
     pub fn count_by_reason(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();

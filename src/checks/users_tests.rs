@@ -274,6 +274,31 @@ fn with_methods(entries: Vec<(&str, Result<Vec<AuthMethod>, Unavailable>)>) -> T
 }
 
 #[test]
+fn the_method_checks_of_one_evaluation_share_one_unevaluated_list() {
+    let snapshot = with_methods(vec![("alice", Ok(methods("fido2_mixed")))]);
+    let ctx = EvalCtx {
+        now: now(),
+        options: &options(),
+    };
+    let outcomes = crate::checks::evaluate_releasing(snapshot.clone(), &ctx);
+    let lists: Vec<&crate::checks::Unevaluated> = outcomes
+        .iter()
+        .filter(|(id, _)| [Fido2Unattested, WhfbWeakKey, TapReusable, TapLongLived].contains(id))
+        .map(|(_, outcome)| match outcome {
+            Outcome::Evaluated(evaluation) => &evaluation.unevaluated,
+            Outcome::Skipped { reason } => panic!("skipped: {reason}"),
+        })
+        .collect();
+    assert_eq!(lists.len(), 4);
+    let bob = user_id(&snapshot, "bob");
+    assert_eq!(
+        lists[0].get(&bob),
+        Some("no_relevant_method_in_registration_report")
+    );
+    assert!(lists.iter().all(|list| list.is_shared_with(lists[0])));
+}
+
+#[test]
 fn fido2_unattested_flags_not_attested_only_with_user_slash_method_ids() {
     let snapshot = with_methods(vec![("alice", Ok(methods("fido2_mixed")))]);
     let found = findings(Fido2Unattested, &snapshot);
