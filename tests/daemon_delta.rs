@@ -1,5 +1,6 @@
 //! The daemon's directory through delta queries against graph-sim (issue 10 point 3), through
-//! the daemon's own snapshot source and state file, each cycle a fresh process: a rescan of an
+//! the daemon's own snapshot source and state file, each cycle a fresh process: a first cycle
+//! takes each collection's latest deltaLink and lists it 999 a page; a rescan of an
 //! unchanged directory costs one delta request per collection and gives the same sections;
 //! users added, changed and deleted arrive through the deltaLink; an expired or reset token
 //! resyncs to exactly the tenant's directory; a round failing on a later page stores nothing
@@ -90,23 +91,69 @@ async fn an_unchanged_directory_costs_one_delta_request_per_collection_across_a_
     let state = files.dir.path().join("state.db");
     let first = cycle(&config, &state).await;
     let after_first = requests(&sim, DELTA);
-    assert_eq!(after_first[0], 3, "250 users, 100 a delta page");
-    assert!(after_first[1] >= 1 && after_first[2] >= 1);
-    assert_eq!(
-        requests(&sim, LISTINGS),
-        [0, 0, 0],
-        "the daemon lists nothing in full"
-    );
+    // "Sync from now" (`$deltatoken=latest`, delta-query-overview): one request a collection
+    // for the token, then the listing, where a delta round would page 250 users by 100.
+    assert_eq!(after_first, [1, 1, 1], "one latest deltaLink a collection");
+    let listed = requests(&sim, LISTINGS);
+    assert_eq!(listed[0], 1, "250 users in one page of 999");
+    assert!(listed[1] >= 1 && listed[2] >= 1);
     assert_eq!(listed_ids(&first), tenant_ids(&sim));
 
     // A fresh process over the same state file: the deltaLinks were kept.
     let second = cycle(&config, &state).await;
     assert_eq!(requests(&sim, DELTA), after_first.map(|n| n + 1));
+    assert_eq!(requests(&sim, LISTINGS), listed, "nothing listed again");
     assert_eq!(second.snapshot.users, first.snapshot.users);
     assert_eq!(second.snapshot.applications, first.snapshot.applications);
     assert_eq!(
         second.snapshot.service_principals,
         first.snapshot.service_principals
+    );
+}
+
+/// The resync takes its token before it lists: a user changed after the listing's first page
+/// was answered is missing from that listing, and the next round brings the change because it
+/// came after the token (delta-query-overview: "sync from now", then the listing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_while_the_first_listing_pages_arrives_with_the_next_round() {
+    let files = Files::new();
+    let (sim, config) = setup(1_100, &files).await;
+    let state = files.dir.path().join("state.db");
+    let first_page_user = user_id(&sim, 0);
+    let mut faults = sim.tenant().faults;
+    faults.paths.insert(
+        LISTINGS[0].into(),
+        PathFault {
+            latency_ms: Some([1_500, 1_500]),
+            query_contains: Some("$skiptoken".into()),
+            ..PathFault::default()
+        },
+    );
+    sim.set_faults(faults);
+    let change_after_first_page = async {
+        while requests(&sim, LISTINGS)[0] == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sim.apply(Mutation::Patch {
+            collection: CollectionName::Users,
+            id: first_page_user.clone(),
+            changes: json!({"accountEnabled": false}),
+        })
+        .unwrap();
+    };
+    let (first, ()) = tokio::join!(cycle(&config, &state), change_after_first_page);
+    assert_eq!(requests(&sim, LISTINGS)[0], 2, "1,100 users, 999 a page");
+    let enabled = |snap: &CollectedSnapshot| {
+        let users = snap.snapshot.users.as_ref().unwrap();
+        let user = users.iter().find(|u| u.id == first_page_user).unwrap();
+        user.account_enabled
+    };
+    assert_eq!(enabled(&first), Some(true), "listed before the change");
+    let second = cycle(&config, &state).await;
+    assert_eq!(
+        enabled(&second),
+        Some(false),
+        "the change came after the token"
     );
 }
 
@@ -180,6 +227,7 @@ async fn an_expired_or_reset_token_resyncs_to_exactly_the_tenants_directory() {
     cycle(&config, &state).await;
     for (round, gone) in [(0, 3), (1, 4)] {
         let before = requests(&sim, DELTA)[0];
+        let listed_before = requests(&sim, LISTINGS)[0];
         let gone = user_id(&sim, gone);
         sim.apply(Mutation::Remove {
             collection: CollectionName::Users,
@@ -200,14 +248,23 @@ async fn an_expired_or_reset_token_resyncs_to_exactly_the_tenants_directory() {
         let snap = cycle(&config, &state).await;
         assert_eq!(
             requests(&sim, DELTA)[0],
-            before + 1 + 2,
-            "the refused link, then a full round of two pages"
+            before + 1 + 1,
+            "the refused link, then the latest deltaLink"
+        );
+        assert_eq!(
+            requests(&sim, LISTINGS)[0],
+            listed_before + 1,
+            "and a listing of one page"
         );
         assert_eq!(listed_ids(&snap), tenant_ids(&sim), "round {round}");
         assert!(!listed_ids(&snap).contains(&gone));
         assert_eq!(stored_users(&state), tenant_ids(&sim).len());
     }
-    assert_eq!(requests(&sim, LISTINGS), [0, 0, 0]);
+    // The resynced links work: an unchanged directory costs one delta request again.
+    let (delta, listed) = (requests(&sim, DELTA), requests(&sim, LISTINGS));
+    cycle(&config, &state).await;
+    assert_eq!(requests(&sim, DELTA), delta.map(|n| n + 1));
+    assert_eq!(requests(&sim, LISTINGS), listed);
 }
 
 #[tokio::test]
@@ -230,6 +287,7 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
         }
         assert!(t.remove_user(&deleted));
     });
+    // The incremental round fails on its second page, and so does the resync's listing.
     let mut faults = tenant.faults.clone();
     faults.paths.insert(
         DELTA[0].into(),
@@ -237,6 +295,14 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
             status: Some(400),
             rate: 1.0,
             query_contains: Some("$skiptoken".into()),
+            ..PathFault::default()
+        },
+    );
+    faults.paths.insert(
+        LISTINGS[0].into(),
+        PathFault {
+            status: Some(400),
+            rate: 1.0,
             ..PathFault::default()
         },
     );
@@ -298,7 +364,7 @@ async fn the_daemon_resolves_a_deleted_user_through_removed_and_not_while_the_ro
     fresh_scan(&metrics).await;
     let new_bob = ("new".to_owned(), BOB.to_owned());
     assert_eq!(disabled_events(&state), vec![new_bob.clone()]);
-    let unchanged = requests(&sim, DELTA);
+    let (unchanged, listed) = (requests(&sim, DELTA), requests(&sim, LISTINGS));
 
     // Every users delta page refused: the incremental round and its resync fail, Bob's
     // deletion is not seen and nothing resolves.
@@ -327,7 +393,11 @@ async fn the_daemon_resolves_a_deleted_user_through_removed_and_not_while_the_ro
         disabled_events(&state),
         vec![new_bob, ("resolved".to_owned(), BOB.to_owned())]
     );
-    assert_eq!(requests(&sim, LISTINGS), [0, 0, 0]);
+    assert_eq!(
+        requests(&sim, LISTINGS),
+        listed,
+        "no listing since the first scan"
+    );
     assert!(requests(&sim, DELTA)[1] > unchanged[1]);
     daemon.shutdown(std::time::Duration::from_secs(5)).await;
 }

@@ -2,7 +2,9 @@
 //! `/applications/delta` and `/servicePrincipals/delta` with the listings' `$select`, the
 //! objects and the deltaLink kept in the state file ([`crate::state::directory_cache`]), and
 //! each section built from the stored objects plus this round's changes, so a rescan of an
-//! unchanged directory costs one request per collection.
+//! unchanged directory costs one request per collection. A first round (and every resync)
+//! takes the latest deltaLink with `$deltatoken=latest` and then lists the collection 999 a
+//! page: a tenth of the requests of a delta round's pages (see [`round`]).
 //!
 //! Graph's rules (learn.microsoft.com/graph/delta-query-overview, /graph/api/user-delta,
 //! /graph/api/application-delta, /graph/api/serviceprincipal-delta): a round follows
@@ -15,7 +17,7 @@
 //! stores nothing and its section is unavailable (never "complete" from stored objects alone).
 //! `@removed` is positive evidence of deletion. A refused incremental round (any 4xx but 429:
 //! expired token, 410, a refusal) is followed by a full resync, after which objects not seen
-//! are gone. A stored deltaLink outside the configured Graph root, or from another query, is
+//! in its complete listing are gone; a resync whose token or listing fails stores nothing. A stored deltaLink outside the configured Graph root, or from another query, is
 //! never followed: the collection resyncs.
 
 mod round;
@@ -52,6 +54,18 @@ impl DeltaCollection {
             Self::Users => "users",
             Self::Applications => "applications",
             Self::ServicePrincipals => "service_principals",
+        }
+    }
+
+    /// The full listing of a resync, below the Graph root: 999 objects a page, where a delta
+    /// round pages by Graph's own size and ignores `$top` (graph-client.md section 5.2).
+    pub(crate) fn listing(self) -> String {
+        match self {
+            Self::Users => format!("/users?$select={USER_SELECT}&$top=999"),
+            Self::Applications => format!("/applications?$select={APPLICATION_SELECT}&$top=999"),
+            Self::ServicePrincipals => {
+                format!("/servicePrincipals?$select={SERVICE_PRINCIPAL_SELECT}&$top=999")
+            }
         }
     }
 
@@ -234,7 +248,7 @@ impl<'a> UserPages<'a> {
         match cache {
             Some(cache) => Self::Delta(Some((cache, client))),
             None => {
-                let url = client.url(&format!("/users?$select={USER_SELECT}&$top=999"));
+                let url = client.url(&DeltaCollection::Users.listing());
                 Self::Listing(Pager::new(client, url, Pool::Directory))
             }
         }

@@ -1,6 +1,17 @@
 //! One delta round of a collection against Graph: following nextLinks to the deltaLink,
 //! applying each page's changes (`@removed` included) to the objects as JSON text, and the
-//! full resync when an incremental round is refused (learn.microsoft.com/graph/delta-query-overview).
+//! full resync when there is no usable link or an incremental round is refused
+//! (learn.microsoft.com/graph/delta-query-overview).
+//!
+//! A full resync is "sync from now" and a listing: Microsoft documents that directory
+//! resources "support 'sync from now' scenarios ... Append `$deltaToken=latest` to the `delta`
+//! function and the response will contain a `@odata.deltaLink` and no resource data"
+//! (delta-query-overview, the note under "Use delta query to track changes in a resource
+//! collection"). The token is taken first, then the collection is listed with `$top=999`
+//! (user-list, application-list, serviceprincipal-list), where a delta round pages by Graph's
+//! own size and does not support `$top` for users (delta-query-overview, "Optional query
+//! parameters"). What changes while the listing pages is after the token, so the next round
+//! returns it again; applying a change twice lands on the same object.
 
 use super::DeltaCollection;
 use crate::graph::paging::Pager;
@@ -88,14 +99,34 @@ pub(super) async fn sync(
             Err(err) => return Err(err),
         }
     }
-    let mut objects = Objects::new();
-    let (changes, link) = round(client, &query, &mut objects).await?;
+    let (objects, changes, link) = resync(client, collection, &query).await?;
     Ok(Synced {
         objects,
         changes,
         link: StoredLink { query, link },
         replace_all: true,
     })
+}
+
+/// A full resync of `collection` (its delta `query`): the latest deltaLink, then every object
+/// of the listing. A Graph that ignored `latest` and sent objects would cost a round more and
+/// give the same objects (the listing is applied over them).
+async fn resync(
+    client: &GraphClient,
+    collection: DeltaCollection,
+    query: &str,
+) -> Result<(Objects, RoundChanges, String), GraphError> {
+    let mut objects = Objects::new();
+    let (mut changes, link) =
+        round(client, &format!("{query}&$deltatoken=latest"), &mut objects).await?;
+    let listing = client.url(&collection.listing());
+    let mut pager = Pager::new(client, listing, Pool::Directory);
+    while let Some(page) = pager.next_page().await? {
+        for object in page {
+            apply(&mut objects, &mut changes, object)?;
+        }
+    }
+    Ok((objects, changes, link))
 }
 
 /// The stored objects by id; `None` when one is not a JSON object (the collection resyncs).
