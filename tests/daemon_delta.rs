@@ -131,9 +131,14 @@ async fn a_change_while_the_first_listing_pages_arrives_with_the_next_round() {
     );
     sim.set_faults(faults);
     let change_after_first_page = async {
-        while requests(&sim, LISTINGS)[0] == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let first_page = async {
+            while requests(&sim, LISTINGS)[0] == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), first_page)
+            .await
+            .expect("the users are listed");
         sim.apply(Mutation::Patch {
             collection: CollectionName::Users,
             id: first_page_user.clone(),
@@ -155,6 +160,66 @@ async fn a_change_while_the_first_listing_pages_arrives_with_the_next_round() {
         Some(false),
         "the change came after the token"
     );
+}
+
+/// Sets the stored user `id`'s object to `object` and, when `aged`, dates the users' last
+/// listing eight days back: the state a disagreement between a resync's token and its listing
+/// would leave.
+fn tamper(state: &std::path::Path, id: &str, object: &serde_json::Value, aged: bool) {
+    let conn = rusqlite::Connection::open(state).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE directory_objects SET object = ?1 WHERE collection = 'users' AND id = ?2",
+            rusqlite::params![object.to_string(), id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    if aged {
+        let eight_days_ms = 8 * 24 * 3600 * 1000_i64;
+        conn.execute(
+            "UPDATE delta_links SET listed_ms = listed_ms - ?1 WHERE collection = 'users'",
+            [eight_days_ms],
+        )
+        .unwrap();
+    }
+}
+
+/// A collection not listed for seven days is listed again, and the listing replaces what the
+/// deltaLinks alone would have kept.
+#[tokio::test]
+async fn a_week_old_listing_is_listed_again_and_replaces_the_stored_objects() {
+    let files = Files::new();
+    let (sim, config) = setup(120, &files).await;
+    let state = files.dir.path().join("state.db");
+    cycle(&config, &state).await;
+    let id = user_id(&sim, 0);
+    let wrong =
+        json!({"id": id, "accountEnabled": false, "userPrincipalName": "stale@contoso.com"});
+    let enabled = |snap: &CollectedSnapshot| {
+        let users = snap.snapshot.users.as_ref().unwrap();
+        users.iter().find(|u| u.id == id).unwrap().account_enabled
+    };
+
+    tamper(&state, &id, &wrong, false);
+    let (delta, listed) = (requests(&sim, DELTA), requests(&sim, LISTINGS));
+    let kept = cycle(&config, &state).await;
+    assert_eq!(
+        enabled(&kept),
+        Some(false),
+        "a recent listing: the link alone"
+    );
+    assert_eq!(requests(&sim, LISTINGS), listed);
+
+    tamper(&state, &id, &wrong, true);
+    let relisted = cycle(&config, &state).await;
+    assert_eq!(enabled(&relisted), Some(true));
+    assert_eq!(listed_ids(&relisted), tenant_ids(&sim));
+    assert_eq!(
+        requests(&sim, DELTA),
+        [delta[0] + 2, delta[1] + 2, delta[2] + 2],
+        "one round, then only the latest deltaLink of the users"
+    );
+    assert_eq!(requests(&sim, LISTINGS)[0], listed[0] + 1);
 }
 
 #[tokio::test]
@@ -270,7 +335,7 @@ async fn an_expired_or_reset_token_resyncs_to_exactly_the_tenants_directory() {
 #[tokio::test]
 async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() {
     let files = Files::new();
-    let (sim, config) = setup(250, &files).await;
+    let (sim, config) = setup(1_100, &files).await;
     let state = files.dir.path().join("state.db");
     cycle(&config, &state).await;
     let link = |state: &std::path::Path| {
@@ -280,14 +345,15 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
     let stored_link = link(&state);
     // More changes than one page holds, and a deletion on the failing page.
     let tenant = sim.tenant();
-    let deleted = tenant.users[249]["id"].as_str().unwrap().to_owned();
+    let deleted = tenant.users[1_099]["id"].as_str().unwrap().to_owned();
     sim.mutate(|t| {
         for user in t.users.iter_mut().take(150) {
             user["accountEnabled"] = json!(false);
         }
         assert!(t.remove_user(&deleted));
     });
-    // The incremental round fails on its second page, and so does the resync's listing.
+    // The incremental round fails on its second page, and so does the resync's listing
+    // (1,100 users: its first page of 999 arrives, its second fails).
     let mut faults = tenant.faults.clone();
     faults.paths.insert(
         DELTA[0].into(),
@@ -303,11 +369,18 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
         PathFault {
             status: Some(400),
             rate: 1.0,
+            query_contains: Some("$skiptoken".into()),
             ..PathFault::default()
         },
     );
     sim.set_faults(faults);
+    let listed = requests(&sim, LISTINGS)[0];
     let failed = daemon_cycle(&config, &state).await.0;
+    assert_eq!(
+        requests(&sim, LISTINGS)[0],
+        listed + 2,
+        "a page, then a refusal"
+    );
     assert!(
         failed.snapshot.users.is_err(),
         "{:?}",
@@ -315,7 +388,7 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
     );
     assert!(failed.snapshot.message_rules.is_err());
     assert_eq!(link(&state), stored_link, "the stored link stands");
-    assert_eq!(stored_users(&state), 250, "no object stored or forgotten");
+    assert_eq!(stored_users(&state), 1_100, "no object stored or forgotten");
     let stored = Store::open(&state)
         .unwrap()
         .load_per_user_reads("contoso")

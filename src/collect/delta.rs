@@ -4,7 +4,8 @@
 //! each section built from the stored objects plus this round's changes, so a rescan of an
 //! unchanged directory costs one request per collection. A first round (and every resync)
 //! takes the latest deltaLink with `$deltatoken=latest` and then lists the collection 999 a
-//! page: a tenth of the requests of a delta round's pages (see [`round`]).
+//! page: a tenth of the requests of a delta round's pages (see [`round`]). A collection not
+//! listed for seven days is listed again.
 //!
 //! Graph's rules (learn.microsoft.com/graph/delta-query-overview, /graph/api/user-delta,
 //! /graph/api/application-delta, /graph/api/serviceprincipal-delta): a round follows
@@ -17,8 +18,9 @@
 //! stores nothing and its section is unavailable (never "complete" from stored objects alone).
 //! `@removed` is positive evidence of deletion. A refused incremental round (any 4xx but 429:
 //! expired token, 410, a refusal) is followed by a full resync, after which objects not seen
-//! in its complete listing are gone; a resync whose token or listing fails stores nothing. A stored deltaLink outside the configured Graph root, or from another query, is
-//! never followed: the collection resyncs.
+//! in its complete listing are gone; a resync whose token or listing fails stores nothing. A
+//! stored deltaLink outside the configured Graph root, or from another query, is never
+//! followed: the collection resyncs.
 
 mod round;
 
@@ -58,7 +60,8 @@ impl DeltaCollection {
     }
 
     /// The full listing of a resync, below the Graph root: 999 objects a page, where a delta
-    /// round pages by Graph's own size and ignores `$top` (graph-client.md section 5.2).
+    /// round pages by Graph's own size and does not support `$top` for users
+    /// (delta-query-overview; graph-client.md section 5.2).
     pub(crate) fn listing(self) -> String {
         match self {
             Self::Users => format!("/users?$select={USER_SELECT}&$top=999"),
@@ -151,7 +154,7 @@ impl DirectoryCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&collection)
             .unwrap_or_default();
-        let synced = sync(client, collection, stored).await?;
+        let synced = sync(client, collection, stored, crate::scan::clock_now()).await?;
         let parse = |text: &str| {
             serde_json::from_str::<T>(text)
                 .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))

@@ -8,7 +8,7 @@
 //! stored link. A crash before the write replays the round from the older link; replays are
 //! idempotent.
 
-use super::{to_ms, StateError, Store};
+use super::{from_ms, to_ms, StateError, Store};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -19,6 +19,8 @@ pub struct StoredCollection {
     pub link: Option<StoredLink>,
     /// `(id, object JSON)` of every stored object.
     pub objects: Vec<(String, String)>,
+    /// When the collection was last listed in full (a resync); `None` if never.
+    pub listed_at: Option<DateTime<Utc>>,
 }
 
 /// Where the next delta round of a collection starts.
@@ -53,18 +55,24 @@ impl Store {
         collection: &str,
     ) -> Result<StoredCollection, StateError> {
         let conn = self.lock()?;
-        let link = conn
+        let stored_link = conn
             .query_row(
-                "SELECT query, link FROM delta_links WHERE tenant = ?1 AND collection = ?2",
+                "SELECT query, link, listed_ms FROM delta_links
+                 WHERE tenant = ?1 AND collection = ?2",
                 params![tenant, collection],
                 |row| {
-                    Ok(StoredLink {
+                    let link = StoredLink {
                         query: row.get(0)?,
                         link: row.get(1)?,
-                    })
+                    };
+                    Ok((link, row.get::<_, Option<i64>>(2)?))
                 },
             )
             .optional()?;
+        let (link, listed_at) = match stored_link {
+            Some((link, listed_ms)) => (Some(link), listed_ms.map(from_ms)),
+            None => (None, None),
+        };
         let mut statement = conn.prepare(
             "SELECT id, object FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
         )?;
@@ -73,7 +81,11 @@ impl Store {
                 Ok((row.get(0)?, row.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
-        Ok(StoredCollection { link, objects })
+        Ok(StoredCollection {
+            link,
+            objects,
+            listed_at,
+        })
     }
 
     /// Applies completed rounds, each with its deltaLink, in one transaction.
@@ -108,16 +120,18 @@ impl Store {
                 delete.execute(params![tenant, collection, id])?;
             }
             tx.execute(
-                "INSERT INTO delta_links (tenant, collection, query, link, synced_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO delta_links (tenant, collection, query, link, synced_ms, listed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tenant, collection) DO UPDATE SET query = excluded.query,
-                   link = excluded.link, synced_ms = excluded.synced_ms",
+                   link = excluded.link, synced_ms = excluded.synced_ms,
+                   listed_ms = COALESCE(excluded.listed_ms, delta_links.listed_ms)",
                 params![
                     tenant,
                     collection,
                     write.link.query,
                     write.link.link,
-                    to_ms(now)
+                    to_ms(now),
+                    write.replace_all.then(|| to_ms(now)),
                 ],
             )?;
         }
@@ -168,5 +182,28 @@ mod tests {
             store.load_directory("other", "users").unwrap(),
             StoredCollection::default()
         );
+    }
+
+    #[test]
+    fn the_listing_time_is_a_resyncs_and_outlives_incremental_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let at = |ms| super::super::from_ms(ms);
+        let listed_at = |store: &Store| store.load_directory("t", "users").unwrap().listed_at;
+        store
+            .save_directory("t", &[write(false, &[("a", "{}")], &[])], at(1_000))
+            .unwrap();
+        assert_eq!(
+            listed_at(&store),
+            None,
+            "an incremental round lists nothing"
+        );
+        store
+            .save_directory("t", &[write(true, &[("a", "{}")], &[])], at(2_000))
+            .unwrap();
+        store
+            .save_directory("t", &[write(false, &[], &["a"])], at(3_000))
+            .unwrap();
+        assert_eq!(listed_at(&store), Some(at(2_000)));
     }
 }

@@ -96,6 +96,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, collection)
     );
     ",
+    // 4: when each delta collection was last listed in full (a resync). NULL for links stored
+    // before this version: the collection is listed again at its next scan.
+    "
+    ALTER TABLE delta_links ADD COLUMN listed_ms INTEGER;
+    ",
 ];
 
 /// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.

@@ -17,6 +17,7 @@ use super::DeltaCollection;
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::state::directory_cache::{StoredCollection, StoredLink};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,17 +73,33 @@ async fn round(
     Ok((changes, delta_link))
 }
 
-/// Runs the collection's round: incremental from the stored link, else (or when refused) a
-/// full resync.
+/// How long a collection goes without a full listing. The token of a resync and its listing
+/// are two reads of an eventually consistent directory; a weekly listing (about 101 requests
+/// at 100,000 users) bounds how long an object the two disagreed on can stay wrong.
+const RELIST_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Runs the collection's round: incremental from the stored link, else (no usable link, a
+/// listing older than [`RELIST_AFTER`] at `now`, or a refused round) a full resync.
 pub(super) async fn sync(
     client: &GraphClient,
     collection: DeltaCollection,
     stored: StoredCollection,
+    now: DateTime<Utc>,
 ) -> Result<Synced, GraphError> {
     let query = client.url(&collection.initial());
-    let link = stored
+    let listed_recently = stored
+        .listed_at
+        .is_some_and(|at| now.signed_duration_since(at) < RELIST_AFTER);
+    let mut link = stored
         .link
         .filter(|l| l.query == query && under_root(client, &l.link));
+    if link.is_some() && !listed_recently {
+        tracing::info!(
+            collection = collection.name(),
+            "Not listed in full for seven days; listing again"
+        );
+        link = None;
+    }
     if let (Some(link), Some(mut objects)) = (link, readable(stored.objects)) {
         match round(client, &link.link, &mut objects).await {
             Ok((changes, link)) => {
@@ -109,16 +126,20 @@ pub(super) async fn sync(
 }
 
 /// A full resync of `collection` (its delta `query`): the latest deltaLink, then every object
-/// of the listing. A Graph that ignored `latest` and sent objects would cost a round more and
-/// give the same objects (the listing is applied over them).
+/// of the listing. Objects the `latest` request might send (a Graph that ignored it) are
+/// dropped: the listing alone says what exists.
 async fn resync(
     client: &GraphClient,
     collection: DeltaCollection,
     query: &str,
 ) -> Result<(Objects, RoundChanges, String), GraphError> {
-    let mut objects = Objects::new();
-    let (mut changes, link) =
-        round(client, &format!("{query}&$deltatoken=latest"), &mut objects).await?;
+    let (_, link) = round(
+        client,
+        &format!("{query}&$deltatoken=latest"),
+        &mut Objects::new(),
+    )
+    .await?;
+    let (mut objects, mut changes) = (Objects::new(), RoundChanges::default());
     let listing = client.url(&collection.listing());
     let mut pager = Pager::new(client, listing, Pool::Directory);
     while let Some(page) = pager.next_page().await? {
