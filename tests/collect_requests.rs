@@ -257,3 +257,41 @@ async fn a_limit_warning_slows_the_directory_pool_before_graph_throttles_it() {
     assert_eq!(throttled, 0, "the agent ran on into the identity budget");
     assert!(slowed > 0);
 }
+
+/// The reports bucket and the directory pool are separate budgets (issue 10 point 4): reads
+/// waiting for the reports bucket (5 per 10 s, Microsoft's "Identity and access reports"
+/// limit, learn.microsoft.com/graph/throttling-limits) hold no directory slot, so the user
+/// listing and the other tenant-wide reads are not paced by the method reads.
+#[tokio::test]
+async fn reads_waiting_for_the_reports_bucket_hold_no_directory_slot() {
+    let sim = sim(tenant(10)).await;
+    let files = Files::new();
+    let mut config = config(&sim, files.secret());
+    config.scan.directory_concurrency = 1;
+    config.scan.reports_per_10s = 1;
+    let ctx = context(config);
+    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let report = client.url("/reports/authenticationMethods/userRegistrationDetails");
+    // The first report read takes the bucket's one request; the second waits about 10 s.
+    client.get(&report, Pool::Reports).await.unwrap();
+    let waiting = client.get(&report, Pool::Reports);
+    let directory = async {
+        tokio::task::yield_now().await;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.get(&client.url("/organization"), Pool::Directory),
+        )
+        .await
+    };
+    tokio::pin!(waiting);
+    let directory = tokio::select! {
+        biased;
+        _ = &mut waiting => panic!("the reports bucket did not make the read wait"),
+        directory = directory => directory,
+    };
+    assert!(
+        matches!(directory, Ok(Ok(_))),
+        "a directory read waited behind the reports bucket"
+    );
+}

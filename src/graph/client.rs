@@ -74,7 +74,7 @@ pub struct ClientSettings {
     pub graph_url: String,
     /// Tenant name, the metrics label.
     pub tenant: String,
-    /// Requests in flight to directory endpoints.
+    /// Requests in flight to directory endpoints, and as many to the reports bucket.
     pub directory_concurrency: usize,
     /// Requests in flight to Exchange endpoints.
     pub exchange_concurrency: usize,
@@ -101,6 +101,9 @@ pub struct GraphClient {
     tenant: String,
     tokens: Arc<TokenProvider>,
     directory: Semaphore,
+    /// Slots of the reports pool, apart from the directory's: a read waiting for the reports
+    /// bucket holds one of these, never a directory slot (issue 10 point 4).
+    reports_slots: Semaphore,
     exchange: Semaphore,
     metrics: Metrics,
     policy: RetryPolicy,
@@ -125,6 +128,7 @@ impl GraphClient {
             tenant: settings.tenant,
             tokens,
             directory: Semaphore::new(settings.directory_concurrency.max(1)),
+            reports_slots: Semaphore::new(settings.directory_concurrency.max(1)),
             exchange: Semaphore::new(settings.exchange_concurrency.max(1)),
             metrics,
             policy: settings.policy,
@@ -231,7 +235,8 @@ impl GraphClient {
             return Err(GraphError::ForeignLink);
         }
         let semaphore = match pool {
-            Pool::Directory | Pool::Reports => &self.directory,
+            Pool::Directory => &self.directory,
+            Pool::Reports => &self.reports_slots,
             Pool::Exchange => &self.exchange,
         };
         let _permit = tokio::select! {
