@@ -220,6 +220,19 @@ async fn a_week_old_listing_is_listed_again_and_replaces_the_stored_objects() {
         "one round, then only the latest deltaLink of the users"
     );
     assert_eq!(requests(&sim, LISTINGS)[0], listed[0] + 1);
+
+    // A listing time a month ahead (the clock was ahead then) is stale too.
+    tamper(&state, &id, &wrong, false);
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let month_ms = 30 * 24 * 3600 * 1000_i64;
+    conn.execute(
+        "UPDATE delta_links SET listed_ms = listed_ms + ?1 WHERE collection = 'users'",
+        [month_ms],
+    )
+    .unwrap();
+    let relisted = cycle(&config, &state).await;
+    assert_eq!(enabled(&relisted), Some(true));
+    assert_eq!(requests(&sim, LISTINGS)[0], listed[0] + 2);
 }
 
 #[tokio::test]

@@ -127,7 +127,8 @@ pub struct ScanConfig {
     pub timeout: Duration,
     /// First scan behaviour.
     pub first_scan: FirstScan,
-    /// Concurrent Graph requests per tenant for directory endpoints.
+    /// Concurrent Graph requests per tenant for directory endpoints, and as many again for the
+    /// reports bucket.
     pub directory_concurrency: usize,
     /// Concurrent Graph requests per tenant for Exchange (mailbox) endpoints.
     pub mailbox_concurrency: usize,

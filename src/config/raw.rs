@@ -99,7 +99,7 @@ pub struct RawScan {
     pub timeout: Option<String>,
     /// First scan behaviour.
     pub first_scan: Option<RawFirstScan>,
-    /// Concurrent directory requests per tenant.
+    /// Concurrent directory requests per tenant (and as many for the reports bucket).
     pub directory_concurrency: Option<usize>,
     /// Concurrent mailbox requests per tenant.
     pub mailbox_concurrency: Option<usize>,

@@ -87,9 +87,12 @@ pub(super) async fn sync(
     now: DateTime<Utc>,
 ) -> Result<Synced, GraphError> {
     let query = client.url(&collection.initial());
-    let listed_recently = stored
-        .listed_at
-        .is_some_and(|at| now.signed_duration_since(at) < RELIST_AFTER);
+    // A listing time ahead of the clock (a clock set back since) counts as stale: it would
+    // otherwise put off the next listing for as long as the clock was ahead.
+    let listed_recently = stored.listed_at.is_some_and(|at| {
+        let age = now.signed_duration_since(at);
+        age >= -chrono::TimeDelta::hours(1) && age < RELIST_AFTER
+    });
     let mut link = stored
         .link
         .filter(|l| l.query == query && under_root(client, &l.link));
