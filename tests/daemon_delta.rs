@@ -368,24 +368,17 @@ async fn a_round_failing_on_a_later_page_stores_nothing_and_fails_its_section() 
     // The incremental round fails on its second page, and so does the resync's listing
     // (1,100 users: its first page of 999 arrives, its second fails).
     let mut faults = tenant.faults.clone();
-    faults.paths.insert(
-        DELTA[0].into(),
-        PathFault {
-            status: Some(400),
-            rate: 1.0,
-            query_contains: Some("$skiptoken".into()),
-            ..PathFault::default()
-        },
-    );
-    faults.paths.insert(
-        LISTINGS[0].into(),
-        PathFault {
-            status: Some(400),
-            rate: 1.0,
-            query_contains: Some("$skiptoken".into()),
-            ..PathFault::default()
-        },
-    );
+    for path in [DELTA[0], LISTINGS[0]] {
+        faults.paths.insert(
+            path.into(),
+            PathFault {
+                status: Some(400),
+                rate: 1.0,
+                query_contains: Some("$skiptoken".into()),
+                ..PathFault::default()
+            },
+        );
+    }
     sim.set_faults(faults);
     let listed = requests(&sim, LISTINGS)[0];
     let failed = daemon_cycle(&config, &state).await.0;

@@ -103,7 +103,10 @@ pub(super) async fn sync(
         );
         link = None;
     }
-    if let (Some(link), Some(mut objects)) = (link, readable(stored.objects)) {
+    // The stored objects are checked only when a round will start from them: a resync
+    // (a weekly listing among them) does not parse 100,000 texts it is about to replace.
+    let stored_objects = link.as_ref().and_then(|_| readable(stored.objects));
+    if let (Some(link), Some(mut objects)) = (link, stored_objects) {
         match round(client, &link.link, &mut objects).await {
             Ok((changes, link)) => {
                 return Ok(Synced {
