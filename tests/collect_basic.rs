@@ -66,7 +66,7 @@ async fn guests_with_a_mail_address_get_no_mailbox_requests() {
     let report = collect(&ctx).await;
     assert_eq!(report.error, None);
     let snap = &report.snapshot;
-    assert!(snap.users.as_ref().unwrap().iter().any(|u| u.id == guest));
+    assert!(snap.users.as_ref().unwrap().iter().any(|u| &*u.id == guest));
     assert!(!snap.message_rules.as_ref().unwrap().contains_key(guest));
     assert!(!snap
         .calendar_permissions

@@ -136,7 +136,7 @@ async fn one_denied_mailbox_fails_only_that_mailbox() {
     assert!(
         rules
             .iter()
-            .filter(|(id, _)| *id != BOB)
+            .filter(|(id, _)| &***id != BOB)
             .all(|(_, r)| r.is_ok()),
         "{rules:?}"
     );

@@ -39,7 +39,7 @@ async fn methods_read_for(tenant: graph_sim::TenantFile) -> Vec<String> {
     assert_eq!(report.error, None);
     let methods = report.snapshot.auth_methods.unwrap();
     assert!(methods.values().all(Result::is_ok), "{methods:?}");
-    methods.into_keys().collect()
+    methods.into_keys().map(|id| id.to_string()).collect()
 }
 
 #[tokio::test]

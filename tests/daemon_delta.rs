@@ -46,7 +46,7 @@ async fn cycle(config: &Config, state: &std::path::Path) -> CollectedSnapshot {
 
 fn listed_ids(snap: &CollectedSnapshot) -> BTreeSet<String> {
     let users = snap.snapshot.users.as_ref().expect("users section");
-    users.iter().map(|u| u.id.clone()).collect()
+    users.iter().map(|u| u.id.to_string()).collect()
 }
 
 fn tenant_ids(sim: &SimHandle) -> BTreeSet<String> {
@@ -150,7 +150,7 @@ async fn a_change_while_the_first_listing_pages_arrives_with_the_next_round() {
     assert_eq!(requests(&sim, LISTINGS)[0], 2, "1,100 users, 999 a page");
     let enabled = |snap: &CollectedSnapshot| {
         let users = snap.snapshot.users.as_ref().unwrap();
-        let user = users.iter().find(|u| u.id == first_page_user).unwrap();
+        let user = users.iter().find(|u| *u.id == *first_page_user).unwrap();
         user.account_enabled
     };
     assert_eq!(enabled(&first), Some(true), "listed before the change");
@@ -197,7 +197,7 @@ async fn a_week_old_listing_is_listed_again_and_replaces_the_stored_objects() {
         json!({"id": id, "accountEnabled": false, "userPrincipalName": "stale@contoso.com"});
     let enabled = |snap: &CollectedSnapshot| {
         let users = snap.snapshot.users.as_ref().unwrap();
-        users.iter().find(|u| u.id == id).unwrap().account_enabled
+        users.iter().find(|u| *u.id == *id).unwrap().account_enabled
     };
 
     tamper(&state, &id, &wrong, false);
@@ -278,7 +278,7 @@ async fn users_added_changed_and_deleted_arrive_through_the_delta_link() {
     );
     assert_eq!(listed_ids(&second), tenant_ids(&sim));
     let users = second.snapshot.users.as_ref().unwrap();
-    let user = |id: &str| users.iter().find(|u| u.id == id);
+    let user = |id: &str| users.iter().find(|u| &*u.id == id);
     assert_eq!(user(&disabled).unwrap().account_enabled, Some(false));
     assert!(user(&deleted).is_none(), "@removed is evidence of deletion");
     assert_eq!(

@@ -56,7 +56,7 @@ fn method_users(snap: &CollectedSnapshot) -> BTreeSet<String> {
     methods
         .iter()
         .filter(|(_, read)| read.is_ok())
-        .map(|(user, _)| user.clone())
+        .map(|(user, _)| user.to_string())
         .collect()
 }
 
@@ -151,7 +151,7 @@ async fn a_sweep_cut_short_resumes_after_a_restart_where_it_stopped() {
     let pending: BTreeSet<String> = methods
         .iter()
         .filter(|(_, read)| read.is_err())
-        .map(|(user, _)| user.clone())
+        .map(|(user, _)| user.to_string())
         .collect();
     assert!(
         pending.len() >= 2,

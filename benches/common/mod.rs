@@ -8,7 +8,7 @@
 use m365_posture::checks::domains::dns_names_needed;
 use m365_posture::checks::CheckOptions;
 use m365_posture::snapshot::{
-    AuthMethod, DnsAnswers, HostAnswers, Organization, PerUser, TenantSnapshot,
+    AuthMethod, DnsAnswers, HostAnswers, Organization, PerUser, TenantSnapshot, UserId,
     UserRegistrationDetails,
 };
 use serde::de::DeserializeOwned;
@@ -179,16 +179,22 @@ fn parse_all<T: DeserializeOwned>(values: &[Value]) -> Result<Vec<T>, serde_json
         .collect()
 }
 
+/// A per-user section of `users`, keyed by the listed users' ids (`ids`), shared as the
+/// daemon shares them.
 fn per_user<T>(
     map: &BTreeMap<String, Vec<Value>>,
-    users: &[String],
+    (users, ids): (&[String], &BTreeMap<&str, UserId>),
     parse: impl Fn(&Value) -> Result<T, serde_json::Error>,
 ) -> Result<PerUser<T>, serde_json::Error> {
     let mut out = PerUser::new();
     for user in users {
         let items = map.get(user).map(Vec::as_slice).unwrap_or_default();
         let parsed: Result<Vec<T>, _> = items.iter().map(&parse).collect();
-        out.insert(user.clone(), Ok(parsed?));
+        let id = ids
+            .get(user.as_str())
+            .cloned()
+            .unwrap_or_else(|| UserId::from(user.as_str()));
+        out.insert(id, Ok(parsed?));
     }
     Ok(out)
 }
@@ -277,17 +283,17 @@ pub fn snapshot_from_tenant(
     snapshot.domains = Ok(domains);
     let users: Vec<m365_posture::snapshot::User> = parse_all(&tenant.users)?;
     let with_methods: Vec<String> = tenant.authentication_methods.keys().cloned().collect();
-    let methods = per_user(&tenant.authentication_methods, &with_methods, |v| {
+    let ids: BTreeMap<&str, UserId> = users.iter().map(|u| (&*u.id, u.id.clone())).collect();
+    let methods = per_user(&tenant.authentication_methods, (&with_methods, &ids), |v| {
         AuthMethod::from_graph(v.clone(), None)
     })?;
     snapshot.registration_details = Ok(registration_rows(&users, &methods));
     snapshot.auth_methods = Ok(methods);
-    snapshot.calendar_permissions = Ok(per_user(
-        &tenant.calendar_permissions,
-        &tenant.mailboxes,
-        |v| serde_json::from_value(v.clone()),
-    )?);
-    snapshot.message_rules = Ok(per_user(&tenant.message_rules, &tenant.mailboxes, |v| {
+    let mailboxes = (tenant.mailboxes.as_slice(), &ids);
+    snapshot.calendar_permissions = Ok(per_user(&tenant.calendar_permissions, mailboxes, |v| {
+        serde_json::from_value(v.clone())
+    })?);
+    snapshot.message_rules = Ok(per_user(&tenant.message_rules, mailboxes, |v| {
         serde_json::from_value(v.clone())
     })?);
     snapshot.applications = Ok(parse_all(&tenant.applications)?);

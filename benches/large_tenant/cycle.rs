@@ -23,10 +23,12 @@ pub struct Figures {
     http: u64,
     lower_bound: u64,
     throttled: u64,
-    directory: [u64; 2],
+    /// Cycle 1, cycle 2 and the weekly relisting cycle.
+    directory: [u64; 3],
     per_user_second: u64,
+    per_user_relist: u64,
     pending_after_first: f64,
-    usage: [daemon::Usage; 2],
+    usage: [daemon::Usage; 3],
     emitted: i64,
     received: usize,
     drain: Option<Duration>,
@@ -155,7 +157,7 @@ pub async fn drained(receiver: &Receiver, events: i64) {
     }
 }
 
-/// One run: cycle 1 and cycle 2 (and the mutation cycles when `mutate`).
+/// One run: cycle 1, cycle 2, the weekly relisting (and the mutation cycles when `mutate`).
 pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, BenchError> {
     let (sim, tenant) = simulator(users, scale).await?;
     let receiver = Receiver::start().await?;
@@ -203,6 +205,19 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     let usage_second = second.usage()?;
     second.stop().await?;
 
+    // The weekly relisting: the stored listing times made 8 days old, so the next cycle lists
+    // every collection again and merges the stored per-user reads (issue 10's memory bound).
+    daemon::age_listings(&state, 8)?;
+    let before = sim.stats();
+    let mut third = Daemon::spawn(&config)?;
+    daemon::wait_for_commit(&mut third, &state, 2, limit).await?;
+    let relist_delta = Delta {
+        before,
+        after: sim.stats(),
+    };
+    let usage_relist = third.usage()?;
+    third.stop().await?;
+
     if mutate {
         if let Err(err) = super::mutate::check(&sim, &setup, &receiver).await {
             println!("mutation check failed: {err}");
@@ -216,10 +231,15 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
         http: first_delta.http(),
         lower_bound: lower_bound(&tenant, &first_delta),
         throttled: first_delta.throttled(),
-        directory: [first_delta.directory(), second_delta.directory()],
+        directory: [
+            first_delta.directory(),
+            second_delta.directory(),
+            relist_delta.directory(),
+        ],
         per_user_second: second_delta.per_user(),
+        per_user_relist: relist_delta.per_user(),
         pending_after_first: sweep_users(&text, "pending"),
-        usage: [usage_first, usage_second],
+        usage: [usage_first, usage_second, usage_relist],
         emitted,
         received,
         drain,
@@ -262,17 +282,22 @@ pub fn print_figures(users: usize, figures: &[Figures]) {
                     (f.http as f64 / f.lower_bound as f64 - 1.0) * 100.0
                 ),
                 f.throttled.to_string(),
-                format!("{} / {}", f.directory[0], f.directory[1]),
-                f.per_user_second.to_string(),
                 format!(
-                    "{} / {}",
+                    "{} / {} / {}",
+                    f.directory[0], f.directory[1], f.directory[2]
+                ),
+                format!("{} / {}", f.per_user_second, f.per_user_relist),
+                format!(
+                    "{} / {} / {}",
                     mib(Some(f.usage[0].peak_rss_kib)),
-                    mib(Some(f.usage[1].peak_rss_kib))
+                    mib(Some(f.usage[1].peak_rss_kib)),
+                    mib(Some(f.usage[2].peak_rss_kib))
                 ),
                 format!(
-                    "{:.1} / {:.1}",
+                    "{:.1} / {:.1} / {:.1}",
                     f.usage[0].cpu.as_secs_f64(),
-                    f.usage[1].cpu.as_secs_f64()
+                    f.usage[1].cpu.as_secs_f64(),
+                    f.usage[2].cpu.as_secs_f64()
                 ),
                 format!("{} / {}", f.emitted, f.received),
                 rate.map_or_else(|| "n/a".into(), |r| format!("{r:.0}")),
@@ -291,10 +316,10 @@ pub fn print_figures(users: usize, figures: &[Figures]) {
             "5.2 bound",
             "vs 5.2",
             "429s c1",
-            "directory c1 / c2",
-            "per-user reads c2",
-            "peak RSS MiB c1 / c2",
-            "CPU s c1 / c2",
+            "directory c1 / c2 / relist",
+            "per-user reads c2 / relist",
+            "peak RSS MiB c1 / c2 / relist",
+            "CPU s c1 / c2 / relist",
             "events emitted / received",
             "drain events/s",
         ],

@@ -206,6 +206,20 @@ pub fn committed_scans(state: &Path) -> (i64, f64) {
     .unwrap_or((0, 0.0))
 }
 
+/// Moves every stored listing time `days` days back, as if the last full listings were that
+/// old: the daemon's next cycle lists every delta collection again (its weekly relisting).
+pub fn age_listings(state: &Path, days: i64) -> Result<(), BenchError> {
+    let conn = rusqlite::Connection::open(state)?;
+    let changed = conn.execute(
+        "UPDATE delta_links SET listed_ms = listed_ms - ?1 WHERE listed_ms IS NOT NULL",
+        [days * 86_400_000],
+    )?;
+    if changed == 0 {
+        return Err("no stored listing time to age".into());
+    }
+    Ok(())
+}
+
 /// Open instances `(finding, resource_id)` of every tenant in the state file.
 pub fn open_instances(state: &Path) -> Result<Vec<(String, String)>, BenchError> {
     let conn = rusqlite::Connection::open(state)?;

@@ -8,7 +8,9 @@
 //! Per run: cycle 1 on a fresh state file (time to full per-user coverage against the bound of
 //! the documented limits, HTTP requests against graph-client.md section 5.2's lower bound,
 //! peak RSS and CPU of the daemon, the first-cycle event flood's drain rate), then cycle 2 on
-//! the unchanged tenant (a restart of the daemon on the same state file). The first run of the
+//! the unchanged tenant (a restart of the daemon on the same state file), then the weekly
+//! relisting (the stored listing times aged 8 days: every collection listed again, the stored
+//! per-user reads merged; requests, peak RSS and CPU). The first run of the
 //! first size also mutates the tenant and checks every change against a one-shot `scan`.
 //! Finally `/metrics` render time with 50 configured tenants.
 //!

@@ -25,7 +25,7 @@ fn decoded<T: DeserializeOwned>(items: &[Value]) -> Vec<T> {
 }
 
 fn per_user<T>(items: Vec<T>) -> PerUser<T> {
-    PerUser::from([("u1".to_owned(), Ok(items))])
+    PerUser::from([("u1".into(), Ok(items))])
 }
 
 fn check_all(snapshot: &TenantSnapshot) {

@@ -123,7 +123,7 @@ pub fn is_excluded_id(user_id: &str, user: Option<&User>, options: &CheckOptions
 
 /// Users by object id, for per-user sections.
 pub fn users_by_id(users: &[User]) -> BTreeMap<&str, &User> {
-    users.iter().map(|u| (u.id.as_str(), u)).collect()
+    users.iter().map(|u| (&*u.id, u)).collect()
 }
 
 /// The users of a per-user section that gave no evidence: failed reads, and reads Graph
@@ -160,12 +160,12 @@ pub fn each_mailbox<T>(
     let users = users_by_id(users);
     let mut unread = Unread::default();
     for (user_id, result) in section {
-        let user = users.get(user_id.as_str()).copied();
+        let user = users.get(&**user_id).copied();
         if is_excluded_id(user_id, user, options) || user.is_some_and(User::is_guest) {
             continue;
         }
         match result {
-            Ok(items) => visit(user_id, user.map_or(user_id.as_str(), User::name), items),
+            Ok(items) => visit(user_id, user.map_or(&**user_id, User::name), items),
             Err(reason) => unread.add(user_id, reason),
         }
     }
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn exclusion_matches_upn_or_id_case_insensitively() {
         let user = User {
-            id: "u-1".to_owned(),
+            id: "u-1".into(),
             user_principal_name: Some("Svc@Contoso.com".into()),
             ..User::default()
         };

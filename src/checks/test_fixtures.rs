@@ -116,7 +116,7 @@ pub(crate) fn user_id(snapshot: &TenantSnapshot, nick: &str) -> String {
             let upn = u.user_principal_name.as_deref().unwrap_or_default();
             upn.starts_with(&format!("{nick}@")) || upn.starts_with(&format!("{nick}_"))
         })
-        .map(|u| u.id.clone())
+        .map(|u| u.id.to_string())
         .unwrap_or_else(|| panic!("no fixture user {nick}"))
 }
 
@@ -127,6 +127,6 @@ pub(crate) fn per_user<T>(
 ) -> crate::snapshot::PerUser<T> {
     entries
         .into_iter()
-        .map(|(nick, result)| (user_id(snapshot, nick), result))
+        .map(|(nick, result)| (user_id(snapshot, nick).into(), result))
         .collect()
 }

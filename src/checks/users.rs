@@ -87,7 +87,7 @@ fn evaluate_users(
         .iter()
         .filter(|user| !is_excluded(user, ctx.options))
         .filter_map(|user| {
-            rule(user, &scope).map(|d| finding(id, user.id.clone(), user.name(), details(d)))
+            rule(user, &scope).map(|d| finding(id, user.id.to_string(), user.name(), details(d)))
         })
         .collect();
     Ok(evaluated(findings, Unread::default()))
@@ -289,10 +289,10 @@ fn evaluate_methods(
     let not_read = |u: &&User| !methods.contains_key(&u.id) && !is_excluded(u, ctx.options);
     for user in listed.iter().filter(not_read) {
         let reason = NOT_LISTED_BY_REPORT.to_owned();
-        unread.unevaluated.insert(user.id.clone(), reason);
+        unread.unevaluated.insert(user.id.to_string(), reason);
     }
     for (user_id, result) in methods {
-        let user = users.get(user_id.as_str()).copied();
+        let user = users.get(&**user_id).copied();
         if is_excluded_id(user_id, user, ctx.options) {
             continue;
         }
@@ -303,7 +303,7 @@ fn evaluate_methods(
                 continue;
             }
         };
-        let name = user.map_or(user_id.as_str(), User::name);
+        let name = user.map_or(&**user_id, User::name);
         for (method_id, found) in list.iter().filter_map(|m| judge_method(id, m, ctx)) {
             let resource_id = format!("{user_id}/{method_id}");
             findings.push(finding(id, resource_id, name, details(found)));

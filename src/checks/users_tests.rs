@@ -265,9 +265,12 @@ fn excluded_users_produce_no_user_findings() {
 
 fn with_methods(entries: Vec<(&str, Result<Vec<AuthMethod>, Unavailable>)>) -> TenantSnapshot {
     let mut snapshot = snapshot("mailbox_owners");
-    let named: Vec<(String, Result<Vec<AuthMethod>, Unavailable>)> = entries
+    let named: Vec<(
+        crate::snapshot::UserId,
+        Result<Vec<AuthMethod>, Unavailable>,
+    )> = entries
         .into_iter()
-        .map(|(nick, result)| (user_id(&snapshot, nick), result))
+        .map(|(nick, result)| (user_id(&snapshot, nick).into(), result))
         .collect();
     snapshot.auth_methods = Ok(named.into_iter().collect());
     snapshot
@@ -474,7 +477,7 @@ fn listed_users_whose_methods_were_not_read_are_unevaluated_not_clean() {
     assert_eq!(unevaluated.get(&bob), Some("user_not_found"));
     assert!(!unevaluated.contains_key(&alice));
     let listed = snapshot.users.as_ref().unwrap();
-    for other in listed.iter().filter(|u| u.id != alice && u.id != bob) {
+    for other in listed.iter().filter(|u| *u.id != *alice && *u.id != *bob) {
         assert_eq!(
             unevaluated.get(&other.id),
             Some("no_relevant_method_in_registration_report"),

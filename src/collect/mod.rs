@@ -348,7 +348,7 @@ fn count_unreadable_mailboxes(ctx: &CollectContext, tenant: &TenantConfig, snap:
         .chain(rules.map(|(user, r)| (user, r.as_ref().err())));
     for (user, err) in results {
         if let Some(Unavailable::NotReadable { reason }) = err {
-            reasons.entry(user.as_str()).or_insert(reason.as_str());
+            reasons.entry(&**user).or_insert(reason.as_str());
         }
     }
     for reason in per_user::NOT_READABLE_REASONS {

@@ -20,7 +20,7 @@ use crate::graph::batch::{get_batch, MAX_BATCH};
 use crate::graph::paging::{split_page, Pager};
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::{
-    AuthMethod, CalendarPermission, MessageRule, PerUser, Section, Unavailable, User,
+    AuthMethod, CalendarPermission, MessageRule, PerUser, Section, Unavailable, User, UserId,
 };
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
@@ -82,7 +82,7 @@ impl Kind {
 /// A per-user read waiting in a queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    user: String,
+    user: UserId,
     kind: Kind,
 }
 
@@ -219,7 +219,7 @@ pub(crate) async fn page_users(
 /// Queues authentication-method reads for `users`.
 pub(crate) async fn queue_auth_methods(
     queue: &mut mpsc::Sender<Job>,
-    users: impl IntoIterator<Item = String>,
+    users: impl IntoIterator<Item = UserId>,
 ) {
     for user in users {
         let _ = queue

@@ -14,7 +14,7 @@ use super::per_user::{queue_auth_methods, Job};
 use super::sweep::{registration_key, ReportRow, Sweep};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
-use crate::snapshot::{Section, Unavailable, UserRegistrationDetails};
+use crate::snapshot::{Section, Unavailable, UserId, UserRegistrationDetails};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -76,17 +76,17 @@ pub fn has_relevant_method(details: &UserRegistrationDetails) -> bool {
 }
 
 /// Hands listed user ids to the fallback path.
-pub(crate) struct RegistrationFeed(mpsc::UnboundedSender<String>);
+pub(crate) struct RegistrationFeed(mpsc::UnboundedSender<UserId>);
 
 impl RegistrationFeed {
     /// Records a listed user (dropped when the report made the fallback unnecessary).
-    pub(crate) fn user_listed(&self, id: &str) {
-        let _ = self.0.unbounded_send(id.to_owned());
+    pub(crate) fn user_listed(&self, id: &UserId) {
+        let _ = self.0.unbounded_send(id.clone());
     }
 }
 
 /// The feed the user pager writes and the receiver the fallback reads.
-pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<String>) {
+pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<UserId>) {
     let (tx, rx) = mpsc::unbounded();
     (RegistrationFeed(tx), rx)
 }
@@ -99,7 +99,7 @@ pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<String>) {
 pub(crate) async fn registration_and_auth_jobs(
     client: &GraphClient,
     mut queue: mpsc::Sender<Job>,
-    mut listed: mpsc::UnboundedReceiver<String>,
+    mut listed: mpsc::UnboundedReceiver<UserId>,
     sweep: Option<&Sweep>,
 ) -> (Section<Vec<UserRegistrationDetails>>, bool) {
     let mut queued = HashSet::new();
@@ -131,7 +131,7 @@ pub(crate) async fn registration_and_auth_jobs(
                     .collect();
                 let mut still_listed = Vec::new();
                 while let Some(id) = listed.next().await {
-                    if unexplained.remove(id.as_str()) {
+                    if unexplained.remove(&*id) {
                         still_listed.push(id);
                     }
                 }
@@ -161,7 +161,7 @@ async fn read_report(
     client: &GraphClient,
     url: String,
     queue: &mut mpsc::Sender<Job>,
-    queued: &mut HashSet<String>,
+    queued: &mut HashSet<UserId>,
     sweep: Option<&Sweep>,
 ) -> Result<Vec<UserRegistrationDetails>, GraphError> {
     let mut pager = Pager::new(client, url, Pool::Reports);

@@ -108,7 +108,7 @@ pub type Section<T> = Result<T, Unavailable>;
 /// ([`Unavailable::NotReadable`]: no evidence either way). A user absent was not asked for
 /// (users without `mail` have no mailbox; for authentication methods: the registration report
 /// showed no relevant method), so their instances keep their state.
-pub type PerUser<T> = BTreeMap<String, Result<Vec<T>, Unavailable>>;
+pub type PerUser<T> = BTreeMap<UserId, Result<Vec<T>, Unavailable>>;
 
 /// TXT answers by lower-case DNS name (no trailing dot).
 ///
