@@ -22,6 +22,7 @@
 //! stored deltaLink outside the configured Graph root, or from another query, is never
 //! followed: the collection resyncs.
 
+mod listing;
 mod round;
 
 use super::directory::{APPLICATION_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT};
@@ -30,7 +31,9 @@ use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::User;
 use crate::state::directory_cache::{CollectionWrite, StoredCollection};
 use crate::state::Store;
-use round::{sync, Synced};
+pub use listing::DirectoryObject;
+use listing::{list_in_full, Staging};
+use round::{sync, Round, Synced};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -140,10 +143,9 @@ impl DirectoryCache {
         std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Every current object of `collection`, parsed: the stored ones with this round's
-    /// changes. Objects are held as their JSON text until here (a parsed `Value` costs several
-    /// times its text); the texts of changed objects move into the round's write.
-    pub async fn list<T: DeserializeOwned>(
+    /// Every current object of `collection`, parsed, in id order: the stored ones with this
+    /// round's changes, or a full listing ([`listing`]).
+    pub async fn list<T: DeserializeOwned + DirectoryObject>(
         &self,
         client: &GraphClient,
         collection: DeltaCollection,
@@ -154,7 +156,48 @@ impl DirectoryCache {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&collection)
             .unwrap_or_default();
-        let synced = sync(client, collection, stored, crate::scan::clock_now()).await?;
+        let expected = stored.objects.len();
+        match sync(client, collection, stored, crate::scan::clock_now()).await? {
+            Round::Changes(synced) => self.apply_round(collection, synced).await,
+            Round::Listing(link) => {
+                let mut staging = match &self.store {
+                    Some((store, tenant)) => Staging::Store {
+                        store,
+                        tenant,
+                        healthy: true,
+                    },
+                    None => Staging::Held(Vec::new()),
+                };
+                let query = link.clone();
+                let items =
+                    list_in_full(client, (collection, link), &mut staging, expected).await?;
+                if let Staging::Held(mut upserts) = staging {
+                    upserts.sort_by(|a, b| a.0.cmp(&b.0));
+                    let write = CollectionWrite {
+                        collection: collection.name().to_owned(),
+                        link: query,
+                        replace_all: true,
+                        upserts,
+                        removed: Vec::new(),
+                    };
+                    self.writes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(write);
+                }
+                Ok(items)
+            }
+        }
+    }
+
+    /// The objects after an incremental round, parsed. Objects are held as their JSON text
+    /// until here (a parsed `Value` costs several times its text); the texts of changed objects
+    /// move into the round's write.
+    async fn apply_round<T: DeserializeOwned>(
+        &self,
+        collection: DeltaCollection,
+        synced: Synced,
+    ) -> Result<Vec<T>, GraphError> {
         let parse = |text: &str| {
             serde_json::from_str::<T>(text)
                 .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))
@@ -187,7 +230,6 @@ fn round_write(
         objects,
         changes,
         link,
-        replace_all,
     } = synced;
     let mut unchanged = Vec::new();
     let mut upserts = Vec::with_capacity(changes.changed.len());
@@ -201,7 +243,7 @@ fn round_write(
     let write = CollectionWrite {
         collection: collection.name().to_owned(),
         link,
-        replace_all,
+        replace_all: false,
         upserts,
         removed: changes.removed.into_iter().collect(),
     };

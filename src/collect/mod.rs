@@ -323,7 +323,7 @@ async fn collect_sections(
 
 /// Applications or service principals: through the delta cache when there is one, else the
 /// `listing`.
-async fn apps_section<T: serde::de::DeserializeOwned>(
+async fn apps_section<T: serde::de::DeserializeOwned + delta::DirectoryObject>(
     (client, cache): (&GraphClient, Option<&DirectoryCache>),
     collection: DeltaCollection,
     listing: impl std::future::Future<Output = Section<Vec<T>>>,

@@ -182,13 +182,8 @@ pub(crate) async fn page_users(
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
         progress.users_listed(page.len());
-        // A delta round hands over every user in one page: reserve exactly for it (doubling
-        // past 100,000 users would leave a third of the vector unused).
-        if users.is_empty() {
-            users.reserve_exact(page.len());
-        }
-        for user in page {
-            if has_mailbox(&user) {
+        for user in &page {
+            if has_mailbox(user) {
                 let calendar = calendars.reads(&user.id).then_some(Kind::Calendar);
                 for kind in calendar.into_iter().chain([Kind::Rules]) {
                     let job = Job {
@@ -206,7 +201,13 @@ pub(crate) async fn page_users(
                 }
             }
             feed.user_listed(&user.id);
-            users.push(user);
+        }
+        // A delta round hands over every user in one page: it becomes the list as it is,
+        // rather than be copied into another 26 MB at 100,000 users.
+        if users.is_empty() {
+            users = page;
+        } else {
+            users.extend(page);
         }
     }
     aged.sort_by_key(|(read_at, _)| *read_at);

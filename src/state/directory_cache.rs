@@ -7,6 +7,12 @@
 //! the whole collection) and its deltaLink together, so the stored objects always match the
 //! stored link. A crash before the write replays the round from the older link; replays are
 //! idempotent.
+//!
+//! A full listing is staged page by page in `directory_listing` ([`Store::stage_listing`]) and
+//! replaces the collection's objects, with its link, in one transaction when it completes
+//! ([`Store::finish_listing`]). A listing that fails or is cut short leaves its staged rows,
+//! which the next listing of that collection clears first ([`Store::begin_listing`]); the
+//! stored objects and link stay as they were.
 
 use super::{from_ms, to_ms, StateError, Store};
 use chrono::{DateTime, Utc};
@@ -119,25 +125,106 @@ impl Store {
             for id in &write.removed {
                 delete.execute(params![tenant, collection, id])?;
             }
-            tx.execute(
-                "INSERT INTO delta_links (tenant, collection, query, link, synced_ms, listed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (tenant, collection) DO UPDATE SET query = excluded.query,
-                   link = excluded.link, synced_ms = excluded.synced_ms,
-                   listed_ms = COALESCE(excluded.listed_ms, delta_links.listed_ms)",
-                params![
-                    tenant,
-                    collection,
-                    write.link.query,
-                    write.link.link,
-                    to_ms(now),
-                    write.replace_all.then(|| to_ms(now)),
-                ],
+            upsert_link(
+                &tx,
+                (tenant, collection),
+                &write.link,
+                now,
+                write.replace_all,
             )?;
         }
         tx.commit()?;
         Ok(())
     }
+
+    /// Starts a full listing of a collection: clears what an earlier, unfinished one staged.
+    pub fn begin_listing(&self, tenant: &str, collection: &str) -> Result<(), StateError> {
+        self.lock()?.execute(
+            "DELETE FROM directory_listing WHERE tenant = ?1 AND collection = ?2",
+            params![tenant, collection],
+        )?;
+        Ok(())
+    }
+
+    /// Stages one page of a full listing: `(id, object JSON)`; an id staged again is replaced.
+    pub fn stage_listing(
+        &self,
+        tenant: &str,
+        collection: &str,
+        objects: &[(String, String)],
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO directory_listing (tenant, collection, id, object)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (id, object) in objects {
+                insert.execute(params![tenant, collection, id, object])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Completes a full listing: its staged objects replace the collection's, with `link`
+    /// (the token taken before the listing) and the listing time `now`, in one transaction.
+    pub fn finish_listing(
+        &self,
+        tenant: &str,
+        collection: &str,
+        link: &StoredLink,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        let key = params![tenant, collection];
+        tx.execute(
+            "DELETE FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
+            key,
+        )?;
+        tx.execute(
+            "INSERT INTO directory_objects (tenant, collection, id, object)
+             SELECT tenant, collection, id, object FROM directory_listing
+             WHERE tenant = ?1 AND collection = ?2",
+            key,
+        )?;
+        tx.execute(
+            "DELETE FROM directory_listing WHERE tenant = ?1 AND collection = ?2",
+            key,
+        )?;
+        upsert_link(&tx, (tenant, collection), link, now, true)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Stores a collection's link, synchronised at `now`; `listed` also makes `now` its listing
+/// time (a full listing), else the stored listing time stays.
+fn upsert_link(
+    tx: &rusqlite::Transaction<'_>,
+    (tenant, collection): (&str, &str),
+    link: &StoredLink,
+    now: DateTime<Utc>,
+    listed: bool,
+) -> Result<(), StateError> {
+    tx.execute(
+        "INSERT INTO delta_links (tenant, collection, query, link, synced_ms, listed_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, collection) DO UPDATE SET query = excluded.query,
+           link = excluded.link, synced_ms = excluded.synced_ms,
+           listed_ms = COALESCE(excluded.listed_ms, delta_links.listed_ms)",
+        params![
+            tenant,
+            collection,
+            link.query,
+            link.link,
+            to_ms(now),
+            listed.then(|| to_ms(now)),
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -205,5 +292,76 @@ mod tests {
             .save_directory("t", &[write(false, &[], &["a"])], at(3_000))
             .unwrap();
         assert_eq!(listed_at(&store), Some(at(2_000)));
+    }
+
+    #[test]
+    fn a_listing_replaces_the_collection_only_when_it_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let at = |ms| super::super::from_ms(ms);
+        let old = write(true, &[("a", "{}"), ("b", "{}")], &[]);
+        store
+            .save_directory("t", std::slice::from_ref(&old), at(1_000))
+            .unwrap();
+        let page = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+            rows.iter()
+                .map(|(id, o)| ((*id).to_owned(), (*o).to_owned()))
+                .collect()
+        };
+        // An unfinished listing changes nothing that is read.
+        store.begin_listing("t", "users").unwrap();
+        store
+            .stage_listing("t", "users", &page(&[("x", "{}")]))
+            .unwrap();
+        let stored = store.load_directory("t", "users").unwrap();
+        assert_eq!(stored.objects.len(), 2);
+        assert_eq!(
+            (stored.link, stored.listed_at),
+            (Some(old.link), Some(at(1_000)))
+        );
+        // The next listing starts clean: "x" was staged by the unfinished one.
+        store.begin_listing("t", "users").unwrap();
+        store
+            .stage_listing("t", "users", &page(&[("c", "{}"), ("b", "{\"v\":1}")]))
+            .unwrap();
+        store
+            .stage_listing("t", "users", &page(&[("b", "{\"v\":2}")]))
+            .unwrap();
+        store
+            .stage_listing("other", "users", &page(&[("z", "{}")]))
+            .unwrap();
+        let link = StoredLink {
+            query: "q".into(),
+            link: "latest".into(),
+        };
+        store
+            .finish_listing("t", "users", &link, at(2_000))
+            .unwrap();
+        let stored = store.load_directory("t", "users").unwrap();
+        let mut objects = stored.objects.clone();
+        objects.sort();
+        assert_eq!(
+            objects,
+            vec![("b".into(), "{\"v\":2}".into()), ("c".into(), "{}".into())]
+        );
+        assert_eq!(
+            (stored.link, stored.listed_at),
+            (Some(link), Some(at(2_000)))
+        );
+        assert!(store
+            .load_directory("other", "users")
+            .unwrap()
+            .objects
+            .is_empty());
+        let staged: i64 = store
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM directory_listing WHERE tenant = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(staged, 0, "a finished listing leaves nothing staged");
     }
 }

@@ -101,6 +101,18 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE delta_links ADD COLUMN listed_ms INTEGER;
     ",
+    // 5: a full listing in progress, page by page (issue 10): its objects wait here until the
+    // listing completes and replaces the collection's stored objects in one transaction, so
+    // the daemon never holds a 100,000-user listing as text.
+    "
+    CREATE TABLE directory_listing (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (tenant, collection, id)
+    );
+    ",
 ];
 
 /// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.

@@ -1,7 +1,8 @@
 //! One delta round of a collection against Graph: following nextLinks to the deltaLink,
-//! applying each page's changes (`@removed` included) to the objects as JSON text, and the
-//! full resync when there is no usable link or an incremental round is refused
-//! (learn.microsoft.com/graph/delta-query-overview).
+//! applying each page's changes (`@removed` included) to the objects as JSON text, or, when
+//! there is no usable link or an incremental round is refused, the token of a full resync
+//! (learn.microsoft.com/graph/delta-query-overview); the listing that follows the token is
+//! [`super::listing`]'s.
 //!
 //! A full resync is "sync from now" and a listing: Microsoft documents that directory
 //! resources "support 'sync from now' scenarios ... Append `$deltaToken=latest` to the `delta`
@@ -31,12 +32,19 @@ pub(super) struct RoundChanges {
     pub(super) removed: BTreeSet<String>,
 }
 
-/// A collection after a completed round.
+/// A collection after a completed incremental round.
 pub(super) struct Synced {
     pub(super) objects: Objects,
     pub(super) changes: RoundChanges,
     pub(super) link: StoredLink,
-    pub(super) replace_all: bool,
+}
+
+/// What [`sync`] did.
+pub(super) enum Round {
+    /// An incremental round completed.
+    Changes(Synced),
+    /// A full listing is due; the link holds the token taken before it ("sync from now").
+    Listing(StoredLink),
 }
 
 fn under_root(client: &GraphClient, link: &str) -> bool {
@@ -79,13 +87,14 @@ async fn round(
 const RELIST_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Runs the collection's round: incremental from the stored link, else (no usable link, a
-/// listing older than [`RELIST_AFTER`] at `now`, or a refused round) a full resync.
+/// listing older than [`RELIST_AFTER`] at `now`, or a refused round) takes the token of a full
+/// resync, whose listing is the caller's.
 pub(super) async fn sync(
     client: &GraphClient,
     collection: DeltaCollection,
     stored: StoredCollection,
     now: DateTime<Utc>,
-) -> Result<Synced, GraphError> {
+) -> Result<Round, GraphError> {
     let query = client.url(&collection.initial());
     // A listing time ahead of the clock (a clock set back since) counts as stale: it would
     // otherwise put off the next listing for as long as the clock was ahead.
@@ -109,12 +118,11 @@ pub(super) async fn sync(
     if let (Some(link), Some(mut objects)) = (link, stored_objects) {
         match round(client, &link.link, &mut objects).await {
             Ok((changes, link)) => {
-                return Ok(Synced {
+                return Ok(Round::Changes(Synced {
                     objects,
                     changes,
                     link: StoredLink { query, link },
-                    replace_all: false,
-                })
+                }))
             }
             Err(err) if needs_resync(&err) => {
                 tracing::info!(collection = collection.name(), error = %err, "Delta round refused; resynchronising");
@@ -122,38 +130,21 @@ pub(super) async fn sync(
             Err(err) => return Err(err),
         }
     }
-    let (objects, changes, link) = resync(client, collection, &query).await?;
-    Ok(Synced {
-        objects,
-        changes,
-        link: StoredLink { query, link },
-        replace_all: true,
-    })
+    let link = latest_link(client, &query).await?;
+    Ok(Round::Listing(StoredLink { query, link }))
 }
 
-/// A full resync of `collection` (its delta `query`): the latest deltaLink, then every object
-/// of the listing. Objects the `latest` request might send (a Graph that ignored it) are
-/// dropped: the listing alone says what exists.
-async fn resync(
-    client: &GraphClient,
-    collection: DeltaCollection,
-    query: &str,
-) -> Result<(Objects, RoundChanges, String), GraphError> {
+/// The token of a full resync of the delta `query`: the latest deltaLink. Objects the
+/// `latest` request might send (a Graph that ignored it) are dropped: the listing that
+/// follows alone says what exists.
+async fn latest_link(client: &GraphClient, query: &str) -> Result<String, GraphError> {
     let (_, link) = round(
         client,
         &format!("{query}&$deltatoken=latest"),
         &mut Objects::new(),
     )
     .await?;
-    let (mut objects, mut changes) = (Objects::new(), RoundChanges::default());
-    let listing = client.url(&collection.listing());
-    let mut pager = Pager::new(client, listing, Pool::Directory);
-    while let Some(page) = pager.next_page().await? {
-        for object in page {
-            apply(&mut objects, &mut changes, object)?;
-        }
-    }
-    Ok((objects, changes, link))
+    Ok(link)
 }
 
 /// The stored objects by id; `None` when one is not a JSON object (the collection resyncs).
@@ -197,7 +188,7 @@ fn apply(
 /// properties it leaves out keep their stored values. A property that is or becomes null is
 /// not kept: the parsed shapes read an absent property as null, and a user of the listing's
 /// `$select` is about a quarter shorter without them (issue 10).
-fn merge(stored: Option<Map<String, Value>>, change: Value) -> Value {
+pub(super) fn merge(stored: Option<Map<String, Value>>, change: Value) -> Value {
     let Value::Object(changes) = change else {
         return change;
     };
