@@ -3,9 +3,10 @@
 //! objects and the deltaLink kept in the state file ([`crate::state::directory_cache`]), and
 //! each section built from the stored objects plus this round's changes, so a rescan of an
 //! unchanged directory costs one request per collection. A first round (and every resync)
-//! takes the latest deltaLink with `$deltatoken=latest` and then lists the collection 999 a
-//! page: a tenth of the requests of a delta round's pages (see [`round`]). A collection not
-//! listed for seven days is listed again.
+//! takes the latest deltaLink with `$deltatoken=latest` ([`round`]) and then lists the
+//! collection 999 a page, a tenth of the requests of a delta round's pages, parsing and
+//! staging each page in the state file as it arrives ([`listing`]). A collection not listed
+//! for seven days is listed again.
 //!
 //! Graph's rules (learn.microsoft.com/graph/delta-query-overview, /graph/api/user-delta,
 //! /graph/api/application-delta, /graph/api/serviceprincipal-delta): a round follows
@@ -105,9 +106,10 @@ impl DirectoryCache {
         }
     }
 
-    /// The same cache writing each completed round to `store` (tenant `tenant`) at once, rather
-    /// than holding it for [`DirectoryCache::take_writes`]: a first round of 100,000 users is
-    /// tens of megabytes of text. A stored round is complete with its deltaLink, so a crash
+    /// The same cache writing each completed round to `store` (tenant `tenant`) at once, and
+    /// staging each page of a listing there, rather than holding them for
+    /// [`DirectoryCache::take_writes`]: a listing of 100,000 users is tens of megabytes of
+    /// text. A stored round is complete with its deltaLink, so a crash
     /// later in the scan replays nothing and loses nothing (users gone are gone from the
     /// stored objects too).
     pub fn writing_to(mut self, store: Store, tenant: &str) -> Self {
