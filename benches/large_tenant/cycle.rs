@@ -195,9 +195,12 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     let usage_first = first.usage()?;
     first.stop().await?;
 
+    // Each cycle waits for a scan after those already committed: a daemon may have committed a
+    // second scan (the sweep's pause is short) before it was stopped.
     let before = sim.stats();
+    let committed = daemon::committed_scans(&state).0;
     let mut second = Daemon::spawn(&config)?;
-    daemon::wait_for_commit(&mut second, &state, 1, limit).await?;
+    daemon::wait_for_commit(&mut second, &state, committed, limit).await?;
     let second_delta = Delta {
         before,
         after: sim.stats(),
@@ -209,8 +212,9 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     // every collection again and merges the stored per-user reads (issue 10's memory bound).
     daemon::age_listings(&state, 8)?;
     let before = sim.stats();
+    let committed = daemon::committed_scans(&state).0;
     let mut third = Daemon::spawn(&config)?;
-    daemon::wait_for_commit(&mut third, &state, 2, limit).await?;
+    daemon::wait_for_commit(&mut third, &state, committed, limit).await?;
     let relist_delta = Delta {
         before,
         after: sim.stats(),

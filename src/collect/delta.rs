@@ -30,7 +30,7 @@ use super::directory::{APPLICATION_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::User;
-use crate::state::directory_cache::{CollectionWrite, StoredCollection};
+use crate::state::directory_cache::{CollectionWrite, StoredCollection, StoredLink};
 use crate::state::Store;
 pub use listing::DirectoryObject;
 use listing::{list_in_full, Staging};
@@ -170,26 +170,38 @@ impl DirectoryCache {
                     },
                     None => Staging::Held(Vec::new()),
                 };
-                let query = link.clone();
+                let held_link = link.clone();
                 let items =
                     list_in_full(client, (collection, link), &mut staging, expected).await?;
-                if let Staging::Held(mut upserts) = staging {
-                    upserts.sort_by(|a, b| a.0.cmp(&b.0));
-                    let write = CollectionWrite {
-                        collection: collection.name().to_owned(),
-                        link: query,
-                        replace_all: true,
-                        upserts,
-                        removed: Vec::new(),
-                    };
-                    self.writes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(write);
+                if let Staging::Held(upserts) = staging {
+                    self.hold_listing(collection, held_link, upserts);
                 }
                 Ok(items)
             }
         }
+    }
+
+    /// Holds a completed listing for [`DirectoryCache::take_writes`] (no state file to stage
+    /// it in): it replaces the stored collection. A stable sort keeps an id listed twice in
+    /// listing order, so its last form is written last.
+    fn hold_listing(
+        &self,
+        collection: DeltaCollection,
+        link: StoredLink,
+        mut upserts: Vec<(String, String)>,
+    ) {
+        upserts.sort_by(|a, b| a.0.cmp(&b.0));
+        let write = CollectionWrite {
+            collection: collection.name().to_owned(),
+            link,
+            replace_all: true,
+            upserts,
+            removed: Vec::new(),
+        };
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(write);
     }
 
     /// The objects after an incremental round, parsed. Objects are held as their JSON text
@@ -285,7 +297,8 @@ fn parse_in_id_order<T, S: AsRef<str>>(
 pub(crate) enum UserPages<'a> {
     /// `/users?$select=...&$top=999`, page by page.
     Listing(Pager<'a>),
-    /// The users of a delta round merged with the stored ones; `None` once handed out.
+    /// The users of the delta cache (a delta round over the stored ones, or a full listing),
+    /// in one page; `None` once handed out.
     Delta(Option<(&'a DirectoryCache, &'a GraphClient)>),
 }
 

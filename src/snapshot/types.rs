@@ -9,9 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// A user's object id, allocated once when the user list is read and shared (not copied) by
-/// every per-user section and read of that user: a 100,000-user tenant holds each id in up to
-/// five places (issue 10, "strings shared").
+/// A user's object id, shared (not copied) where the agent holds it more than once: the user
+/// list's id is the key of the user's mailbox sections and of their reads in the sweep; a
+/// registration-report row's id is the key of that user's method read. A 100,000-user tenant
+/// holds each id in up to five places (issue 10, "strings shared").
 pub type UserId = Arc<str>;
 
 /// `GET /organization` (one element of the collection).

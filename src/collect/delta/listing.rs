@@ -4,12 +4,13 @@
 //! file as it arrives ([`Store::stage_listing`]); the completed listing replaces the stored
 //! collection, with its link, in one transaction ([`Store::finish_listing`]).
 //!
-//! So the listing is never held as text: at 100,000 users its texts were about 65 MB beside
-//! the stored per-user reads, and the weekly listing peaked at 213 MiB resident against the
-//! 200 MB of issue 10 (BENCHMARKS.md).
+//! So the listing is not held as text: at 100,000 users its texts were about 65 MB beside the
+//! stored per-user reads, and the weekly listing peaked at 212.9 MiB resident against the
+//! 200 MB of issue 10 (BENCHMARKS.md, "2026-12-06, evening"). Only when the state file could
+//! not be read at the scan's start are the texts held, for the scan's write.
 //!
 //! Evidence. A listing that fails or is cut short finishes nothing: the stored objects and link
-//! stay, the section fails, and the next scan lists again. An object without an id, or one
+//! stay, what it staged is cleared, the section fails, and the next scan lists again. An object without an id, or one
 //! that does not parse, fails the listing. A page that cannot be staged (a state-file error)
 //! is logged and the listing is not stored, but its objects still reach this scan: they came
 //! from Graph. `@removed` entries (a listing has none) are skipped.
@@ -22,6 +23,7 @@ use crate::state::directory_cache::StoredLink;
 use crate::state::Store;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A directory object with its Graph id.
 pub trait DirectoryObject {
@@ -122,8 +124,9 @@ impl Staging<'_> {
 }
 
 /// Lists `collection` in full after the token `link` was taken: every object parsed, in id
-/// order (an id listed twice keeps its last form, as the staged rows do); `expected` is how
-/// many objects were stored before, to size the list.
+/// order (an id listed twice keeps its last form, as the staged rows do);
+/// `expected` is how many objects were stored before, to size the list. A listing that fails
+/// clears what it staged (best effort; the next listing clears it anyway).
 pub(super) async fn list_in_full<T: DeserializeOwned + DirectoryObject>(
     client: &GraphClient,
     (collection, link): (DeltaCollection, StoredLink),
@@ -131,6 +134,25 @@ pub(super) async fn list_in_full<T: DeserializeOwned + DirectoryObject>(
     expected: usize,
 ) -> Result<Vec<T>, GraphError> {
     staging.begin(collection).await;
+    match listed(client, collection, staging, expected).await {
+        Ok(items) => {
+            staging.finish(collection, link).await;
+            Ok(items)
+        }
+        Err(err) => {
+            staging.begin(collection).await;
+            Err(err)
+        }
+    }
+}
+
+/// Every page of the listing, parsed and staged.
+async fn listed<T: DeserializeOwned + DirectoryObject>(
+    client: &GraphClient,
+    collection: DeltaCollection,
+    staging: &mut Staging<'_>,
+    expected: usize,
+) -> Result<Vec<T>, GraphError> {
     let mut items: Vec<T> = Vec::with_capacity(expected);
     let mut pager = Pager::new(client, client.url(&collection.listing()), Pool::Directory);
     while let Some(page) = pager.next_page().await? {
@@ -144,7 +166,10 @@ pub(super) async fn list_in_full<T: DeserializeOwned + DirectoryObject>(
         }
         staging.stage(collection, rows).await;
     }
-    staging.finish(collection, link).await;
+    // The list is kept for the whole scan: no more than a sixteenth spare.
+    if items.capacity() - items.len() > items.len() / 16 {
+        items.shrink_to_fit();
+    }
     Ok(last_by_id(items))
 }
 
@@ -177,17 +202,33 @@ fn parsed<T: DeserializeOwned>(
     Ok(Some((id, text, item)))
 }
 
-/// `items` in id order, each id once with its last listed form (a stable sort keeps the
-/// listing's order among equal ids; the later one is kept in place of the earlier).
+/// `items` in id order (as an incremental round gives them), each id once in its last listed
+/// form. A list already in strictly increasing id order has no repeat and is returned as it
+/// is; otherwise the earlier forms of repeated ids are dropped first, so that an in-place
+/// sort (without the scratch copy a stable sort of 100,000 users takes, about 13 MB) cannot
+/// mix them up.
 fn last_by_id<T: DirectoryObject>(mut items: Vec<T>) -> Vec<T> {
-    items.sort_by(|a, b| a.object_id().cmp(b.object_id()));
-    items.dedup_by(|later, kept| {
-        let same = later.object_id() == kept.object_id();
-        if same {
-            std::mem::swap(later, kept);
+    let increasing = items
+        .windows(2)
+        .all(|pair| matches!(pair, [a, b] if a.object_id() < b.object_id()));
+    if increasing {
+        return items;
+    }
+    let keep: Vec<bool> = {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            last.insert(item.object_id(), index);
         }
-        same
+        let is_last = |(index, item): (usize, &T)| last.get(item.object_id()) == Some(&index);
+        items.iter().enumerate().map(is_last).collect()
+    };
+    let mut index = 0;
+    items.retain(|_| {
+        let kept = keep.get(index).copied().unwrap_or(true);
+        index += 1;
+        kept
     });
+    items.sort_unstable_by(|a, b| a.object_id().cmp(b.object_id()));
     items
 }
 
@@ -217,6 +258,13 @@ mod tests {
         let ids: Vec<&str> = listed.iter().map(|u| &*u.id).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(listed[1].account_enabled, Some(false));
+        let in_order = last_by_id(vec![user("a", true), user("b", true)]);
+        assert_eq!(in_order.len(), 2);
+        let repeated = vec![user("c", false), user("c", true), user("a", true)];
+        let listed = last_by_id(repeated);
+        let ids: Vec<&str> = listed.iter().map(|u| &*u.id).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(listed[1].account_enabled, Some(true));
     }
 
     #[test]
