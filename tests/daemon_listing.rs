@@ -2,7 +2,8 @@
 //! (table `directory_listing`) and replace the stored collection only once complete (issue 10
 //! point 6: the listing is not held as text). When a page cannot be written, the scan still
 //! uses the listing Graph gave, stores none of it, keeps the stored link and objects, and lists
-//! again at the next scan.
+//! again at the next scan. Without a readable state file the listing is held for the scan's
+//! write instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "collect_support/mod.rs"]
@@ -119,4 +120,45 @@ async fn a_listing_that_cannot_be_stored_is_used_kept_out_of_the_state_file_and_
     assert_eq!(stored_object(&state, &id)["accountEnabled"], true);
     assert!(users_link(&state).1 > stored_link.1, "a fresh listing time");
     assert_eq!(staged_rows(&state), 0);
+}
+
+/// Without a readable state file at the scan's start, a listing is held for the scan's write:
+/// one write that replaces the collection, every listed user once, in id order, with the
+/// token taken before the listing.
+#[tokio::test]
+async fn a_listing_without_a_state_file_is_held_for_the_scans_write() {
+    use m365_posture::collect::delta::{DeltaCollection, DirectoryCache};
+    use m365_posture::snapshot::User;
+    let files = Files::new();
+    let sim = sim(graph_sim::generate(1_100, 5)).await;
+    let ctx = context(config(&sim, files.secret()));
+    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let cache = DirectoryCache::default();
+    let users: Vec<User> = cache.list(&client, DeltaCollection::Users).await.unwrap();
+    let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
+    let mut expected: Vec<String> = sim
+        .tenant()
+        .users
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every user once, in id order");
+    assert_eq!(listings(&sim), 2, "1,100 users, 999 a page");
+
+    let writes = cache.take_writes();
+    assert_eq!(writes.len(), 1);
+    let write = &writes[0];
+    assert!(write.replace_all && write.removed.is_empty());
+    assert_eq!(write.collection, "users");
+    assert!(
+        write.link.link.contains("deltatoken"),
+        "{}",
+        write.link.link
+    );
+    let written: Vec<&str> = write.upserts.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(written, expected);
+    let first: User = serde_json::from_str(&write.upserts[0].1).unwrap();
+    assert_eq!(first, users[0], "the written text is the listed user");
 }
