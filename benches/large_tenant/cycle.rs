@@ -157,6 +157,28 @@ pub async fn drained(receiver: &Receiver, events: i64) {
     }
 }
 
+/// A cycle of a daemon restarted on the state file: its requests and usage, until a scan after
+/// those already committed (a daemon may have committed a second scan, the sweep's pause being
+/// short, before it was stopped).
+async fn restarted(
+    sim: &SimHandle,
+    config: &std::path::Path,
+    state: &std::path::Path,
+) -> Result<(Delta, daemon::Usage), BenchError> {
+    let before = sim.stats();
+    let committed = daemon::committed_scans(state).0;
+    let mut running = Daemon::spawn(config)?;
+    let limit = Duration::from_secs(3 * 3600);
+    daemon::wait_for_commit(&mut running, state, committed, limit).await?;
+    let delta = Delta {
+        before,
+        after: sim.stats(),
+    };
+    let usage = running.usage()?;
+    running.stop().await?;
+    Ok((delta, usage))
+}
+
 /// One run: cycle 1, cycle 2, the weekly relisting (and the mutation cycles when `mutate`).
 pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, BenchError> {
     let (sim, tenant) = simulator(users, scale).await?;
@@ -195,32 +217,11 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     let usage_first = first.usage()?;
     first.stop().await?;
 
-    // Each cycle waits for a scan after those already committed: a daemon may have committed a
-    // second scan (the sweep's pause is short) before it was stopped.
-    let before = sim.stats();
-    let committed = daemon::committed_scans(&state).0;
-    let mut second = Daemon::spawn(&config)?;
-    daemon::wait_for_commit(&mut second, &state, committed, limit).await?;
-    let second_delta = Delta {
-        before,
-        after: sim.stats(),
-    };
-    let usage_second = second.usage()?;
-    second.stop().await?;
-
+    let (second_delta, usage_second) = restarted(&sim, &config, &state).await?;
     // The weekly relisting: the stored listing times made 8 days old, so the next cycle lists
     // every collection again and merges the stored per-user reads (issue 10's memory bound).
     daemon::age_listings(&state, 8)?;
-    let before = sim.stats();
-    let committed = daemon::committed_scans(&state).0;
-    let mut third = Daemon::spawn(&config)?;
-    daemon::wait_for_commit(&mut third, &state, committed, limit).await?;
-    let relist_delta = Delta {
-        before,
-        after: sim.stats(),
-    };
-    let usage_relist = third.usage()?;
-    third.stop().await?;
+    let (relist_delta, usage_relist) = restarted(&sim, &config, &state).await?;
 
     if mutate {
         if let Err(err) = super::mutate::check(&sim, &setup, &receiver).await {
