@@ -413,7 +413,7 @@ async fn users_and_per_user(
     };
     let mut writes = None;
     if let (Some(sweep), Ok(listed)) = (sweep, &users) {
-        let report = registration.as_deref().unwrap_or_default();
+        let report = registration.as_deref().ok();
         let merged = sweep::merge(sweep, listed, report, data);
         data = merged.data;
         writes = Some(SweepWrites {

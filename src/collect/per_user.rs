@@ -159,7 +159,7 @@ impl CalendarReader {
 
 /// Users whose mailbox data is asked for: members with `mail`. Guests have no mailbox in this
 /// tenant (their `mail` is their home address) and the mailbox checks skip them.
-fn has_mailbox(user: &User) -> bool {
+pub(crate) fn has_mailbox(user: &User) -> bool {
     user.mail.is_some() && !user.is_guest()
 }
 
@@ -210,6 +210,9 @@ pub(crate) async fn page_users(
             users.extend(page);
         }
     }
+    // Every user is listed: the registration report's side may queue its method reads now,
+    // rather than wait behind the aged mailbox reads filling the Exchange queue.
+    drop(feed);
     aged.sort_by_key(|(read_at, _)| *read_at);
     for (_, job) in aged {
         let _ = exchange.send(job).await;

@@ -14,7 +14,7 @@ use super::sweep::{stored_form, Coverage, FreshRead, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
 use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
-use crate::snapshot::{PerUser, Section, TenantSnapshot};
+use crate::snapshot::{PerUser, Section, TenantSnapshot, Unavailable};
 use crate::state::directory_cache::CollectionWrite;
 use crate::state::per_user::PerUserRead;
 use crate::state::Store;
@@ -61,9 +61,12 @@ impl GraphSource {
         let mut snapshot = report.snapshot;
         let mut sweep_pending = false;
         if let Some(writes) = writes {
-            self.show_coverage(&tenant.name, &writes.coverage);
-            sweep_pending = writes.coverage.iter().any(|c| c.pending > 0);
-            snapshot = save_reads(store, &tenant.name, writes, snapshot).await;
+            let mut coverage = writes.coverage.clone();
+            let unsaved;
+            (snapshot, unsaved) = save_reads(store, &tenant.name, writes, snapshot).await;
+            count_unsaved_as_pending(&mut coverage, &unsaved);
+            self.show_coverage(&tenant.name, &coverage);
+            sweep_pending = coverage.iter().any(|c| c.pending > 0);
         }
         CollectedSnapshot {
             snapshot,
@@ -184,14 +187,18 @@ async fn save_directory(store: &Store, tenant: &str, writes: Vec<CollectionWrite
 }
 
 /// Stores a scan's reads, their items written from the snapshot's per-user sections (so they
-/// are never held twice); a failure is logged and the reads are made again when due. Returns
-/// the snapshot.
+/// are never held twice). Returns the snapshot and the reads it could not store.
+///
+/// When they cannot be stored, this scan's reads are taken out of the snapshot as not
+/// collected: evaluated and committed, a read the state file does not hold would be followed
+/// by a scan that falls back to the older stored read, and resolve on it what this scan
+/// reported. The reads are made again when due.
 async fn save_reads(
     store: &Store,
     tenant: &str,
     writes: SweepWrites,
     snapshot: TenantSnapshot,
-) -> TenantSnapshot {
+) -> (TenantSnapshot, Vec<FreshRead>) {
     let (store, name) = (store.clone(), tenant.to_owned());
     let tenant_id = snapshot.tenant_id.clone();
     let saved = tokio::task::spawn_blocking(move || {
@@ -200,21 +207,53 @@ async fn save_reads(
             .iter()
             .filter_map(|read| stored_read(&snapshot, read));
         let result = store.save_per_user_reads(&name, rows, &writes.deleted);
-        (snapshot, result)
+        (snapshot, writes.reads, result)
     })
     .await;
     match saved {
-        Ok((snapshot, result)) => {
-            if let Err(err) = result {
-                tracing::warn!(tenant, error = %err, "Cannot store per-user data");
-            }
-            snapshot
+        Ok((snapshot, _, Ok(()))) => (snapshot, Vec::new()),
+        Ok((mut snapshot, reads, Err(err))) => {
+            tracing::warn!(tenant, error = %err, reads = reads.len(), "Cannot store per-user data; this scan's reads count as not collected");
+            unsaved_reads_not_collected(&mut snapshot, &reads);
+            (snapshot, reads)
         }
         Err(err) => {
             tracing::warn!(tenant, error = %err, "Cannot store per-user data");
             // The blocking task panicked with the snapshot: the scan reports every section
             // as failed rather than evaluate nothing as clean.
-            TenantSnapshot::empty(&tenant_id, "per-user data could not be stored")
+            let empty = TenantSnapshot::empty(&tenant_id, "per-user data could not be stored");
+            (empty, Vec::new())
+        }
+    }
+}
+
+/// Counts the reads that could not be stored as pending rather than current.
+fn count_unsaved_as_pending(coverage: &mut [Coverage], unsaved: &[FreshRead]) {
+    for read in unsaved {
+        let name = read.kind.name();
+        if let Some(section) = coverage.iter_mut().find(|c| c.section == name) {
+            section.current = section.current.saturating_sub(1);
+            section.pending += 1;
+        }
+    }
+}
+
+/// Marks each of `reads` as not collected in the snapshot: nothing of those users' sections is
+/// evaluated, so their instances keep their state.
+fn unsaved_reads_not_collected(snapshot: &mut TenantSnapshot, reads: &[FreshRead]) {
+    fn mark<T>(section: &mut Section<PerUser<T>>, user: &str) {
+        if let Some(read) = section.as_mut().ok().and_then(|map| map.get_mut(user)) {
+            *read = Err(Unavailable::NotCollected {
+                detail: "this scan's read could not be stored in the state file".to_owned(),
+            });
+        }
+    }
+    for read in reads {
+        let user = &*read.user_id;
+        match read.kind {
+            Kind::AuthMethods => mark(&mut snapshot.auth_methods, user),
+            Kind::Calendar => mark(&mut snapshot.calendar_permissions, user),
+            Kind::Rules => mark(&mut snapshot.message_rules, user),
         }
     }
 }
