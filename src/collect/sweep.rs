@@ -23,12 +23,14 @@
 //! stored data, or, never read, is "not collected" (nothing of theirs resolves). Stored reads of
 //! users gone from a complete directory listing are forgotten; a failed listing forgets none.
 
+mod coverage;
 mod stored;
 
 use super::per_user::{has_mailbox, Kind, PerUserData};
 use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
 use crate::state::per_user::PerUserRead;
 use chrono::{DateTime, Utc};
+pub use coverage::Coverage;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -213,56 +215,6 @@ pub(crate) struct Merged {
     pub deleted: Vec<String>,
     /// How current each section's data is.
     pub coverage: Vec<Coverage>,
-}
-
-/// How current one per-user section is after a scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Coverage {
-    /// `auth_methods`, `calendar` or `rules`.
-    pub section: &'static str,
-    /// Users evaluated on data younger than `scan.per_user_max_age`.
-    pub current: usize,
-    /// Users due for a read the sweep has not reached (no data, or aged stored data).
-    pub pending: usize,
-    /// Users whose read failed in this scan.
-    pub failed: usize,
-    /// When the oldest data the checks evaluate was read.
-    pub oldest: Option<DateTime<Utc>>,
-}
-
-impl Sweep {
-    fn coverage<T>(&self, kind: Kind, merged: &PerUser<T>, fresh: &BTreeSet<&str>) -> Coverage {
-        let mut coverage = Coverage {
-            section: kind.name(),
-            current: 0,
-            pending: 0,
-            failed: 0,
-            oldest: None,
-        };
-        for (user, result) in merged {
-            let read_at = if fresh.contains(&**user) {
-                Some(self.now)
-            } else {
-                match (result, self.get(user, kind)) {
-                    (Err(Unavailable::NotCollected { .. }), _) => None,
-                    (Err(Unavailable::NotReadable { .. }) | Ok(_), Some(s)) => Some(s.read_at()),
-                    _ => {
-                        coverage.failed += 1;
-                        continue;
-                    }
-                }
-            };
-            let not_readable = matches!(result, Err(Unavailable::NotReadable { .. }));
-            match read_at {
-                Some(at) if !self.is_older_than_bound(at, not_readable) => coverage.current += 1,
-                _ => coverage.pending += 1,
-            }
-            if let Some(at) = read_at {
-                coverage.oldest = Some(coverage.oldest.map_or(at, |o| o.min(at)));
-            }
-        }
-        coverage
-    }
 }
 
 /// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed;
