@@ -287,7 +287,7 @@ pub fn snapshot_from_tenant(
     let methods = per_user(&tenant.authentication_methods, (&with_methods, &ids), |v| {
         AuthMethod::from_graph(v.clone(), None)
     })?;
-    snapshot.registration_details = Ok(registration_rows(&users, &methods));
+    snapshot.registration_details = Ok(std::sync::Arc::new(registration_rows(&users, &methods)));
     snapshot.auth_methods = Ok(methods);
     let mailboxes = (tenant.mailboxes.as_slice(), &ids);
     snapshot.calendar_permissions = Ok(per_user(&tenant.calendar_permissions, mailboxes, |v| {

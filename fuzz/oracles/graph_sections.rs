@@ -58,7 +58,9 @@ pub fn run(data: &[u8]) {
     }
     snapshot.domains = Ok(decoded::<Domain>(&items));
     snapshot.users = Ok(decoded::<User>(&items));
-    snapshot.registration_details = Ok(decoded::<UserRegistrationDetails>(&items));
+    snapshot.registration_details = Ok(std::sync::Arc::new(decoded::<UserRegistrationDetails>(
+        &items,
+    )));
     let methods = TYPED_HINTS
         .iter()
         .flat_map(|hint| {

@@ -9,6 +9,7 @@
 pub mod delta;
 pub mod directory;
 pub mod dns;
+pub mod held_report;
 pub mod own_credential;
 mod per_user;
 pub mod permissions;
@@ -362,7 +363,7 @@ fn count_unreadable_mailboxes(ctx: &CollectContext, tenant: &TenantConfig, snap:
 
 struct UserSections {
     users: Section<Vec<crate::snapshot::User>>,
-    registration: Section<Vec<crate::snapshot::UserRegistrationDetails>>,
+    registration: Section<held_report::ReportRows>,
     auth_methods: Section<crate::snapshot::PerUser<crate::snapshot::AuthMethod>>,
     calendar: Section<crate::snapshot::PerUser<crate::snapshot::CalendarPermission>>,
     rules: Section<crate::snapshot::PerUser<crate::snapshot::MessageRule>>,
@@ -413,7 +414,7 @@ async fn users_and_per_user(
     };
     let mut writes = None;
     if let (Some(sweep), Ok(listed)) = (sweep, &users) {
-        let report = registration.as_deref().ok();
+        let report = registration.as_ref().ok().map(|rows| rows.as_slice());
         let merged = sweep::merge(sweep, listed, report, data);
         data = merged.data;
         writes = Some(SweepWrites {

@@ -10,6 +10,7 @@
 //! (learn.microsoft.com/graph/api/resources/usersigninusagebyauthmethodactivity?view=graph-rest-beta).
 //! `fido2` became `passKeyDeviceBound` in 2023; both are still met in tenants.
 
+use super::held_report::ReportRows;
 use super::per_user::{queue_auth_methods, Job};
 use super::sweep::{registration_key, ReportRow, Sweep};
 use crate::graph::paging::Pager;
@@ -18,6 +19,7 @@ use crate::snapshot::{Section, Unavailable, UserId, UserRegistrationDetails};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const REPORT: &str = "/reports/authenticationMethods/userRegistrationDetails";
 
@@ -95,32 +97,28 @@ pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<UserId>) {
 /// falls back to every user from `listed` when the report is unavailable. Returns the
 /// report section (relevant entries only) and whether the fallback ran.
 /// With a `sweep`, only the reads its rules call due are queued, plus (after a complete report)
-/// users with stored methods the report no longer lists.
+/// users with stored methods the report no longer lists; a sweep that continues from a held
+/// report ([`super::held_report`]) queues from it and reads no page.
 pub(crate) async fn registration_and_auth_jobs(
     client: &GraphClient,
     mut queue: mpsc::Sender<Job>,
     mut listed: mpsc::UnboundedReceiver<UserId>,
     sweep: Option<&Sweep>,
-) -> (Section<Vec<UserRegistrationDetails>>, bool) {
+) -> (Section<ReportRows>, bool) {
     let mut queued = HashSet::new();
-    // Graph documents only $filter and $orderby here; $top=999 is what many clients send and
-    // saves pages in the 5-requests-per-10-s reports bucket. A 400 drops it.
-    let attempts = [format!("{REPORT}?$top=999"), REPORT.to_owned()];
-    let mut report = Err(GraphError::Cancelled);
-    for relative in attempts {
-        report = read_report(
-            client,
-            client.url(&relative),
-            &mut queue,
-            &mut queued,
-            sweep,
-        )
-        .await;
-        if !matches!(report, Err(GraphError::Http { status: 400, .. })) {
-            break;
+    let report = match sweep.and_then(Sweep::held_report) {
+        Some(rows) => {
+            let mut fresh = Vec::new();
+            for entry in rows.iter() {
+                queue_if_due(entry, &mut queued, sweep, &mut fresh);
+            }
+            queue_auth_methods(&mut queue, fresh).await;
+            Ok(rows)
         }
-        tracing::info!("Registration report rejected the query; simplifying it");
-    }
+        None => read_report_any_query(client, &mut queue, &mut queued, sweep)
+            .await
+            .map(Arc::new),
+    };
     match report {
         Ok(entries) => {
             if let Some(sweep) = sweep {
@@ -157,6 +155,27 @@ pub(crate) async fn registration_and_auth_jobs(
     }
 }
 
+/// Reads the report with `$top=999`, or without it when Graph refuses the query.
+async fn read_report_any_query(
+    client: &GraphClient,
+    queue: &mut mpsc::Sender<Job>,
+    queued: &mut HashSet<UserId>,
+    sweep: Option<&Sweep>,
+) -> Result<Vec<UserRegistrationDetails>, GraphError> {
+    // Graph documents only $filter and $orderby here; $top=999 is what many clients send and
+    // saves pages in the 5-requests-per-10-s reports bucket. A 400 drops it.
+    let attempts = [format!("{REPORT}?$top=999"), REPORT.to_owned()];
+    let mut report = Err(GraphError::Cancelled);
+    for relative in attempts {
+        report = read_report(client, client.url(&relative), queue, queued, sweep).await;
+        if !matches!(report, Err(GraphError::Http { status: 400, .. })) {
+            break;
+        }
+        tracing::info!("Registration report rejected the query; simplifying it");
+    }
+    report
+}
+
 async fn read_report(
     client: &GraphClient,
     url: String,
@@ -172,12 +191,7 @@ async fn read_report(
             let entry: UserRegistrationDetails = serde_json::from_value(value)
                 .map_err(|e| GraphError::Malformed(format!("registration entry: {e}")))?;
             if has_relevant_method(&entry) {
-                let key = registration_key(&entry);
-                let due = sweep.map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
-                // A user listed but not due is still "queued": the report explains them.
-                if queued.insert(entry.id.clone()) && due {
-                    fresh.push(entry.id.clone());
-                }
+                queue_if_due(&entry, queued, sweep, &mut fresh);
                 entries.push(entry);
             }
         }
@@ -186,8 +200,23 @@ async fn read_report(
     Ok(entries)
 }
 
+/// Adds a relevant report row's user to `fresh` when their methods are due.
+fn queue_if_due(
+    entry: &UserRegistrationDetails,
+    queued: &mut HashSet<UserId>,
+    sweep: Option<&Sweep>,
+    fresh: &mut Vec<UserId>,
+) {
+    let key = registration_key(entry);
+    let due = sweep.map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
+    // A user listed but not due is still "queued": the report explains them.
+    if queued.insert(entry.id.clone()) && due {
+        fresh.push(entry.id.clone());
+    }
+}
+
 /// The registration section's reason when it failed, for logs.
-pub(crate) fn describe(section: &Section<Vec<UserRegistrationDetails>>) -> String {
+pub(crate) fn describe(section: &Section<ReportRows>) -> String {
     match section {
         Ok(entries) => format!("{} users with relevant methods", entries.len()),
         Err(Unavailable::PermissionDenied { .. }) => "refused".to_owned(),

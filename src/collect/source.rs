@@ -9,16 +9,18 @@
 //! [`SWEEP_PAUSE`](crate::scan::SWEEP_PAUSE) rather than the tenant's interval.
 
 use super::delta::{DeltaCollection, DirectoryCache};
+use super::held_report::{HeldReport, HeldReports};
 use super::per_user::Kind;
 use super::sweep::{stored_form, Coverage, FreshRead, Sweep};
 use super::{collect_tenant, collect_tenant_swept, CollectContext, SweepWrites};
 use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
-use crate::snapshot::{PerUser, Section, TenantSnapshot, Unavailable};
+use crate::snapshot::{PerUser, Section, SectionName, TenantSnapshot, Unavailable};
 use crate::state::directory_cache::CollectionWrite;
 use crate::state::per_user::PerUserRead;
 use crate::state::Store;
 use futures::future::BoxFuture;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Share of `scan.timeout` the sweep may send reads in; the rest is for the tenant-wide
@@ -29,12 +31,17 @@ const SWEEP_SHARE_OF_TIMEOUT: f64 = 0.75;
 pub struct GraphSource {
     ctx: CollectContext,
     store: Option<Store>,
+    reports: HeldReports,
 }
 
 impl GraphSource {
     /// A source reading everything once per scan (`store` `None`) or sweeping with `store`.
     pub fn new(ctx: CollectContext, store: Option<Store>) -> Self {
-        Self { ctx, store }
+        Self {
+            ctx,
+            store,
+            reports: HeldReports::default(),
+        }
     }
 
     async fn swept(
@@ -46,7 +53,10 @@ impl GraphSource {
         let scan = &self.ctx.config.scan;
         let until = tokio::time::Instant::now() + scan.timeout.mul_f64(SWEEP_SHARE_OF_TIMEOUT);
         let reads = load_reads(store, &tenant.name).await;
-        let mut sweep = Sweep::new(reads, clock_now(), scan.per_user_max_age, until);
+        let now = clock_now();
+        let held = self.reports.fresh(&tenant.name, now, tenant.interval);
+        let mut sweep = Sweep::new(reads, now, scan.per_user_max_age, until)
+            .continuing_from(held.as_ref().map(|h| Arc::clone(&h.rows)));
         let directory = load_directory(store, &tenant.name).await;
         let (report, writes) = collect_tenant_swept(
             &self.ctx,
@@ -59,6 +69,9 @@ impl GraphSource {
         drop(sweep);
         save_directory(store, &tenant.name, directory.take_writes()).await;
         let mut snapshot = report.snapshot;
+        if let Some(held) = held {
+            stamp_held_report(&mut snapshot, &held);
+        }
         let mut sweep_pending = false;
         if let Some(writes) = writes {
             let mut coverage = writes.coverage.clone();
@@ -68,6 +81,7 @@ impl GraphSource {
             self.show_coverage(&tenant.name, &coverage);
             sweep_pending = coverage.iter().any(|c| c.pending > 0);
         }
+        self.reports.keep(&tenant.name, &snapshot, sweep_pending);
         CollectedSnapshot {
             snapshot,
             error: report.error,
@@ -224,6 +238,19 @@ async fn save_reads(
             let empty = TenantSnapshot::empty(&tenant_id, "per-user data could not be stored");
             (empty, Vec::new())
         }
+    }
+}
+
+/// A snapshot that used `held` carries the time that report was read, not this scan's.
+fn stamp_held_report(snapshot: &mut TenantSnapshot, held: &HeldReport) {
+    let used = snapshot
+        .registration_details
+        .as_ref()
+        .is_ok_and(|rows| Arc::ptr_eq(rows, &held.rows));
+    if used {
+        snapshot
+            .read_at
+            .insert(SectionName::RegistrationDetails, held.read_at);
     }
 }
 

@@ -26,6 +26,7 @@
 mod coverage;
 mod stored;
 
+use super::held_report::ReportRows;
 use super::per_user::{has_mailbox, Kind, PerUserData};
 use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
 use crate::state::per_user::PerUserRead;
@@ -56,6 +57,8 @@ pub struct Sweep {
     now: DateTime<Utc>,
     max_age: chrono::Duration,
     until: Instant,
+    /// The report this sweep continues from, instead of reading it ([`super::held_report`]).
+    report: Option<ReportRows>,
 }
 
 /// The key of a registration-report row: its sorted method labels and `lastUpdatedDateTime`.
@@ -84,7 +87,20 @@ impl Sweep {
             now,
             max_age: chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX),
             until,
+            report: None,
         }
+    }
+
+    /// The same, continuing from a held registration report.
+    #[must_use]
+    pub fn continuing_from(mut self, report: Option<ReportRows>) -> Self {
+        self.report = report;
+        self
+    }
+
+    /// The held report this sweep continues from.
+    pub(crate) fn held_report(&self) -> Option<ReportRows> {
+        self.report.clone()
     }
 
     /// When reads stop being sent in this scan.

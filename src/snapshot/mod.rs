@@ -139,8 +139,9 @@ pub struct TenantSnapshot {
     pub domains: Section<Vec<Domain>>,
     /// `/users` with the full `$select`.
     pub users: Section<Vec<User>>,
-    /// `/reports/authenticationMethods/userRegistrationDetails`, pre-filtered or not.
-    pub registration_details: Section<Vec<UserRegistrationDetails>>,
+    /// `/reports/authenticationMethods/userRegistrationDetails`, pre-filtered or not; shared
+    /// (the daemon reuses it while its per-user sweep continues).
+    pub registration_details: Section<std::sync::Arc<Vec<UserRegistrationDetails>>>,
     /// Authentication methods for the users that were asked (see [`PerUser`]); users absent
     /// had no FIDO2, passkey, Windows Hello or TAP label (nor an unknown one) in the
     /// registration report: not read, so their stored instances keep their state.
