@@ -10,7 +10,8 @@
 //! every committed transition (`event_counts` in the state file) arrived, parsed by two CEF
 //! parsers; per instance the events alternate new/resolved and agree with the final state; no
 //! event contradicts the ground truth (so no finding was resolved by a failed source); the
-//! resident memory of every run after its warm-up stays within [`RSS_BOUND_KIB`].
+//! resident memory of every run after its warm-up stays within [`RSS_BOUND_KIB`], and all runs
+//! together within [`RSS_ACROSS_RUNS_BOUND_KIB`].
 //!
 //! `M365_SOAK_SECS` sets the length (default 120 s); `M365_SOAK_SEED` replays a seed (printed
 //! at the start); `M365_SOAK_KILL_RATE` the chance of a kill after each scan (default 0.08;
@@ -45,8 +46,13 @@ use std::time::{Duration, Instant};
 const SCAN_TIMEOUT_MS: i64 = 20_000;
 /// Scans of a run before its memory counts (caches, connection pools, allocator arenas).
 const WARM_UP_SCANS: i64 = 5;
-/// How far resident memory may move after warm-up, over all runs (KiB).
+/// How far resident memory may move after warm-up within one run (KiB): a leak grows there.
 const RSS_BOUND_KIB: u64 = 8 * 1024;
+/// How far it may move over all runs (KiB). Fresh processes differ by more than one run moves:
+/// with the whole test suite running beside the soak (2 cores), runs settled from 47.0 to
+/// 56.7 MiB while each stayed within 4.4 MiB; with the soak alone, within 5 MiB of each other.
+/// Growth from run to run (something loaded from the state file at every start) still shows.
+const RSS_ACROSS_RUNS_BOUND_KIB: u64 = 16 * 1024;
 
 /// One resident-memory sample.
 #[derive(Debug, Clone, Copy)]
@@ -305,22 +311,37 @@ impl Soak {
         );
     }
 
-    /// After warm-up, resident memory over every run stays within the bound.
+    /// After warm-up, resident memory stays within the bound in every run, and within the
+    /// looser bound over all runs.
     fn check_memory(&self) {
-        let warm: Vec<u64> = self
+        let warm: Vec<&Sample> = self
             .samples
             .iter()
             .filter(|s| s.scans_in_run >= WARM_UP_SCANS)
-            .map(|s| s.rss_kib)
             .collect();
-        let (Some(min), Some(max)) = (warm.iter().min(), warm.iter().max()) else {
-            return;
+        let spread = |samples: &[&Sample]| -> Option<(u64, u64)> {
+            let min = samples.iter().map(|s| s.rss_kib).min()?;
+            let max = samples.iter().map(|s| s.rss_kib).max()?;
+            Some((min, max))
         };
-        assert!(
-            max - min <= RSS_BOUND_KIB,
-            "seed {}: resident memory after warm-up from {min} to {max} KiB",
-            self.seed
-        );
+        let runs: BTreeSet<usize> = warm.iter().map(|s| s.run).collect();
+        for run in runs {
+            let of_run: Vec<&Sample> = warm.iter().copied().filter(|s| s.run == run).collect();
+            if let Some((min, max)) = spread(&of_run) {
+                assert!(
+                    max - min <= RSS_BOUND_KIB,
+                    "seed {}: resident memory of run {run} after warm-up from {min} to {max} KiB",
+                    self.seed
+                );
+            }
+        }
+        if let Some((min, max)) = spread(&warm) {
+            assert!(
+                max - min <= RSS_ACROSS_RUNS_BOUND_KIB,
+                "seed {}: resident memory over all runs after warm-up from {min} to {max} KiB",
+                self.seed
+            );
+        }
     }
 
     fn report(&self, arrivals: &[Arrived], unique: &[&Arrived]) {

@@ -1,5 +1,6 @@
 //! A 429 storm in the identity reports bucket, against the real daemon binary: every
-//! authentication-method read answers 429 (`Retry-After`), as Graph does when the bucket of
+//! authentication-method read and every page of the registration report (the same bucket)
+//! answers 429 (`Retry-After`), as Graph does when the bucket of
 //! <https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>
 //! is spent. The sweep makes no progress on methods while it lasts, but no scan fails, no
 //! method instance resolves, and once the storm is over the sweep reads the methods again and
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+const REPORT: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
 const METHODS: &str = "/v1.0/users/{id}/authentication/methods";
 const METHOD_FINDINGS: [&str; 4] = [
     "user.fido2_unattested",
@@ -81,9 +83,11 @@ fn storm(sim: &SimHandle, on: bool) {
                 retry_after_secs: Some(0.2),
                 ..PathFault::default()
             };
-            t.faults.paths.insert(METHODS.into(), fault);
+            t.faults.paths.insert(METHODS.into(), fault.clone());
+            t.faults.paths.insert(REPORT.into(), fault);
         } else {
             t.faults.paths.remove(METHODS);
+            t.faults.paths.remove(REPORT);
         }
     });
 }

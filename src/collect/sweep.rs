@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 pub use coverage::Coverage;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use stored::{Stored, StoredReads};
 use tokio::time::Instant;
 
@@ -241,16 +241,15 @@ pub(crate) fn merge(
     registration: Option<&[UserRegistrationDetails]>,
     fresh: PerUserData,
 ) -> Merged {
-    let listed: BTreeSet<UserId> = users.iter().map(|u| u.id.clone()).collect();
+    // Each listed user, and whether their mailbox is read (members with `mail`).
+    let listed: Listed = users
+        .iter()
+        .map(|u| (u.id.clone(), has_mailbox(u)))
+        .collect();
     let keys: HashMap<&str, Box<str>> = registration
         .unwrap_or_default()
         .iter()
         .map(|row| (&*row.id, registration_key(row).into_boxed_str()))
-        .collect();
-    let mailbox_users: HashSet<&str> = users
-        .iter()
-        .filter(|user| has_mailbox(user))
-        .map(|user| &*user.id)
         .collect();
     // Stored reads the rules still call for (see the module's "Pending").
     let methods_apply = |sweep: &Sweep, user: &str| {
@@ -260,7 +259,7 @@ pub(crate) fn merge(
                 .get(user, Kind::AuthMethods)
                 .is_some_and(|stored| has_items(&stored.items))
     };
-    let mailbox_applies = |_: &Sweep, user: &str| mailbox_users.contains(user);
+    let mailbox_applies = |_: &Sweep, user: &str| listed.get(user) == Some(&true);
     let fresh_reads = [
         count_stored(&fresh.auth_methods),
         count_stored(&fresh.calendar),
@@ -322,7 +321,7 @@ pub(crate) fn merge(
     let deleted = sweep
         .stored
         .users()
-        .filter(|user| !listed.contains(*user))
+        .filter(|user| !listed.contains_key(*user))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .map(str::to_owned)
@@ -335,6 +334,9 @@ pub(crate) fn merge(
     }
 }
 
+/// The listed users, each with whether their mailbox is read.
+type Listed = BTreeMap<UserId, bool>;
+
 /// Whether the rules still call for a user's stored read of a section (see the module's
 /// "Pending").
 type StillApplies<'a> = dyn Fn(&Sweep, &str) -> bool + 'a;
@@ -345,7 +347,7 @@ type StillApplies<'a> = dyn Fn(&Sweep, &str) -> bool + 'a;
 /// the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
     sweep: &mut Sweep,
-    (listed, applies): (&BTreeSet<UserId>, &StillApplies<'_>),
+    (listed, applies): (&Listed, &StillApplies<'_>),
     kind: Kind,
     mut fresh: PerUser<T>,
     record: &mut impl FnMut(&UserId, Kind),
@@ -355,7 +357,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
             record(user, kind);
         }
     }
-    fresh.retain(|user, _| listed.contains(user));
+    fresh.retain(|user, _| listed.contains_key(user));
     for (user, result) in fresh.iter_mut() {
         if matches!(result, Err(Unavailable::NotCollected { .. })) {
             *result = stored_or_pending(sweep, user, kind);
@@ -366,7 +368,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
         .stored
         .users_with(kind)
         .filter(|user| !fresh.contains_key(*user) && applies(sweep, user))
-        .filter_map(|user| listed.get(user).cloned())
+        .filter_map(|user| listed.get_key_value(user).map(|(id, _)| id.clone()))
         .collect();
     for user in stored_only {
         let result = stored_or_pending(sweep, &user, kind);
