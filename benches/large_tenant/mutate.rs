@@ -19,11 +19,16 @@ use super::receiver::Receiver;
 
 type Instance = (String, String);
 
+/// The user of an instance: its resource id is `<userId>` or `<userId>/<itemId>`.
+fn user_of(resource: &str) -> &str {
+    resource.split('/').next().unwrap_or(resource)
+}
+
 /// Users (ids) holding an open instance of `finding` (any finding when `None`).
 fn holders(open: &BTreeSet<Instance>, finding: Option<&str>) -> BTreeSet<String> {
     open.iter()
         .filter(|(f, _)| finding.map_or(true, |want| f == want))
-        .map(|(_, r)| r.clone())
+        .map(|(_, r)| user_of(r).to_owned())
         .collect()
 }
 
@@ -84,7 +89,11 @@ fn clone_user(tenant: &mut TenantFile, from: &str, index: usize) {
 }
 
 /// Applies the mutations; returns what was done, for the table.
-fn mutate(sim: &SimHandle, open: &BTreeSet<Instance>) -> Result<String, BenchError> {
+/// Mutates the tenant; returns what was done and the users given a method and a rule.
+fn mutate(
+    sim: &SimHandle,
+    open: &BTreeSet<Instance>,
+) -> Result<(String, [String; 2]), BenchError> {
     let tenant = sim.tenant();
     let ids = user_ids(&tenant);
     let flagged: Vec<String> = ids
@@ -142,10 +151,11 @@ fn mutate(sim: &SimHandle, open: &BTreeSet<Instance>) -> Result<String, BenchErr
             t.message_rules.insert(rule_user.clone(), rules);
         }
     });
-    Ok(format!(
+    let done = format!(
         "5 users deleted, 5 added, a temporary access pass registered for {method_user}, \
          {rule_donor}'s inbox rules copied to {rule_user}"
-    ))
+    );
+    Ok((done, [method_user, rule_user]))
 }
 
 /// The findings of a one-shot `scan --format json` of the tenant.
@@ -204,10 +214,18 @@ pub async fn check(
 ) -> Result<(), BenchError> {
     let state = daemon::state_path(setup.dir);
     let before: BTreeSet<Instance> = daemon::open_instances(&state)?.into_iter().collect();
-    let done = mutate(sim, &before)?;
+    let (done, changed) = mutate(sim, &before)?;
     let (config, _) = daemon::write_config(setup)?;
     let truth = truth(&config)?;
     let expected_new: BTreeSet<Instance> = truth.difference(&before).cloned().collect();
+    for (user, finding) in changed.iter().zip(["user.tap_", "mail.rule_"]) {
+        if !expected_new
+            .iter()
+            .any(|(f, r)| f.starts_with(finding) && user_of(r) == user)
+        {
+            return Err(format!("the mutation gave {user} no new {finding}* instance").into());
+        }
+    }
     let expected_resolved: BTreeSet<Instance> = before.difference(&truth).cloned().collect();
     let first = cycle(&config, &state, receiver).await?;
     let full = Setup {
@@ -262,12 +280,15 @@ pub async fn check(
         ]],
     );
     for (finding, resource) in &expected_new {
-        let when = if split(&first, "new").contains(&(finding.clone(), resource.clone())) {
-            "3a"
+        let instance = (finding.clone(), resource.clone());
+        let when = if split(&first, "new").contains(&instance) {
+            "reported in 3a"
+        } else if split(&second, "new").contains(&instance) {
+            "reported in 3b"
         } else {
-            "3b"
+            "not reported"
         };
-        println!("expected new {finding} {resource}: reported in {when}");
+        println!("expected new {finding} {resource}: {when}");
     }
     Ok(())
 }

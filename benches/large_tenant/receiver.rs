@@ -126,12 +126,29 @@ async fn read_frames(stream: tokio::net::TcpStream, log: Arc<Mutex<Log>>) {
     }
 }
 
-/// The value of CEF extension `key` up to the next space (the values read here have none).
+/// The value of CEF extension `key` up to the next space (the values read here have none),
+/// with CEF's extension escapes undone (`\=`, `\\`: a rule id such as `KmOpXd/idc0=` arrives
+/// as `KmOpXd/idc0\=`).
 fn extension(text: &str, key: &str) -> String {
     let marker = format!(" {key}=");
-    text.find(&marker)
+    let raw = text
+        .find(&marker)
         .and_then(|at| text.get(at + marker.len()..))
         .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_default()
-        .to_owned()
+        .unwrap_or_default();
+    let mut value = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => value.push('\n'),
+            Some('r') => value.push('\r'),
+            Some(other) => value.push(other),
+            None => value.push('\\'),
+        }
+    }
+    value
 }
