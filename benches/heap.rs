@@ -96,7 +96,8 @@ fn sections(snapshot: &TenantSnapshot) {
         ("users", heap_of(&snapshot.users)),
         (
             "registration_details",
-            heap_of(&snapshot.registration_details),
+            // The rows, not the shared handle the snapshot holds.
+            heap_of(&snapshot.registration_details.as_deref().cloned()),
         ),
         ("auth_methods", heap_of(&snapshot.auth_methods)),
         (

@@ -1,6 +1,6 @@
 //! A 429 storm in the identity reports bucket, against the real daemon binary: every
-//! authentication-method read and every page of the registration report (the same bucket)
-//! answers 429 (`Retry-After`), as Graph does when the bucket of
+//! authentication-method read and half the requests for the registration report (the same
+//! bucket) answer 429 (`Retry-After`), as Graph does when the bucket of
 //! <https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>
 //! is spent. The sweep makes no progress on methods while it lasts, but no scan fails, no
 //! method instance resolves, and once the storm is over the sweep reads the methods again and
@@ -84,7 +84,10 @@ fn storm(sim: &SimHandle, on: bool) {
                 ..PathFault::default()
             };
             t.faults.paths.insert(METHODS.into(), fault.clone());
-            t.faults.paths.insert(REPORT.into(), fault);
+            // Half the report's requests: some scans read it and throttle on the method
+            // reads it calls due, others fall back to every user.
+            let report = PathFault { rate: 0.5, ..fault };
+            t.faults.paths.insert(REPORT.into(), report);
         } else {
             t.faults.paths.remove(METHODS);
             t.faults.paths.remove(REPORT);

@@ -29,13 +29,17 @@ fn reads(sim: &SimHandle) -> [u64; 3] {
     [METHODS, CALENDAR, RULES].map(|t| stats.total_to(t))
 }
 
-fn pending(metrics: &Metrics) -> [i64; 3] {
+fn users_in(metrics: &Metrics, state: &str) -> [i64; 3] {
     SECTIONS.map(|section| {
         metrics
             .sweep_users
-            .with_label_values(&["contoso", section, "pending"])
+            .with_label_values(&["contoso", section, state])
             .get()
     })
+}
+
+fn pending(metrics: &Metrics) -> [i64; 3] {
+    users_in(metrics, "pending")
 }
 
 async fn setup(users: usize, max_age: Duration, files: &Files) -> (SimHandle, Config) {
@@ -184,7 +188,11 @@ async fn reads_the_state_file_refuses_are_not_evaluated() {
         matches!(read, Err(Unavailable::NotCollected { .. })),
         "a read the state file does not hold is not evaluated: {read:?}"
     );
-    assert!(pending(&metrics)[2] > 0, "and counts as pending");
+    assert!(
+        users_in(&metrics, "failed")[2] > 0,
+        "and counts as failed (not pending: a full disk must not make every scan a 60-s continuation)"
+    );
+    assert!(!refused.sweep_pending);
     let stored = Store::open(&state)
         .unwrap()
         .load_per_user_reads("contoso")
@@ -242,4 +250,41 @@ async fn method_reads_that_resolve_do_not_wait_behind_a_mailbox_backlog() {
         read.as_ref().is_ok_and(Vec::is_empty),
         "the user's methods were read again and hold none: {read:?}"
     );
+}
+
+/// A user whose pass is gone is read again and stored holding no methods; if that scan's
+/// findings were never committed (a timeout in evaluation, a kill), the next scans must still
+/// evaluate the stored read, which the report explains, so the open instance resolves.
+#[tokio::test]
+async fn a_stored_read_the_report_explains_is_still_evaluated() {
+    let files = Files::new();
+    let (sim, config) = setup(40, Duration::from_secs(7 * 24 * 3600), &files).await;
+    let state = files.dir.path().join("state.db");
+    let (first, _) = daemon_cycle(&config, &state).await;
+    let methods = first.snapshot.auth_methods.as_ref().unwrap();
+    let leaving = methods
+        .iter()
+        .find(|(_, read)| read.as_ref().is_ok_and(|items| !items.is_empty()))
+        .map(|(user, _)| user.to_string())
+        .unwrap();
+    sim.mutate(|t| t.authentication_methods.remove(&leaving));
+    let (second, _) = daemon_cycle(&config, &state).await;
+    let read = &second.snapshot.auth_methods.as_ref().unwrap()[&*leaving];
+    assert!(
+        read.as_ref().is_ok_and(Vec::is_empty),
+        "read again: {read:?}"
+    );
+    let before = reads(&sim)[0];
+    let (third, metrics) = daemon_cycle(&config, &state).await;
+    assert_eq!(
+        reads(&sim)[0],
+        before,
+        "not due: the report explains the user"
+    );
+    let read = third.snapshot.auth_methods.as_ref().unwrap().get(&*leaving);
+    assert!(
+        read.is_some_and(|r| r.as_ref().is_ok_and(Vec::is_empty)),
+        "the stored read is evaluated, so an instance left open resolves: {read:?}"
+    );
+    assert_eq!(pending(&metrics)[0], 0);
 }

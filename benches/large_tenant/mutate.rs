@@ -88,12 +88,8 @@ fn clone_user(tenant: &mut TenantFile, from: &str, index: usize) {
     }
 }
 
-/// Applies the mutations; returns what was done, for the table.
 /// Mutates the tenant; returns what was done and the users given a method and a rule.
-fn mutate(
-    sim: &SimHandle,
-    open: &BTreeSet<Instance>,
-) -> Result<(String, [String; 2]), BenchError> {
+fn mutate(sim: &SimHandle, open: &BTreeSet<Instance>) -> Result<(String, [String; 2]), BenchError> {
     let tenant = sim.tenant();
     let ids = user_ids(&tenant);
     let flagged: Vec<String> = ids

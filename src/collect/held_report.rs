@@ -25,6 +25,8 @@ pub struct HeldReport {
     pub rows: ReportRows,
     /// When it was read (the start of the scan that read it).
     pub read_at: DateTime<Utc>,
+    /// The tenant id it was read from (a reload may give a tenant name another id).
+    pub tenant_id: String,
 }
 
 /// The held reports of every tenant, by tenant name.
@@ -32,16 +34,17 @@ pub struct HeldReport {
 pub struct HeldReports(Mutex<HashMap<String, HeldReport>>);
 
 impl HeldReports {
-    /// `tenant`'s held report if it was read less than `interval` before `now`.
+    /// `tenant`'s held report if it was read from `tenant_id` less than `interval` before
+    /// `now`.
     pub fn fresh(
         &self,
-        tenant: &str,
+        (tenant, tenant_id): (&str, &str),
         now: DateTime<Utc>,
         interval: Duration,
     ) -> Option<HeldReport> {
         let held = self.lock().get(tenant).cloned()?;
         let age = now.signed_duration_since(held.read_at).to_std().ok()?;
-        (age < interval).then_some(held)
+        (age < interval && held.tenant_id == tenant_id).then_some(held)
     }
 
     /// After a scan: holds its report when reads are still `pending` (and the report arrived),
@@ -55,6 +58,7 @@ impl HeldReports {
                 let report = HeldReport {
                     rows: Arc::clone(rows),
                     read_at: *read_at,
+                    tenant_id: snapshot.tenant_id.clone(),
                 };
                 held.insert(tenant.to_owned(), report);
             }
@@ -95,14 +99,18 @@ mod tests {
         let held = HeldReports::default();
         held.keep("a", &snapshot(read), true);
         let later = read + chrono::Duration::minutes(59);
-        assert_eq!(held.fresh("a", later, hour).unwrap().read_at, read);
-        assert!(held.fresh("b", later, hour).is_none());
+        assert_eq!(held.fresh(("a", "t"), later, hour).unwrap().read_at, read);
+        assert!(held.fresh(("b", "t"), later, hour).is_none());
+        assert!(
+            held.fresh(("a", "u"), later, hour).is_none(),
+            "another tenant id"
+        );
         assert!(held
-            .fresh("a", read + chrono::Duration::hours(1), hour)
+            .fresh(("a", "t"), read + chrono::Duration::hours(1), hour)
             .is_none());
         held.keep("a", &snapshot(read), false);
         assert!(
-            held.fresh("a", later, hour).is_none(),
+            held.fresh(("a", "t"), later, hour).is_none(),
             "the sweep is current"
         );
         held.keep("a", &snapshot(read), true);
@@ -110,6 +118,9 @@ mod tests {
         failed.registration_details =
             Err(crate::snapshot::Unavailable::NotCollected { detail: "x".into() });
         held.keep("a", &failed, true);
-        assert!(held.fresh("a", later, hour).is_none(), "a failed report");
+        assert!(
+            held.fresh(("a", "t"), later, hour).is_none(),
+            "a failed report"
+        );
     }
 }

@@ -415,7 +415,7 @@ async fn users_and_per_user(
     let mut writes = None;
     if let (Some(sweep), Ok(listed)) = (sweep, &users) {
         let report = registration.as_ref().ok().map(|rows| rows.as_slice());
-        let merged = sweep::merge(sweep, listed, report, data);
+        let merged = sweep::merge(sweep, listed, (report, calendars), data);
         data = merged.data;
         writes = Some(SweepWrites {
             reads: merged.writes,

@@ -123,7 +123,7 @@ impl CalendarReader {
         }
     }
 
-    fn reads(&self, user: &str) -> bool {
+    pub(crate) fn reads(&self, user: &str) -> bool {
         match self {
             Self::Application => true,
             Self::Delegate { owner } => owner.as_deref() == Some(user),

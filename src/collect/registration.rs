@@ -102,7 +102,7 @@ pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<UserId>) {
 pub(crate) async fn registration_and_auth_jobs(
     client: &GraphClient,
     mut queue: mpsc::Sender<Job>,
-    mut listed: mpsc::UnboundedReceiver<UserId>,
+    listed: mpsc::UnboundedReceiver<UserId>,
     sweep: Option<&Sweep>,
 ) -> (Section<ReportRows>, bool) {
     let mut queued = HashSet::new();
@@ -122,37 +122,58 @@ pub(crate) async fn registration_and_auth_jobs(
     match report {
         Ok(entries) => {
             if let Some(sweep) = sweep {
-                // Only users still listed: a deleted user's stored methods are forgotten.
-                let mut unexplained: HashSet<&str> = sweep
-                    .users_with_stored_methods()
-                    .filter(|user| !queued.contains(*user))
-                    .collect();
-                let mut still_listed = Vec::new();
-                while let Some(id) = listed.next().await {
-                    if unexplained.remove(&*id) {
-                        still_listed.push(id);
-                    }
-                }
-                queue_auth_methods(&mut queue, still_listed).await;
+                queue_unexplained(sweep, &queued, listed, &mut queue).await;
             }
             (Ok(entries), false)
         }
         Err(err) => {
             tracing::info!(error = %err, "Registration report unavailable; reading every user's methods");
-            let mut fresh = Vec::new();
-            while let Some(id) = listed.next().await {
-                let due = sweep.map_or(true, |s| s.methods_due(&id, ReportRow::Unavailable));
-                if due && queued.insert(id.clone()) {
-                    fresh.push(id);
-                }
-                if fresh.len() >= 20 {
-                    queue_auth_methods(&mut queue, fresh.drain(..)).await;
-                }
-            }
-            queue_auth_methods(&mut queue, fresh).await;
+            queue_every_due_user(sweep, &mut queued, listed, &mut queue).await;
             (Err(err.to_unavailable("AuditLog.Read.All")), true)
         }
     }
+}
+
+/// After a complete report: queues the users with stored methods the report no longer lists,
+/// if they are still listed (a deleted user's stored methods are forgotten).
+async fn queue_unexplained(
+    sweep: &Sweep,
+    queued: &HashSet<UserId>,
+    mut listed: mpsc::UnboundedReceiver<UserId>,
+    queue: &mut mpsc::Sender<Job>,
+) {
+    let mut unexplained: HashSet<&str> = sweep
+        .users_with_stored_methods()
+        .filter(|user| !queued.contains(*user))
+        .collect();
+    let mut still_listed = Vec::new();
+    while let Some(id) = listed.next().await {
+        if unexplained.remove(&*id) {
+            still_listed.push(id);
+        }
+    }
+    queue_auth_methods(queue, still_listed).await;
+}
+
+/// Without the report: queues every listed user whose methods are due by age (every user
+/// without a sweep).
+async fn queue_every_due_user(
+    sweep: Option<&Sweep>,
+    queued: &mut HashSet<UserId>,
+    mut listed: mpsc::UnboundedReceiver<UserId>,
+    queue: &mut mpsc::Sender<Job>,
+) {
+    let mut fresh = Vec::new();
+    while let Some(id) = listed.next().await {
+        let due = sweep.map_or(true, |s| s.methods_due(&id, ReportRow::Unavailable));
+        if due && queued.insert(id.clone()) {
+            fresh.push(id);
+        }
+        if fresh.len() >= 20 {
+            queue_auth_methods(queue, fresh.drain(..)).await;
+        }
+    }
+    queue_auth_methods(queue, fresh).await;
 }
 
 /// Reads the report with `$top=999`, or without it when Graph refuses the query.

@@ -54,7 +54,9 @@ impl GraphSource {
         let until = tokio::time::Instant::now() + scan.timeout.mul_f64(SWEEP_SHARE_OF_TIMEOUT);
         let reads = load_reads(store, &tenant.name).await;
         let now = clock_now();
-        let held = self.reports.fresh(&tenant.name, now, tenant.interval);
+        let held = self
+            .reports
+            .fresh((&tenant.name, &tenant.tenant_id), now, tenant.interval);
         let mut sweep = Sweep::new(reads, now, scan.per_user_max_age, until)
             .continuing_from(held.as_ref().map(|h| Arc::clone(&h.rows)));
         let directory = load_directory(store, &tenant.name).await;
@@ -72,21 +74,35 @@ impl GraphSource {
         if let Some(held) = held {
             stamp_held_report(&mut snapshot, &held);
         }
-        let mut sweep_pending = false;
-        if let Some(writes) = writes {
-            let mut coverage = writes.coverage.clone();
-            let unsaved;
-            (snapshot, unsaved) = save_reads(store, &tenant.name, writes, snapshot).await;
-            count_unsaved_as_pending(&mut coverage, &unsaved);
-            self.show_coverage(&tenant.name, &coverage);
-            sweep_pending = coverage.iter().any(|c| c.pending > 0);
-        }
+        let (snapshot, sweep_pending) = match writes {
+            Some(writes) => {
+                self.store_reads(store, &tenant.name, writes, snapshot)
+                    .await
+            }
+            None => (snapshot, false),
+        };
         self.reports.keep(&tenant.name, &snapshot, sweep_pending);
         CollectedSnapshot {
             snapshot,
             error: report.error,
             sweep_pending,
         }
+    }
+
+    /// Stores a sweep's reads and shows its coverage; returns the snapshot and whether reads
+    /// are still pending.
+    async fn store_reads(
+        &self,
+        store: &Store,
+        tenant: &str,
+        writes: SweepWrites,
+        snapshot: TenantSnapshot,
+    ) -> (TenantSnapshot, bool) {
+        let mut coverage = writes.coverage.clone();
+        let (snapshot, unsaved) = save_reads(store, tenant, writes, snapshot).await;
+        count_unsaved_as_failed(&mut coverage, &unsaved);
+        self.show_coverage(tenant, &coverage);
+        (snapshot, coverage.iter().any(|c| c.pending > 0))
     }
 }
 
@@ -228,8 +244,8 @@ async fn save_reads(
         Ok((snapshot, _, Ok(()))) => (snapshot, Vec::new()),
         Ok((mut snapshot, reads, Err(err))) => {
             tracing::warn!(tenant, error = %err, reads = reads.len(), "Cannot store per-user data; this scan's reads count as not collected");
-            unsaved_reads_not_collected(&mut snapshot, &reads);
-            (snapshot, reads)
+            let marked = unsaved_reads_not_collected(&mut snapshot, reads);
+            (snapshot, marked)
         }
         Err(err) => {
             tracing::warn!(tenant, error = %err, "Cannot store per-user data");
@@ -254,35 +270,46 @@ fn stamp_held_report(snapshot: &mut TenantSnapshot, held: &HeldReport) {
     }
 }
 
-/// Counts the reads that could not be stored as pending rather than current.
-fn count_unsaved_as_pending(coverage: &mut [Coverage], unsaved: &[FreshRead]) {
+/// Counts the reads that could not be stored as failed rather than current (failed, not
+/// pending: a state file that keeps refusing writes must not turn every scan into a 60-s
+/// continuation that reads them all again). `unsaved` holds only reads of listed users.
+fn count_unsaved_as_failed(coverage: &mut [Coverage], unsaved: &[FreshRead]) {
     for read in unsaved {
         let name = read.kind.name();
         if let Some(section) = coverage.iter_mut().find(|c| c.section == name) {
             section.current = section.current.saturating_sub(1);
-            section.pending += 1;
+            section.failed += 1;
         }
     }
 }
 
 /// Marks each of `reads` as not collected in the snapshot: nothing of those users' sections is
-/// evaluated, so their instances keep their state.
-fn unsaved_reads_not_collected(snapshot: &mut TenantSnapshot, reads: &[FreshRead]) {
-    fn mark<T>(section: &mut Section<PerUser<T>>, user: &str) {
-        if let Some(read) = section.as_mut().ok().and_then(|map| map.get_mut(user)) {
+/// evaluated, so their instances keep their state. Returns the reads marked (those of users
+/// in the sections).
+fn unsaved_reads_not_collected(
+    snapshot: &mut TenantSnapshot,
+    reads: Vec<FreshRead>,
+) -> Vec<FreshRead> {
+    fn mark<T>(section: &mut Section<PerUser<T>>, user: &str) -> bool {
+        let read = section.as_mut().ok().and_then(|map| map.get_mut(user));
+        read.map(|read| {
             *read = Err(Unavailable::NotCollected {
                 detail: "this scan's read could not be stored in the state file".to_owned(),
             });
-        }
+        })
+        .is_some()
     }
-    for read in reads {
-        let user = &*read.user_id;
-        match read.kind {
-            Kind::AuthMethods => mark(&mut snapshot.auth_methods, user),
-            Kind::Calendar => mark(&mut snapshot.calendar_permissions, user),
-            Kind::Rules => mark(&mut snapshot.message_rules, user),
-        }
-    }
+    reads
+        .into_iter()
+        .filter(|read| {
+            let user = &*read.user_id;
+            match read.kind {
+                Kind::AuthMethods => mark(&mut snapshot.auth_methods, user),
+                Kind::Calendar => mark(&mut snapshot.calendar_permissions, user),
+                Kind::Rules => mark(&mut snapshot.message_rules, user),
+            }
+        })
+        .collect()
 }
 
 /// The row of one fresh read, its items taken from the snapshot; `None` when the section is

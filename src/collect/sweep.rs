@@ -11,11 +11,8 @@
 //! ages seven times faster, a day at the default: a new user's mailbox is not left unread for
 //! a week because Exchange had not finished creating it.
 //!
-//! Pending means due and not yet read. A stored read the rules no longer call due is not part
-//! of the sections: methods of a user the available report does not list, when the stored read
-//! holds none (the report explains them), and mailbox data of a user who is now a guest or has
-//! no `mail` (`scan` does not read those either). Otherwise such a read would age into
-//! "pending" that no scan ever clears.
+//! Pending means due and not yet read; how stored reads the rules no longer call due are
+//! placed is [`merge`]'s.
 //!
 //! Evidence. A user is evaluated on their latest successful read; a read that failed this
 //! scan is reported as failed (resolving nothing for that user) and leaves the stored read for
@@ -24,17 +21,17 @@
 //! users gone from a complete directory listing are forgotten; a failed listing forgets none.
 
 mod coverage;
+mod merge;
 mod stored;
 
 use super::held_report::ReportRows;
-use super::per_user::{has_mailbox, Kind, PerUserData};
-use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
+use super::per_user::Kind;
+use crate::snapshot::{Unavailable, UserId, UserRegistrationDetails};
 use crate::state::per_user::PerUserRead;
 use chrono::{DateTime, Utc};
 pub use coverage::Coverage;
-use serde::de::DeserializeOwned;
+pub(crate) use merge::{merge, pending};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use stored::{Stored, StoredReads};
 use tokio::time::Instant;
 
@@ -183,11 +180,6 @@ fn has_items(items: &str) -> bool {
     items.starts_with('[') && items != "[]"
 }
 
-/// How many reads of `section` are stored (see [`is_stored`]).
-fn count_stored<T>(section: &PerUser<T>) -> usize {
-    section.values().filter(|read| is_stored(read)).count()
-}
-
 /// True when a read is stored: its items, or a 404 Graph documents as "cannot be read".
 fn is_stored<T>(read: &Result<Vec<T>, Unavailable>) -> bool {
     matches!(read, Ok(_) | Err(Unavailable::NotReadable { .. }))
@@ -220,199 +212,4 @@ pub struct FreshRead {
     pub read_at: DateTime<Utc>,
     /// For methods: the registration-report key the read was made against.
     pub registration: Option<Box<str>>,
-}
-
-/// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
-pub(crate) struct Merged {
-    pub data: PerUserData,
-    /// Successful reads of this scan, to store.
-    pub writes: Vec<FreshRead>,
-    /// Users whose stored reads are forgotten (gone from a complete listing).
-    pub deleted: Vec<String>,
-    /// How current each section's data is.
-    pub coverage: Vec<Coverage>,
-}
-
-/// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed;
-/// `registration` is the report's rows, `None` when it could not be read.
-pub(crate) fn merge(
-    sweep: &mut Sweep,
-    users: &[User],
-    registration: Option<&[UserRegistrationDetails]>,
-    fresh: PerUserData,
-) -> Merged {
-    // Each listed user, and whether their mailbox is read (members with `mail`).
-    let listed: Listed = users
-        .iter()
-        .map(|u| (u.id.clone(), has_mailbox(u)))
-        .collect();
-    let keys: HashMap<&str, Box<str>> = registration
-        .unwrap_or_default()
-        .iter()
-        .map(|row| (&*row.id, registration_key(row).into_boxed_str()))
-        .collect();
-    // Stored reads the rules still call for (see the module's "Pending").
-    let methods_apply = |sweep: &Sweep, user: &str| {
-        registration.is_none()
-            || keys.contains_key(user)
-            || sweep
-                .get(user, Kind::AuthMethods)
-                .is_some_and(|stored| has_items(&stored.items))
-    };
-    let mailbox_applies = |_: &Sweep, user: &str| listed.get(user) == Some(&true);
-    let fresh_reads = [
-        count_stored(&fresh.auth_methods),
-        count_stored(&fresh.calendar),
-        count_stored(&fresh.rules),
-    ];
-    let mut writes = Vec::with_capacity(fresh_reads.iter().sum());
-    let now = sweep.now;
-    let mut record = |user: &UserId, kind: Kind| {
-        let registration = match kind {
-            Kind::AuthMethods => keys.get(&**user).cloned(),
-            Kind::Calendar | Kind::Rules => None,
-        };
-        writes.push(FreshRead {
-            user_id: user.clone(),
-            kind,
-            read_at: now,
-            registration,
-        });
-    };
-    let data = PerUserData {
-        auth_methods: merge_kind(
-            sweep,
-            (&listed, &methods_apply),
-            Kind::AuthMethods,
-            fresh.auth_methods,
-            &mut record,
-        ),
-        calendar: merge_kind(
-            sweep,
-            (&listed, &mailbox_applies),
-            Kind::Calendar,
-            fresh.calendar,
-            &mut record,
-        ),
-        rules: merge_kind(
-            sweep,
-            (&listed, &mailbox_applies),
-            Kind::Rules,
-            fresh.rules,
-            &mut record,
-        ),
-    };
-    let fresh_of = |kind: Kind| -> BTreeSet<&str> {
-        writes
-            .iter()
-            .filter(|w| w.kind == kind)
-            .map(|w| &*w.user_id)
-            .collect()
-    };
-    let coverage = vec![
-        sweep.coverage(
-            Kind::AuthMethods,
-            &data.auth_methods,
-            &fresh_of(Kind::AuthMethods),
-        ),
-        sweep.coverage(Kind::Calendar, &data.calendar, &fresh_of(Kind::Calendar)),
-        sweep.coverage(Kind::Rules, &data.rules, &fresh_of(Kind::Rules)),
-    ];
-    let deleted = sweep
-        .stored
-        .users()
-        .filter(|user| !listed.contains_key(*user))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    Merged {
-        data,
-        writes,
-        deleted,
-        coverage,
-    }
-}
-
-/// The listed users, each with whether their mailbox is read.
-type Listed = BTreeMap<UserId, bool>;
-
-/// Whether the rules still call for a user's stored read of a section (see the module's
-/// "Pending").
-type StillApplies<'a> = dyn Fn(&Sweep, &str) -> bool + 'a;
-
-/// Merges one section in place: `fresh` keeps its listed users, and each user this scan did
-/// not read takes their stored read (or is pending) when `applies` says the rules still call
-/// for it. The map is not rebuilt, so a section of 100,000 users is never held twice during
-/// the merge (issue 10).
-fn merge_kind<T: Serialize + DeserializeOwned>(
-    sweep: &mut Sweep,
-    (listed, applies): (&Listed, &StillApplies<'_>),
-    kind: Kind,
-    mut fresh: PerUser<T>,
-    record: &mut impl FnMut(&UserId, Kind),
-) -> PerUser<T> {
-    for (user, read) in &fresh {
-        if is_stored(read) {
-            record(user, kind);
-        }
-    }
-    fresh.retain(|user, _| listed.contains_key(user));
-    for (user, result) in fresh.iter_mut() {
-        if matches!(result, Err(Unavailable::NotCollected { .. })) {
-            *result = stored_or_pending(sweep, user, kind);
-        }
-    }
-    // Keyed by the listed user's id, shared rather than copied from the stored one.
-    let stored_only: Vec<UserId> = sweep
-        .stored
-        .users_with(kind)
-        .filter(|user| !fresh.contains_key(*user) && applies(sweep, user))
-        .filter_map(|user| listed.get_key_value(user).map(|(id, _)| id.clone()))
-        .collect();
-    for user in stored_only {
-        let result = stored_or_pending(sweep, &user, kind);
-        fresh.insert(user, result);
-    }
-    fresh
-}
-
-/// The stored read of `user`, parsed (its text freed); pending when none is stored.
-fn stored_or_pending<T: DeserializeOwned>(
-    sweep: &mut Sweep,
-    user: &str,
-    kind: Kind,
-) -> Result<Vec<T>, Unavailable> {
-    match sweep.take_items(user, kind) {
-        Some(items) => parse_stored(&items),
-        None => Err(pending()),
-    }
-}
-
-/// The reason of a due read the sweep had no time for in this scan.
-pub(crate) fn pending() -> Unavailable {
-    Unavailable::NotCollected {
-        detail: "per-user sweep pending".to_owned(),
-    }
-}
-
-fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Form<T> {
-        Items(Vec<T>),
-        NotReadable { not_readable: String },
-    }
-    match serde_json::from_str(items) {
-        Ok(Form::Items(mut items)) => {
-            items.shrink_to_fit();
-            Ok(items)
-        }
-        Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
-            reason: not_readable,
-        }),
-        Err(e) => Err(Unavailable::Malformed {
-            detail: format!("stored per-user read: {e}"),
-        }),
-    }
 }

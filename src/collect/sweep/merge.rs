@@ -1,0 +1,299 @@
+//! The per-user sections of one scan: this scan's reads over the stored ones, for listed users
+//! only, and how current each section is ([`Coverage`]), counted as the data is placed.
+//!
+//! A stored read this scan did not replace is placed by its standing under the rules: due
+//! (pending), current, explained by the registration report (the methods of a user the
+//! available report does not list, stored without items: current, as fresh as the report), or
+//! excluded (mailbox data of a user who is now a guest, has no `mail`, or whose calendar the
+//! delegated mode does not read: left out, as `scan` leaves them out). Otherwise a read no rule
+//! calls due again would age into "pending" that no scan clears.
+
+use super::coverage::Coverage;
+use super::{is_stored, registration_key, FreshRead, ReportRow, Sweep};
+use crate::collect::per_user::{has_mailbox, CalendarReader, Kind, PerUserData};
+use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The per-user sections of one scan: fresh reads over stored ones, restricted to listed users.
+pub(crate) struct Merged {
+    pub data: PerUserData,
+    /// Successful reads of this scan, to store.
+    pub writes: Vec<FreshRead>,
+    /// Users whose stored reads are forgotten (gone from a complete listing).
+    pub deleted: Vec<String>,
+    /// How current each section's data is.
+    pub coverage: Vec<Coverage>,
+}
+
+/// What the rules make of a stored read this scan did not replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Not due: evaluated as it is.
+    Current,
+    /// Due and not read in this scan: evaluated as it is, counted pending.
+    Due,
+    /// Explained by the registration report: current, as fresh as the report.
+    Explained,
+    /// Not part of the section.
+    Excluded,
+}
+
+/// The listed users, each with whether their mailbox is read.
+type Listed = BTreeMap<UserId, bool>;
+
+/// The standing of a user's stored read of one section.
+type StandingOf<'a> = dyn Fn(&Sweep, &str) -> Standing + 'a;
+
+/// What the rules need to place a user's stored reads: the listed users (with whether their
+/// mailbox is read), the report's keys (`None` when it could not be read) and the calendar
+/// reader.
+struct Rules<'a> {
+    listed: Listed,
+    keys: Option<HashMap<&'a str, Box<str>>>,
+    calendars: &'a CalendarReader,
+}
+
+impl<'a> Rules<'a> {
+    fn new(
+        users: &[User],
+        registration: Option<&'a [UserRegistrationDetails]>,
+        calendars: &'a CalendarReader,
+    ) -> Self {
+        let listed = users
+            .iter()
+            .map(|u| (u.id.clone(), has_mailbox(u)))
+            .collect();
+        let keys = registration.map(|rows| {
+            rows.iter()
+                .map(|row| (&*row.id, registration_key(row).into_boxed_str()))
+                .collect()
+        });
+        Self {
+            listed,
+            keys,
+            calendars,
+        }
+    }
+
+    /// The standing of `user`'s stored read of `kind`.
+    fn standing(&self, sweep: &Sweep, user: &str, kind: Kind) -> Standing {
+        match kind {
+            Kind::AuthMethods => methods_standing(sweep, self.keys.as_ref(), user),
+            Kind::Calendar | Kind::Rules => {
+                let read = self.listed.get(user) == Some(&true)
+                    && (kind == Kind::Rules || self.calendars.reads(user));
+                mailbox_standing(sweep, user, kind, read)
+            }
+        }
+    }
+
+    /// One of this scan's reads, to store.
+    fn fresh_read(&self, user: &UserId, kind: Kind, now: DateTime<Utc>) -> FreshRead {
+        let registration = match kind {
+            Kind::AuthMethods => self.keys.as_ref().and_then(|k| k.get(&**user).cloned()),
+            Kind::Calendar | Kind::Rules => None,
+        };
+        FreshRead {
+            user_id: user.clone(),
+            kind,
+            read_at: now,
+            registration,
+        }
+    }
+}
+
+/// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed;
+/// `registration` is the report's rows, `None` when it could not be read.
+pub(crate) fn merge(
+    sweep: &mut Sweep,
+    users: &[User],
+    (registration, calendars): (Option<&[UserRegistrationDetails]>, &CalendarReader),
+    fresh: PerUserData,
+) -> Merged {
+    let rules = Rules::new(users, registration, calendars);
+    let fresh_reads = count_stored(&fresh.auth_methods)
+        + count_stored(&fresh.calendar)
+        + count_stored(&fresh.rules);
+    let mut writes = Vec::with_capacity(fresh_reads);
+    let now = sweep.now;
+    let mut record = |user: &UserId, kind: Kind| writes.push(rules.fresh_read(user, kind, now));
+    let rules_ref = &rules;
+    let standing =
+        |kind: Kind| move |sweep: &Sweep, user: &str| rules_ref.standing(sweep, user, kind);
+    let (methods, calendar, mailbox_rules) = (
+        standing(Kind::AuthMethods),
+        standing(Kind::Calendar),
+        standing(Kind::Rules),
+    );
+    let listed = &rules.listed;
+    let (auth_methods, c1) = merge_kind(
+        sweep,
+        (listed, &methods),
+        Kind::AuthMethods,
+        fresh.auth_methods,
+        &mut record,
+    );
+    let (calendar, c2) = merge_kind(
+        sweep,
+        (listed, &calendar),
+        Kind::Calendar,
+        fresh.calendar,
+        &mut record,
+    );
+    let (rules_data, c3) = merge_kind(
+        sweep,
+        (listed, &mailbox_rules),
+        Kind::Rules,
+        fresh.rules,
+        &mut record,
+    );
+    Merged {
+        data: PerUserData {
+            auth_methods,
+            calendar,
+            rules: rules_data,
+        },
+        writes,
+        deleted: forgotten(sweep, listed),
+        coverage: vec![c1, c2, c3],
+    }
+}
+
+/// How many reads of `section` are stored (see [`is_stored`]).
+fn count_stored<T>(section: &PerUser<T>) -> usize {
+    section.values().filter(|read| is_stored(read)).count()
+}
+
+/// Users with stored reads who are no longer listed.
+fn forgotten(sweep: &Sweep, listed: &Listed) -> Vec<String> {
+    sweep
+        .stored
+        .users()
+        .filter(|user| !listed.contains_key(*user))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The standing of `user`'s stored methods; `keys` are the report's rows, `None` when it could
+/// not be read.
+fn methods_standing(sweep: &Sweep, keys: Option<&HashMap<&str, Box<str>>>, user: &str) -> Standing {
+    let row = match keys {
+        None => ReportRow::Unavailable,
+        Some(keys) => keys
+            .get(user)
+            .map_or(ReportRow::Absent, |k| ReportRow::Listed(k)),
+    };
+    match (sweep.methods_due(user, row), row) {
+        (true, _) => Standing::Due,
+        (false, ReportRow::Absent) => Standing::Explained,
+        (false, _) => Standing::Current,
+    }
+}
+
+/// The standing of `user`'s stored mailbox data of `kind`; `read` says whether the sweep reads
+/// it at all.
+fn mailbox_standing(sweep: &Sweep, user: &str, kind: Kind, read: bool) -> Standing {
+    match (read, sweep.mailbox_due(user, kind)) {
+        (false, _) => Standing::Excluded,
+        (true, Some(_)) => Standing::Due,
+        (true, None) => Standing::Current,
+    }
+}
+
+/// Merges one section in place: `fresh` keeps its listed users, and each user this scan did
+/// not read takes their stored read by its standing (or is pending). The map is not rebuilt,
+/// so a section of 100,000 users is never held twice during the merge (issue 10).
+fn merge_kind<T: Serialize + DeserializeOwned>(
+    sweep: &mut Sweep,
+    (listed, standing): (&Listed, &StandingOf<'_>),
+    kind: Kind,
+    mut fresh: PerUser<T>,
+    record: &mut impl FnMut(&UserId, Kind),
+) -> (PerUser<T>, Coverage) {
+    let now = sweep.now;
+    let mut coverage = Coverage::new(kind.name());
+    for (user, read) in &fresh {
+        if is_stored(read) {
+            record(user, kind);
+        }
+    }
+    fresh.retain(|user, _| listed.contains_key(user));
+    for (user, result) in fresh.iter_mut() {
+        match result {
+            Err(Unavailable::NotCollected { .. }) => {
+                *result = place_stored(sweep, user, kind, standing, &mut coverage);
+            }
+            read if is_stored(read) => coverage.current(now),
+            _ => coverage.failed(),
+        }
+    }
+    // Keyed by the listed user's id, shared rather than copied from the stored one.
+    let stored_only: Vec<UserId> = sweep
+        .stored
+        .users_with(kind)
+        .filter(|user| !fresh.contains_key(*user))
+        .filter_map(|user| listed.get_key_value(user).map(|(id, _)| id.clone()))
+        .collect();
+    for user in stored_only {
+        if standing(sweep, &user) != Standing::Excluded {
+            let result = place_stored(sweep, &user, kind, standing, &mut coverage);
+            fresh.insert(user, result);
+        }
+    }
+    (fresh, coverage)
+}
+
+/// The stored read of `user`, parsed (its text freed), counted by its standing; pending when
+/// none is stored.
+fn place_stored<T: DeserializeOwned>(
+    sweep: &mut Sweep,
+    user: &str,
+    kind: Kind,
+    standing: &StandingOf<'_>,
+    coverage: &mut Coverage,
+) -> Result<Vec<T>, Unavailable> {
+    let Some(read_at) = sweep.get(user, kind).map(super::Stored::read_at) else {
+        coverage.pending(None);
+        return Err(pending());
+    };
+    match standing(sweep, user) {
+        Standing::Due | Standing::Excluded => coverage.pending(Some(read_at)),
+        Standing::Current => coverage.current(read_at),
+        Standing::Explained => coverage.current(sweep.now),
+    }
+    let items = sweep.take_items(user, kind).unwrap_or_default();
+    parse_stored(&items)
+}
+
+/// The reason of a due read the sweep had no time for in this scan.
+pub(crate) fn pending() -> Unavailable {
+    Unavailable::NotCollected {
+        detail: "per-user sweep pending".to_owned(),
+    }
+}
+
+fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form<T> {
+        Items(Vec<T>),
+        NotReadable { not_readable: String },
+    }
+    match serde_json::from_str(items) {
+        Ok(Form::Items(mut items)) => {
+            items.shrink_to_fit();
+            Ok(items)
+        }
+        Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
+            reason: not_readable,
+        }),
+        Err(e) => Err(Unavailable::Malformed {
+            detail: format!("stored per-user read: {e}"),
+        }),
+    }
+}
