@@ -7,7 +7,7 @@
 #[path = "collect_support/mod.rs"]
 mod support;
 
-use graph_sim::{SimHandle, TenantFile};
+use graph_sim::SimHandle;
 use m365_posture::config::Config;
 use m365_posture::scan::CollectedSnapshot;
 use m365_posture::state::Store;
@@ -60,20 +60,10 @@ fn method_users(snap: &CollectedSnapshot) -> BTreeSet<String> {
         .collect()
 }
 
-/// A generated tenant whose reports bucket admits `per_10s` (Graph: 5) on both sides.
-async fn setup(users: usize, per_10s: u32, files: &Files) -> (SimHandle, Config) {
-    let mut tenant: TenantFile = graph_sim::generate(users, 11);
-    tenant.faults.throttle.reports_per_10s = per_10s;
-    let sim = sim(tenant).await;
-    let mut config = config(&sim, files.secret());
-    config.scan.reports_per_10s = per_10s;
-    (sim, config)
-}
-
 #[tokio::test]
 async fn an_unchanged_tenant_costs_no_per_user_reads_and_changes_cost_one_each() {
     let files = Files::new();
-    let (sim, config) = setup(60, 1_000, &files).await;
+    let (sim, config) = reports_bucket_tenant(60, 1_000, &files).await;
     let state = files.dir.path().join("state.db");
     let first = cycle(&config, &state).await;
     assert_eq!(first.error, None);
@@ -134,7 +124,7 @@ async fn an_unchanged_tenant_costs_no_per_user_reads_and_changes_cost_one_each()
 #[tokio::test]
 async fn a_sweep_cut_short_resumes_after_a_restart_where_it_stopped() {
     let files = Files::new();
-    let (sim, mut config) = setup(60, 6, &files).await;
+    let (sim, mut config) = reports_bucket_tenant(60, 6, &files).await;
     let state = files.dir.path().join("state.db");
     // The sweep may send reads for three quarters of the scan's timeout: 3 s.
     config.scan.timeout = Duration::from_secs(4);

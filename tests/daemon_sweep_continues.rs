@@ -8,7 +8,7 @@
 #[path = "collect_support/mod.rs"]
 mod support;
 
-use graph_sim::{SimHandle, TenantFile};
+use graph_sim::SimHandle;
 use m365_posture::collect::source::GraphSource;
 use m365_posture::config::Config;
 use m365_posture::scan::{CollectedSnapshot, SnapshotSource};
@@ -20,16 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 const METHODS: &str = "/v1.0/users/{id}/authentication/methods";
 const REPORT: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
-
-/// A tenant of `users` whose reports bucket admits `per_10s` on both sides.
-async fn setup(users: usize, per_10s: u32, files: &Files) -> (SimHandle, Config) {
-    let mut tenant: TenantFile = graph_sim::generate(users, 11);
-    tenant.faults.throttle.reports_per_10s = per_10s;
-    let sim = sim(tenant).await;
-    let mut config = config(&sim, files.secret());
-    config.scan.reports_per_10s = per_10s;
-    (sim, config)
-}
 
 fn daemon_source(config: &Config, files: &Files) -> GraphSource {
     let store = Store::open(&files.dir.path().join("state.db")).unwrap();
@@ -50,7 +40,7 @@ fn counts(sim: &SimHandle) -> [u64; 2] {
 /// Graph's bucket (here 6 per 10 s) and a sweep that may send reads for 3 s: each scan reads
 /// at most one window's worth of methods.
 async fn cut_short(files: &Files) -> (SimHandle, Config) {
-    let (sim, mut config) = setup(20, 6, files).await;
+    let (sim, mut config) = reports_bucket_tenant(20, 6, files).await;
     config.scan.timeout = Duration::from_secs(4);
     (sim, config)
 }
@@ -91,7 +81,7 @@ async fn a_scan_that_continues_the_sweep_reuses_the_report_it_started_from() {
 #[tokio::test]
 async fn the_report_is_read_again_once_the_sweep_is_current() {
     let files = Files::new();
-    let (sim, config) = setup(20, 1_000, &files).await;
+    let (sim, config) = reports_bucket_tenant(20, 1_000, &files).await;
     let source = daemon_source(&config, &files);
     let first = scan(&source, &config).await;
     assert!(!first.sweep_pending);

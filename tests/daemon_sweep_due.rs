@@ -8,7 +8,7 @@
 #[path = "collect_support/mod.rs"]
 mod support;
 
-use graph_sim::{PathFault, SimHandle, TenantFile};
+use graph_sim::{PathFault, SimHandle};
 use m365_posture::config::Config;
 use m365_posture::metrics::Metrics;
 use m365_posture::scan::CollectedSnapshot;
@@ -43,11 +43,7 @@ fn pending(metrics: &Metrics) -> [i64; 3] {
 }
 
 async fn setup(users: usize, max_age: Duration, files: &Files) -> (SimHandle, Config) {
-    let mut tenant: TenantFile = graph_sim::generate(users, 11);
-    tenant.faults.throttle.reports_per_10s = 1_000;
-    let sim = sim(tenant).await;
-    let mut config = config(&sim, files.secret());
-    config.scan.reports_per_10s = 1_000;
+    let (sim, mut config) = reports_bucket_tenant(users, 1_000, files).await;
     config.scan.per_user_max_age = max_age;
     (sim, config)
 }
@@ -60,6 +56,16 @@ fn rule_users(snap: &CollectedSnapshot) -> Vec<String> {
         .filter(|(_, read)| read.is_ok())
         .map(|(user, _)| user.to_string())
         .collect()
+}
+
+/// A user whose stored or read methods hold at least one method.
+fn a_user_with_methods(snap: &CollectedSnapshot) -> String {
+    let methods = snap.snapshot.auth_methods.as_ref().unwrap();
+    methods
+        .iter()
+        .find(|(_, read)| read.as_ref().is_ok_and(|items| !items.is_empty()))
+        .map(|(user, _)| user.to_string())
+        .unwrap()
 }
 
 fn set_user(sim: &SimHandle, id: &str, key: &str, value: Value) {
@@ -220,12 +226,7 @@ async fn method_reads_that_resolve_do_not_wait_behind_a_mailbox_backlog() {
     config.scan.mailbox_concurrency = 1;
     let state = files.dir.path().join("state.db");
     let (first, _) = daemon_cycle(&config, &state).await;
-    let methods = first.snapshot.auth_methods.as_ref().unwrap();
-    let leaving = methods
-        .iter()
-        .find(|(_, read)| read.as_ref().is_ok_and(|items| !items.is_empty()))
-        .map(|(user, _)| user.to_string())
-        .unwrap();
+    let leaving = a_user_with_methods(&first);
     let slow = PathFault {
         latency_ms: Some([1_500, 1_500]),
         ..PathFault::default()
@@ -261,12 +262,7 @@ async fn a_stored_read_the_report_explains_is_still_evaluated() {
     let (sim, config) = setup(40, Duration::from_secs(7 * 24 * 3600), &files).await;
     let state = files.dir.path().join("state.db");
     let (first, _) = daemon_cycle(&config, &state).await;
-    let methods = first.snapshot.auth_methods.as_ref().unwrap();
-    let leaving = methods
-        .iter()
-        .find(|(_, read)| read.as_ref().is_ok_and(|items| !items.is_empty()))
-        .map(|(user, _)| user.to_string())
-        .unwrap();
+    let leaving = a_user_with_methods(&first);
     sim.mutate(|t| t.authentication_methods.remove(&leaving));
     let (second, _) = daemon_cycle(&config, &state).await;
     let read = &second.snapshot.auth_methods.as_ref().unwrap()[&*leaving];

@@ -178,3 +178,18 @@ impl RefreshTokenStore for MemoryTokens {
         Ok(())
     }
 }
+
+/// A generated tenant (seed 11) whose reports bucket admits `per_10s` requests per 10 s on
+/// both sides (Graph: 5), and a config for it.
+pub async fn reports_bucket_tenant(
+    users: usize,
+    per_10s: u32,
+    files: &Files,
+) -> (SimHandle, Config) {
+    let mut tenant: TenantFile = graph_sim::generate(users, 11);
+    tenant.faults.throttle.reports_per_10s = per_10s;
+    let sim = sim(tenant).await;
+    let mut config = config(&sim, files.secret());
+    config.scan.reports_per_10s = per_10s;
+    (sim, config)
+}
