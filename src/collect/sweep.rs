@@ -152,7 +152,11 @@ impl Sweep {
                 s.registration.as_deref() != Some(key) || self.is_aged(s)
             }
             (ReportRow::Unavailable, Some(s)) => self.is_aged(s),
-            (ReportRow::Absent, s) => s.is_some_and(|s| has_items(&s.items)),
+            // Stored methods the report no longer explains; or a 404, which explains nothing
+            // and is read again once it ages (else an instance it left open stays open).
+            (ReportRow::Absent, s) => s.is_some_and(|s| {
+                has_items(&s.items) || (is_not_readable(&s.items) && self.is_aged(s))
+            }),
         }
     }
 
@@ -212,4 +216,38 @@ pub struct FreshRead {
     pub read_at: DateTime<Utc>,
     /// For methods: the registration-report key the read was made against.
     pub registration: Option<Box<str>>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sweep_over(items: &str, age_hours: i64) -> Sweep {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let read = PerUserRead {
+            user_id: "u".to_owned(),
+            kind: "auth_methods".to_owned(),
+            read_at: now - chrono::Duration::hours(age_hours),
+            registration: Some("fido2|x".to_owned()),
+            items: items.to_owned(),
+        };
+        let week = std::time::Duration::from_secs(7 * 24 * 3600);
+        Sweep::new(vec![read], now, week, Instant::now())
+    }
+
+    #[test]
+    fn a_user_the_report_no_longer_lists_is_read_again_only_when_stored_data_needs_it() {
+        let not_readable = r#"{"not_readable":"404"}"#;
+        assert!(sweep_over("[{\"id\":\"m\"}]", 1).methods_due("u", ReportRow::Absent));
+        assert!(!sweep_over("[]", 1000).methods_due("u", ReportRow::Absent));
+        assert!(!sweep_over(not_readable, 1).methods_due("u", ReportRow::Absent));
+        assert!(
+            sweep_over(not_readable, 25).methods_due("u", ReportRow::Absent),
+            "a 404 ages in a seventh of the bound"
+        );
+        assert!(!sweep_over("[]", 1).methods_due("nobody", ReportRow::Absent));
+    }
 }
