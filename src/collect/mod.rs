@@ -10,6 +10,7 @@ pub mod delta;
 pub mod directory;
 pub mod dns;
 pub mod held_report;
+mod listed;
 pub mod own_credential;
 mod per_user;
 pub mod permissions;
@@ -379,7 +380,7 @@ async fn users_and_per_user(
 ) -> UserSections {
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
-    let (feed, listed) = registration::feed();
+    let (feed, listed) = listed::listing();
     let scan = &ctx.config.scan;
     let shared = sweep.as_deref();
     let (users, (registration, fallback), exchange, directory) = tokio::join!(

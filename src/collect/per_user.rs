@@ -11,9 +11,9 @@
 //! the user list failed or every user asked was refused (the permission is missing).
 
 use super::delta::UserPages;
+use super::listed::ListingFeed;
 use super::permissions;
 use super::progress::ScanProgress;
-use super::registration::RegistrationFeed;
 use super::sweep::Sweep;
 use crate::config::{TenantAuth, TenantConfig};
 use crate::graph::batch::{get_batch, MAX_BATCH};
@@ -164,12 +164,12 @@ pub(crate) fn has_mailbox(user: &User) -> bool {
 }
 
 /// Pages the users (`/users`, or the delta-synchronised list), feeding mailbox users to the Exchange queue and every user id to `feed`
-/// (used when the registration report is unavailable). With a `sweep`, only due mailbox
+/// (method reads go to listed users only). With a `sweep`, only due mailbox
 /// reads are queued: never-read users as they are listed, aged ones oldest first after it.
 pub(crate) async fn page_users(
     mut pages: UserPages<'_>,
     mut exchange: mpsc::Sender<Job>,
-    feed: RegistrationFeed,
+    feed: ListingFeed,
     (sweep, calendars): (Option<&Sweep>, &CalendarReader),
     progress: &ScanProgress,
 ) -> Section<Vec<User>> {
@@ -212,7 +212,7 @@ pub(crate) async fn page_users(
     }
     // Every user is listed: the registration report's side may queue its method reads now,
     // rather than wait behind the aged mailbox reads filling the Exchange queue.
-    drop(feed);
+    feed.complete();
     aged.sort_by_key(|(read_at, _)| *read_at);
     for (_, job) in aged {
         let _ = exchange.send(job).await;

@@ -11,13 +11,13 @@
 //! `fido2` became `passKeyDeviceBound` in 2023; both are still met in tenants.
 
 use super::held_report::ReportRows;
+use super::listed::ListedUsers;
 use super::per_user::{queue_auth_methods, Job};
 use super::sweep::{registration_key, ReportRow, Sweep};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::{Section, Unavailable, UserId, UserRegistrationDetails};
 use futures::channel::mpsc;
-use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -77,118 +77,143 @@ pub fn has_relevant_method(details: &UserRegistrationDetails) -> bool {
     details.methods_registered.iter().any(|m| is_relevant(m))
 }
 
-/// Hands listed user ids to the fallback path.
-pub(crate) struct RegistrationFeed(mpsc::UnboundedSender<UserId>);
-
-impl RegistrationFeed {
-    /// Records a listed user (dropped when the report made the fallback unnecessary).
-    pub(crate) fn user_listed(&self, id: &UserId) {
-        let _ = self.0.unbounded_send(id.clone());
-    }
-}
-
-/// The feed the user pager writes and the receiver the fallback reads.
-pub(crate) fn feed() -> (RegistrationFeed, mpsc::UnboundedReceiver<UserId>) {
-    let (tx, rx) = mpsc::unbounded();
-    (RegistrationFeed(tx), rx)
-}
-
 /// Reads the report page by page, queueing authentication-method reads for relevant users;
-/// falls back to every user from `listed` when the report is unavailable. Returns the
-/// report section (relevant entries only) and whether the fallback ran.
+/// falls back to every listed user when the report is unavailable. Returns the report section
+/// (relevant entries only) and whether the fallback ran. Only users the directory lists are
+/// read ([`super::listed`]).
 /// With a `sweep`, only the reads its rules call due are queued, plus (after a complete report)
 /// users with stored methods the report no longer lists; a sweep that continues from a held
 /// report ([`super::held_report`]) queues from it and reads no page.
 pub(crate) async fn registration_and_auth_jobs(
     client: &GraphClient,
-    mut queue: mpsc::Sender<Job>,
-    listed: mpsc::UnboundedReceiver<UserId>,
+    queue: mpsc::Sender<Job>,
+    listed: ListedUsers,
     sweep: Option<&Sweep>,
 ) -> (Section<ReportRows>, bool) {
-    let mut queued = HashSet::new();
+    let mut reads = MethodReads {
+        queue,
+        queued: HashSet::new(),
+        waiting: Vec::new(),
+        listed,
+        sweep,
+    };
     let report = match sweep.and_then(Sweep::held_report) {
         Some(rows) => {
-            let mut fresh = Vec::new();
-            for entry in rows.iter() {
-                queue_if_due(entry, &mut queued, sweep, &mut fresh);
-            }
-            queue_auth_methods(&mut queue, fresh).await;
+            reads.offer(rows.iter()).await;
             Ok(rows)
         }
-        None => read_report_any_query(client, &mut queue, &mut queued, sweep)
+        None => read_report_any_query(client, &mut reads)
             .await
             .map(Arc::new),
     };
     match report {
         Ok(entries) => {
-            if let Some(sweep) = sweep {
-                queue_unexplained(sweep, &queued, listed, &mut queue).await;
-            }
+            reads.after_report().await;
             (Ok(entries), false)
         }
         Err(err) => {
             tracing::info!(error = %err, "Registration report unavailable; reading every user's methods");
-            queue_every_due_user(sweep, &mut queued, listed, &mut queue).await;
+            reads.every_due_user().await;
             (Err(err.to_unavailable("AuditLog.Read.All")), true)
         }
     }
 }
 
-/// After a complete report: queues the users with stored methods the report no longer lists,
-/// if they are still listed (a deleted user's stored methods are forgotten).
-async fn queue_unexplained(
-    sweep: &Sweep,
-    queued: &HashSet<UserId>,
-    mut listed: mpsc::UnboundedReceiver<UserId>,
-    queue: &mut mpsc::Sender<Job>,
-) {
-    let mut unexplained: HashSet<&str> = sweep
-        .users_with_stored_methods()
-        .filter(|user| !queued.contains(*user))
-        .collect();
-    let mut still_listed = Vec::new();
-    while let Some(id) = listed.next().await {
-        if unexplained.remove(&*id) {
-            still_listed.push(id);
-        }
-    }
-    queue_auth_methods(queue, still_listed).await;
+/// The method reads of one scan: where they go, the users queued or explained by the report,
+/// report rows waiting for their user to be listed, and the listing.
+struct MethodReads<'a> {
+    queue: mpsc::Sender<Job>,
+    queued: HashSet<UserId>,
+    waiting: Vec<UserId>,
+    listed: ListedUsers,
+    sweep: Option<&'a Sweep>,
 }
 
-/// Without the report: queues every listed user whose methods are due by age (every user
-/// without a sweep).
-async fn queue_every_due_user(
-    sweep: Option<&Sweep>,
-    queued: &mut HashSet<UserId>,
-    mut listed: mpsc::UnboundedReceiver<UserId>,
-    queue: &mut mpsc::Sender<Job>,
-) {
-    let mut fresh = Vec::new();
-    while let Some(id) = listed.next().await {
-        let due = sweep.map_or(true, |s| s.methods_due(&id, ReportRow::Unavailable));
-        if due && queued.insert(id.clone()) {
+impl MethodReads<'_> {
+    /// Queues the users of relevant report rows whose methods are due: at once when listed,
+    /// else once the listing has them.
+    async fn offer<'r>(&mut self, rows: impl IntoIterator<Item = &'r UserRegistrationDetails>) {
+        self.listed.catch_up();
+        let mut fresh = Vec::new();
+        for entry in rows {
+            let key = registration_key(entry);
+            let due = self
+                .sweep
+                .map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
+            // A user listed but not due is still "queued": the report explains them.
+            if self.queued.insert(entry.id.clone()) && due {
+                match self.listed.get(&entry.id) {
+                    Some(id) => fresh.push(id.clone()),
+                    None => self.waiting.push(entry.id.clone()),
+                }
+            }
+        }
+        queue_auth_methods(&mut self.queue, fresh).await;
+    }
+
+    /// After a complete report, once the listing completed: the waiting rows' users, and the
+    /// users with stored methods the report no longer lists, all if listed (a deleted user's
+    /// stored methods are forgotten). After a failed listing nothing more is read: the scan's
+    /// method reads are not stored.
+    async fn after_report(&mut self) {
+        if !self.listed.finish().await {
+            return;
+        }
+        let listed = &self.listed;
+        let waiting = self.waiting.iter().filter_map(|id| listed.get(id));
+        let unexplained = self.sweep.into_iter().flat_map(|sweep| {
+            sweep
+                .users_with_stored_methods()
+                .filter(|user| !self.queued.contains(*user))
+                .filter_map(|user| listed.get(user))
+        });
+        let reads: Vec<UserId> = waiting.chain(unexplained).cloned().collect();
+        queue_auth_methods(&mut self.queue, reads).await;
+    }
+
+    /// Without the report: queues every listed user whose methods are due by age (every user
+    /// without a sweep), as they are listed.
+    async fn every_due_user(&mut self) {
+        // Rows of a report that failed part-way were not read yet: they are judged again.
+        for id in std::mem::take(&mut self.waiting) {
+            self.queued.remove(&id);
+        }
+        self.listed.catch_up();
+        let mut fresh = Vec::new();
+        let already: Vec<UserId> = self.listed.seen().cloned().collect();
+        for id in already {
+            self.queue_if_due_unreported(id, &mut fresh).await;
+        }
+        while let Some(id) = self.listed.next_new().await {
+            self.queue_if_due_unreported(id, &mut fresh).await;
+        }
+        queue_auth_methods(&mut self.queue, fresh).await;
+    }
+
+    async fn queue_if_due_unreported(&mut self, id: UserId, fresh: &mut Vec<UserId>) {
+        let due = self
+            .sweep
+            .map_or(true, |s| s.methods_due(&id, ReportRow::Unavailable));
+        if due && self.queued.insert(id.clone()) {
             fresh.push(id);
         }
         if fresh.len() >= 20 {
-            queue_auth_methods(queue, fresh.drain(..)).await;
+            queue_auth_methods(&mut self.queue, fresh.drain(..)).await;
         }
     }
-    queue_auth_methods(queue, fresh).await;
 }
 
 /// Reads the report with `$top=999`, or without it when Graph refuses the query.
 async fn read_report_any_query(
     client: &GraphClient,
-    queue: &mut mpsc::Sender<Job>,
-    queued: &mut HashSet<UserId>,
-    sweep: Option<&Sweep>,
+    reads: &mut MethodReads<'_>,
 ) -> Result<Vec<UserRegistrationDetails>, GraphError> {
     // Graph documents only $filter and $orderby here; $top=999 is what many clients send and
     // saves pages in the 5-requests-per-10-s reports bucket. A 400 drops it.
     let attempts = [format!("{REPORT}?$top=999"), REPORT.to_owned()];
     let mut report = Err(GraphError::Cancelled);
     for relative in attempts {
-        report = read_report(client, client.url(&relative), queue, queued, sweep).await;
+        report = read_report(client, client.url(&relative), reads).await;
         if !matches!(report, Err(GraphError::Http { status: 400, .. })) {
             break;
         }
@@ -200,40 +225,22 @@ async fn read_report_any_query(
 async fn read_report(
     client: &GraphClient,
     url: String,
-    queue: &mut mpsc::Sender<Job>,
-    queued: &mut HashSet<UserId>,
-    sweep: Option<&Sweep>,
+    reads: &mut MethodReads<'_>,
 ) -> Result<Vec<UserRegistrationDetails>, GraphError> {
     let mut pager = Pager::new(client, url, Pool::Reports);
     let mut entries = Vec::new();
     while let Some(page) = pager.next_page().await? {
-        let mut fresh = Vec::new();
+        let first = entries.len();
         for value in page {
             let entry: UserRegistrationDetails = serde_json::from_value(value)
                 .map_err(|e| GraphError::Malformed(format!("registration entry: {e}")))?;
             if has_relevant_method(&entry) {
-                queue_if_due(&entry, queued, sweep, &mut fresh);
                 entries.push(entry);
             }
         }
-        queue_auth_methods(queue, fresh).await;
+        reads.offer(entries.get(first..).unwrap_or_default()).await;
     }
     Ok(entries)
-}
-
-/// Adds a relevant report row's user to `fresh` when their methods are due.
-fn queue_if_due(
-    entry: &UserRegistrationDetails,
-    queued: &mut HashSet<UserId>,
-    sweep: Option<&Sweep>,
-    fresh: &mut Vec<UserId>,
-) {
-    let key = registration_key(entry);
-    let due = sweep.map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
-    // A user listed but not due is still "queued": the report explains them.
-    if queued.insert(entry.id.clone()) && due {
-        fresh.push(entry.id.clone());
-    }
 }
 
 /// The registration section's reason when it failed, for logs.
