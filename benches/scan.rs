@@ -48,6 +48,7 @@ fn config(sim: &SimHandle, secret_file: std::path::PathBuf) -> Config {
             mailbox_concurrency: CONCURRENCY,
             reports_per_10s: 5,
             per_user_max_age: Duration::from_secs(7 * 24 * 3600),
+            sweep_pause: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
         },
         state: StateConfig {

@@ -23,10 +23,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The pause before the next scan while the per-user sweep has due reads left (instead of
-/// the tenant's interval): the sweep runs continuously until every user is current.
-pub const SWEEP_PAUSE: Duration = Duration::from_secs(60);
-
 /// The one sanctioned wall-clock read: a scan's `now` and its end.
 #[allow(clippy::disallowed_methods)]
 pub fn clock_now() -> DateTime<Utc> {
@@ -364,17 +360,15 @@ async fn tenant_loop(
     loop {
         let span = tracing::info_span!("scan", tenant = %tenant);
         let end = tracing::Instrument::instrument(scan_once(&env, &tenant, &cancel), span).await;
-        let interval = env
-            .config
-            .borrow()
-            .tenants
-            .iter()
-            .find(|t| t.name == tenant)
-            .map(|t| t.interval);
+        let (interval, sweep_pause) = {
+            let config = env.config.borrow();
+            let interval = config.tenants.iter().find(|t| t.name == tenant);
+            (interval.map(|t| t.interval), config.scan.sweep_pause)
+        };
         let Some(interval) = interval else { return };
         let pause = match end {
-            // The sweep continues soon rather than a whole interval later.
-            ScanEnd::SweepPending(_) => interval.min(SWEEP_PAUSE),
+            // The sweep continues soon (`scan.sweep_pause`) rather than a whole interval later.
+            ScanEnd::SweepPending(_) => interval.min(sweep_pause),
             ScanEnd::Finished(_) | ScanEnd::Cancelled => interval,
         };
         if !sleep_or_cancel(pause, &cancel).await {

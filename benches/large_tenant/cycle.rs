@@ -10,10 +10,10 @@ use super::common::{mib, print_table, BenchError};
 use super::daemon::{self, Daemon, Setup};
 use super::receiver::Receiver;
 
-const METHODS: &str = "/v1.0/users/{id}/authentication/methods";
-const CALENDAR: &str = "/v1.0/users/{id}/calendar/calendarPermissions";
-const RULES: &str = "/v1.0/users/{id}/mailFolders/inbox/messageRules";
-const REPORT: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
+pub(super) const METHODS: &str = "/v1.0/users/{id}/authentication/methods";
+pub(super) const CALENDAR: &str = "/v1.0/users/{id}/calendar/calendarPermissions";
+pub(super) const RULES: &str = "/v1.0/users/{id}/mailFolders/inbox/messageRules";
+pub(super) const REPORT: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
 
 /// Figures of one run.
 pub struct Figures {
@@ -36,17 +36,17 @@ pub struct Figures {
 
 /// Requests between two stats, by template (outer plus inside `$batch`), `/_sim` excluded.
 pub struct Delta {
-    before: Stats,
-    after: Stats,
+    pub(super) before: Stats,
+    pub(super) after: Stats,
 }
 
 impl Delta {
-    fn total_to(&self, template: &str) -> u64 {
+    pub(super) fn total_to(&self, template: &str) -> u64 {
         self.after.total_to(template) - self.before.total_to(template)
     }
 
     /// HTTP requests on the wire (token, list pages, `$batch`), not `/_sim`.
-    fn http(&self) -> u64 {
+    pub(super) fn http(&self) -> u64 {
         let outer = |s: &Stats| -> u64 {
             s.by_template
                 .iter()
@@ -59,7 +59,7 @@ impl Delta {
 
     /// Tenant-wide directory requests: every `/v1.0` template that is not per user, not the
     /// reports bucket and not `$batch` (so `/users/delta` and the like count too).
-    fn directory(&self) -> u64 {
+    pub(super) fn directory(&self) -> u64 {
         let templates: Vec<&String> = self
             .after
             .by_template
@@ -78,7 +78,7 @@ impl Delta {
             .sum()
     }
 
-    fn throttled(&self) -> u64 {
+    pub(super) fn throttled(&self) -> u64 {
         self.after.throttled - self.before.throttled
     }
 }
@@ -95,7 +95,7 @@ pub async fn simulator(users: usize, scale: u32) -> Result<(SimHandle, TenantFil
     Ok((sim, tenant))
 }
 
-fn pages(items: usize) -> u64 {
+pub(super) fn pages(items: usize) -> u64 {
     u64::try_from(items.div_ceil(999)).unwrap_or(u64::MAX)
 }
 
@@ -114,7 +114,7 @@ fn lower_bound(tenant: &TenantFile, delta: &Delta) -> u64 {
 /// The time the documented limits set for the needed reads: the reports bucket for the
 /// method reads and report pages, the Exchange pool (8 batches in flight, each 5 waves of 4
 /// members at the model's mean) for the mailbox reads, sequential user paging; the largest.
-fn time_bound(tenant: &TenantFile, delta: &Delta, scale: u32) -> Duration {
+pub(super) fn time_bound(tenant: &TenantFile, delta: &Delta, scale: u32) -> Duration {
     let model = GraphLatency::scaled(1.0 / f64::from(scale));
     let mean = |[low, high]: [u64; 2]| (low + high) as f64 / 2.0 / 1000.0 * model.scale;
     let reports_per_second = f64::from(5 * scale) / 10.0;
@@ -131,7 +131,7 @@ fn time_bound(tenant: &TenantFile, delta: &Delta, scale: u32) -> Duration {
 }
 
 /// Sum of `m365_posture_sweep_users` lines of `state`.
-fn sweep_users(text: &str, state: &str) -> f64 {
+pub(super) fn sweep_users(text: &str, state: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("m365_posture_sweep_users{"))
         .filter(|l| l.contains(&format!("state=\"{state}\"")))
@@ -191,6 +191,7 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
         reports_per_10s: 5 * scale,
         per_user_max_age: "7d",
         tenants: 1,
+        cadence: ["1h", "2h", "60s"],
     };
     let (config, metrics) = daemon::write_config(&setup)?;
     let state = daemon::state_path(dir.path());
@@ -353,6 +354,7 @@ pub async fn metrics_with_tenants(tenants: usize) -> Result<Vec<String>, BenchEr
         reports_per_10s: 1000,
         per_user_max_age: "7d",
         tenants,
+        cadence: ["1h", "2h", "60s"],
     };
     let (config, metrics) = daemon::write_config(&setup)?;
     let state = daemon::state_path(dir.path());

@@ -24,6 +24,8 @@ pub struct Setup<'a> {
     pub per_user_max_age: &'a str,
     /// Tenant names (all on the simulator's one tenant).
     pub tenants: usize,
+    /// `scan.interval`, `scan.timeout` and `scan.sweep_pause` (humantime).
+    pub cadence: [&'a str; 3],
 }
 
 /// A free loopback port (bound, then released: the daemon binds it next).
@@ -51,7 +53,7 @@ pub fn write_config(setup: &Setup<'_>) -> Result<(PathBuf, String), BenchError> 
     }
     text.push_str(&format!(
         "[dns]\nservers = [\"{dns}\"]\ntimeout = \"2s\"\n\n\
-         [scan]\ninterval = \"1h\"\ntimeout = \"2h\"\nfirst_scan = \"emit\"\n\
+         [scan]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\nsweep_pause = \"{pause}\"\nfirst_scan = \"emit\"\n\
          directory_concurrency = 8\nmailbox_concurrency = 8\nreports_per_10s = {reports}\n\
          per_user_max_age = \"{age}\"\nshutdown_grace = \"10s\"\n\n\
          [state]\npath = \"{state}\"\noutbox_max_events = 1000000\n\n\
@@ -61,6 +63,9 @@ pub fn write_config(setup: &Setup<'_>) -> Result<(PathBuf, String), BenchError> 
         dns = setup.sim.dns_addr(),
         reports = setup.reports_per_10s,
         age = setup.per_user_max_age,
+        interval = setup.cadence[0],
+        timeout = setup.cadence[1],
+        pause = setup.cadence[2],
         state = state_path(setup.dir).display(),
         receiver = setup.receiver,
     ));

@@ -16,7 +16,8 @@
 //!
 //! Environment: `M365_BENCH_USERS` (default `10000,100000`), `M365_BENCH_RUNS` (default 3,
 //! one at 100,000 users), `M365_BENCH_SCALE` (default 100), `M365_BENCH_MUTATE` (0 skips the
-//! mutated-tenant cycles), `M365_BENCH_WRAP` (a profiler command the daemon runs under).
+//! mutated-tenant cycles), `M365_BENCH_WRAP` (a profiler command the daemon runs under),
+//! `M365_BENCH_SPREAD` (users of one more run whose sweep spans several scans, `spread.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -24,6 +25,7 @@ mod cycle;
 mod daemon;
 mod mutate;
 mod receiver;
+mod spread;
 
 use common::{load_average, print_machine, print_table, BenchError};
 
@@ -58,6 +60,18 @@ async fn main() -> Result<(), BenchError> {
             println!("run {} done; load {}", run + 1, load_average());
         }
         cycle::print_figures(users, &figures);
+    }
+    if let Some(users) = std::env::var("M365_BENCH_SPREAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let scale = env_or("M365_BENCH_SPREAD_SCALE", 20);
+        println!(
+            "\n## a sweep spread over several scans; load {}",
+            load_average()
+        );
+        let row = spread::run(users, scale).await?;
+        spread::print(&[row]);
     }
     let metrics = cycle::metrics_with_tenants(50).await?;
     println!("\n## /metrics with 50 tenants; load {}", load_average());

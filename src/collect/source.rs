@@ -6,7 +6,7 @@
 //! The sweep stops sending reads at three quarters of `scan.timeout`, so a slow sweep (the
 //! reports bucket allows 5 method reads per 10 s) never fails the scan: what it did not reach
 //! keeps its stored data or is "not collected", and the next scan continues, after
-//! [`SWEEP_PAUSE`](crate::scan::SWEEP_PAUSE) rather than the tenant's interval.
+//! `scan.sweep_pause` (60 s) rather than the tenant's interval.
 
 use super::delta::{DeltaCollection, DirectoryCache};
 use super::held_report::{HeldReport, HeldReports};

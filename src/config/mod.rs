@@ -137,6 +137,9 @@ pub struct ScanConfig {
     pub reports_per_10s: u32,
     /// A user's per-user data (methods, calendar, rules) is read again once it is this old.
     pub per_user_max_age: Duration,
+    /// While the per-user sweep has due reads left, the next scan starts after this pause (or
+    /// the tenant's interval, if shorter) instead of the interval.
+    pub sweep_pause: Duration,
     /// Grace period for a clean stop (less than systemd's TimeoutStopSec).
     pub shutdown_grace: Duration,
 }

@@ -107,6 +107,8 @@ pub struct RawScan {
     pub reports_per_10s: Option<u32>,
     /// Age after which per-user data is read again (humantime).
     pub per_user_max_age: Option<String>,
+    /// Pause before a scan that continues the per-user sweep (humantime).
+    pub sweep_pause: Option<String>,
     /// Clean-stop grace (humantime).
     pub shutdown_grace: Option<String>,
 }

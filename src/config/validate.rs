@@ -39,6 +39,7 @@ const DEFAULT_CONCURRENCY: usize = 8;
 const DEFAULT_REPORTS_PER_10S: u32 = 5;
 const MAX_REPORTS_PER_10S: u32 = 1_000;
 const DEFAULT_PER_USER_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_SWEEP_PAUSE: Duration = Duration::from_secs(60);
 const MAX_CONCURRENCY: usize = 64;
 const DEFAULT_OUTBOX_MAX_EVENTS: usize = 100_000;
 
@@ -244,6 +245,12 @@ fn scan(raw: &RawScan, p: &mut Problems) -> ScanConfig {
             "per_user_max_age",
             raw.per_user_max_age.as_deref(),
             DEFAULT_PER_USER_MAX_AGE,
+            p,
+        ),
+        sweep_pause: duration_or(
+            "sweep_pause",
+            raw.sweep_pause.as_deref(),
+            DEFAULT_SWEEP_PAUSE,
             p,
         ),
         shutdown_grace: raw

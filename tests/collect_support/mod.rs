@@ -96,6 +96,7 @@ pub fn config(sim: &SimHandle, auth: TenantAuth) -> Config {
             mailbox_concurrency: 4,
             reports_per_10s: 5,
             per_user_max_age: Duration::from_secs(7 * 24 * 3600),
+            sweep_pause: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
         },
         state: StateConfig {

@@ -58,6 +58,7 @@ pub fn config(state: &Path, tenants: &[&str], interval: Duration) -> Config {
             mailbox_concurrency: 4,
             reports_per_10s: 5,
             per_user_max_age: Duration::from_secs(7 * 24 * 3600),
+            sweep_pause: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
         },
         state: StateConfig {
