@@ -151,24 +151,44 @@ impl MethodReads<'_> {
         queue_auth_methods(&mut self.queue, fresh).await;
     }
 
-    /// After a complete report, once the listing completed: the waiting rows' users, and the
-    /// users with stored methods the report no longer lists, all if listed (a deleted user's
-    /// stored methods are forgotten). After a failed listing nothing more is read: the scan's
-    /// method reads are not stored.
+    /// After a complete report: the waiting rows' users as the listing names them, then, once
+    /// it completed, the users with stored methods the report no longer lists, if listed (a
+    /// deleted user's stored methods are forgotten). A row whose user the listing never names
+    /// is not read, nor is anything more after a failed listing: that scan's method reads
+    /// are not stored.
     async fn after_report(&mut self) {
+        let listed = &self.listed;
+        let (ready, waiting): (Vec<UserId>, Vec<UserId>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|id| listed.get(id).is_some());
+        queue_auth_methods(&mut self.queue, ready).await;
+        let mut waiting: HashSet<UserId> = waiting.into_iter().collect();
+        let mut fresh = Vec::new();
+        while let Some(id) = self.listed.next_new().await {
+            if waiting.remove(&id) {
+                fresh.push(id);
+            }
+            if fresh.len() >= 20 || (waiting.is_empty() && !fresh.is_empty()) {
+                queue_auth_methods(&mut self.queue, fresh.drain(..)).await;
+            }
+        }
+        queue_auth_methods(&mut self.queue, fresh).await;
         if !self.listed.finish().await {
             return;
         }
         let listed = &self.listed;
-        let waiting = self.waiting.iter().filter_map(|id| listed.get(id));
-        let unexplained = self.sweep.into_iter().flat_map(|sweep| {
-            sweep
-                .users_with_stored_methods()
-                .filter(|user| !self.queued.contains(*user))
-                .filter_map(|user| listed.get(user))
-        });
-        let reads: Vec<UserId> = waiting.chain(unexplained).cloned().collect();
-        queue_auth_methods(&mut self.queue, reads).await;
+        let unexplained: Vec<UserId> = self
+            .sweep
+            .into_iter()
+            .flat_map(|sweep| {
+                sweep
+                    .users_with_stored_methods()
+                    .filter(|user| !self.queued.contains(*user))
+                    .filter_map(|user| listed.get(user))
+            })
+            .cloned()
+            .collect();
+        queue_auth_methods(&mut self.queue, unexplained).await;
     }
 
     /// Without the report: queues every listed user whose methods are due by age (every user
