@@ -314,6 +314,14 @@ impl<'a> UserPages<'a> {
         }
     }
 
+    /// True once the last page has been handed out.
+    pub(crate) fn exhausted(&self) -> bool {
+        match self {
+            Self::Listing(pager) => pager.is_done(),
+            Self::Delta(pending) => pending.is_none(),
+        }
+    }
+
     /// The next page of users, parsed; `None` after the last.
     pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<User>>, GraphError> {
         match self {

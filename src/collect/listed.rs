@@ -30,7 +30,7 @@ impl ListingFeed {
     }
 
     /// Records that the listing is complete. A feed dropped without it is a failed listing.
-    pub(crate) fn complete(self) {
+    pub(crate) fn complete(&self) {
         let _ = self.0.unbounded_send(Listing::Complete);
     }
 }
@@ -64,18 +64,23 @@ impl ListedUsers {
     /// The next listed user not yet taken in, waiting for the pager; `None` once the listing
     /// has ended (completed or failed).
     pub(crate) async fn next_new(&mut self) -> Option<UserId> {
-        while let Some(listing) = self.feed.next().await {
-            if let Listing::User(id) = &listing {
-                let id = id.clone();
-                self.record(listing);
-                return Some(id);
-            }
-            self.record(listing);
+        if self.complete {
+            return None;
         }
-        None
+        match self.feed.next().await? {
+            Listing::User(id) => {
+                self.seen.insert(id.clone());
+                Some(id)
+            }
+            Listing::Complete => {
+                self.complete = true;
+                None
+            }
+        }
     }
 
-    /// Waits for the listing to end; true when it completed.
+    /// Waits for the listing to end (the pager's word, not the end of its other work); true
+    /// when it completed.
     pub(crate) async fn finish(&mut self) -> bool {
         while self.next_new().await.is_some() {}
         self.complete
@@ -127,7 +132,10 @@ mod tests {
         feed.user_listed(&id("b"));
         assert_eq!(listed.next_new().await.as_deref(), Some("b"));
         feed.complete();
+        // The pager is still queueing mailbox reads: its word that the listing is complete
+        // is enough, the feed need not be dropped.
         assert!(listed.finish().await);
         assert_eq!(listed.seen().count(), 2);
+        drop(feed);
     }
 }

@@ -22,6 +22,7 @@ use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::{
     AuthMethod, CalendarPermission, MessageRule, PerUser, Section, Unavailable, User, UserId,
 };
+use chrono::{DateTime, Utc};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -182,26 +183,16 @@ pub(crate) async fn page_users(
             Err(err) => return Err(err.to_unavailable("User.Read.All")),
         };
         progress.users_listed(page.len());
+        // The page's users are handed over before its mailbox reads are queued: the Exchange
+        // queue is bounded, and method reads waiting for a listed user must not move at
+        // Exchange's pace (a delta round hands over every user in this one page).
         for user in &page {
-            if has_mailbox(user) {
-                let calendar = calendars.reads(&user.id).then_some(Kind::Calendar);
-                for kind in calendar.into_iter().chain([Kind::Rules]) {
-                    let job = Job {
-                        user: user.id.clone(),
-                        kind,
-                    };
-                    match sweep.map_or(Some(None), |s| s.mailbox_due(&user.id, kind)) {
-                        // A closed queue means the scan is ending; the section reports it.
-                        Some(None) => {
-                            let _ = exchange.send(job).await;
-                        }
-                        Some(Some(read_at)) => aged.push((read_at, job)),
-                        None => {}
-                    }
-                }
-            }
             feed.user_listed(&user.id);
         }
+        if pages.exhausted() {
+            feed.complete();
+        }
+        queue_mailbox_reads(&page, &mut exchange, (sweep, calendars), &mut aged).await;
         // A delta round hands over every user in one page: it becomes the list as it is,
         // rather than be copied into another 26 MB at 100,000 users.
         if users.is_empty() {
@@ -210,14 +201,38 @@ pub(crate) async fn page_users(
             users.extend(page);
         }
     }
-    // Every user is listed: the registration report's side may queue its method reads now,
-    // rather than wait behind the aged mailbox reads filling the Exchange queue.
     feed.complete();
     aged.sort_by_key(|(read_at, _)| *read_at);
     for (_, job) in aged {
         let _ = exchange.send(job).await;
     }
     Ok(users)
+}
+
+/// Queues the due mailbox reads of a page's users: never-read ones now, aged ones into `aged`.
+async fn queue_mailbox_reads(
+    page: &[User],
+    exchange: &mut mpsc::Sender<Job>,
+    (sweep, calendars): (Option<&Sweep>, &CalendarReader),
+    aged: &mut Vec<(DateTime<Utc>, Job)>,
+) {
+    for user in page.iter().filter(|u| has_mailbox(u)) {
+        let calendar = calendars.reads(&user.id).then_some(Kind::Calendar);
+        for kind in calendar.into_iter().chain([Kind::Rules]) {
+            let job = Job {
+                user: user.id.clone(),
+                kind,
+            };
+            match sweep.map_or(Some(None), |s| s.mailbox_due(&user.id, kind)) {
+                // A closed queue means the scan is ending; the section reports it.
+                Some(None) => {
+                    let _ = exchange.send(job).await;
+                }
+                Some(Some(read_at)) => aged.push((read_at, job)),
+                None => {}
+            }
+        }
+    }
 }
 
 /// Queues authentication-method reads for `users`.

@@ -80,6 +80,11 @@ impl<'a> Pager<'a> {
         Ok(Some(items))
     }
 
+    /// True when no page is left to read: the last page was read (or paging failed).
+    pub fn is_done(&self) -> bool {
+        self.next.is_none()
+    }
+
     /// The `@odata.deltaLink` of the last page read, if it had one (a delta round's end).
     pub fn delta_link(&self) -> Option<&str> {
         self.delta_link.as_deref()
