@@ -130,8 +130,9 @@ struct MethodReads<'a> {
 }
 
 impl MethodReads<'_> {
-    /// Queues the users of relevant report rows whose methods are due: at once when listed,
-    /// else once the listing has them.
+    /// Queues the users of relevant report rows whose methods are due: at once when listed or
+    /// known to the sweep ([`Sweep::known_user`]; everyone in `scan` and a first sweep, so the
+    /// bucket does not idle while a first listing pages), else once the listing names them.
     async fn offer<'r>(&mut self, rows: impl IntoIterator<Item = &'r UserRegistrationDetails>) {
         self.listed.catch_up();
         let mut fresh = Vec::new();
@@ -142,8 +143,10 @@ impl MethodReads<'_> {
                 .map_or(true, |s| s.methods_due(&entry.id, ReportRow::Listed(&key)));
             // A user listed but not due is still "queued": the report explains them.
             if self.queued.insert(entry.id.clone()) && due {
+                let known = self.sweep.map_or(true, |s| s.known_user(&entry.id));
                 match self.listed.get(&entry.id) {
                     Some(id) => fresh.push(id.clone()),
+                    None if known => fresh.push(entry.id.clone()),
                     None => self.waiting.push(entry.id.clone()),
                 }
             }

@@ -160,6 +160,13 @@ impl Sweep {
         }
     }
 
+    /// True when `user` was listed at the last scan whose reads were stored: they have a stored
+    /// read (the reads of users gone from a complete listing are forgotten). With nothing
+    /// stored (the tenant's first sweep) nobody is known to be gone, so everyone counts.
+    pub(crate) fn known_user(&self, user: &str) -> bool {
+        self.stored.is_empty() || self.stored.contains(user)
+    }
+
     /// Users whose stored methods are due when the report does not list them (its silence
     /// about them is checked by a read).
     pub(crate) fn users_with_stored_methods(&self) -> impl Iterator<Item = &str> {

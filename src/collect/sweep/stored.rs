@@ -90,6 +90,16 @@ impl StoredReads {
         slots.get_mut(slot(kind))?.as_mut()
     }
 
+    /// True when no read is stored.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when `user` has a stored read.
+    pub(super) fn contains(&self, user: &str) -> bool {
+        self.position(user).is_some()
+    }
+
     /// Every user with a stored read, in id order.
     pub(super) fn users(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(user, _)| &**user)
