@@ -362,8 +362,8 @@ async fn tenant_loop(
         let end = tracing::Instrument::instrument(scan_once(&env, &tenant, &cancel), span).await;
         let (interval, sweep_pause) = {
             let config = env.config.borrow();
-            let interval = config.tenants.iter().find(|t| t.name == tenant);
-            (interval.map(|t| t.interval), config.scan.sweep_pause)
+            let this_tenant = config.tenants.iter().find(|t| t.name == tenant);
+            (this_tenant.map(|t| t.interval), config.scan.sweep_pause)
         };
         let Some(interval) = interval else { return };
         let pause = match end {

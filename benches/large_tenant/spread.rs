@@ -2,10 +2,11 @@
 //! per 10 s one pass takes hours, and each scan stops sending per-user reads at three quarters
 //! of `scan.timeout` (default 30 min), then the next starts after `scan.sweep_pause` (60 s).
 //! Here both are scaled like the rest (`scan.interval` stays 1 h), so the sweep takes several
-//! scans, each with its tenant-wide reads, evaluation and commit. Figures: time to full per-user coverage (the daemon's
-//! `m365_posture_sweep_users{state="pending"}` at 0 after a committed scan) against the same
-//! bound as cycle 1, the scans it took, and the registration report's requests against one
-//! read of it (a scan that continues the sweep reuses the held report).
+//! scans, each with its tenant-wide reads, evaluation and commit. Figures: time to full
+//! per-user coverage (the daemon's `m365_posture_sweep_users{state="pending"}` at 0 after a
+//! committed scan) against the same bound as cycle 1, the scans it took, and the registration
+//! report's requests against one read of it (a scan that continues the sweep reuses the held
+//! report).
 //!
 //! `M365_BENCH_SPREAD` (users, for example `100000`; unset skips it) and
 //! `M365_BENCH_SPREAD_SCALE` (default 20).
@@ -52,29 +53,53 @@ pub async fn run(users: usize, scale: u32) -> Result<Vec<String>, BenchError> {
     let usage = running.usage()?;
     running.stop().await?;
     sim.shutdown().await;
-    let bound = time_bound(&tenant, &delta, scale);
-    Ok(vec![
+    let measured = Measured {
+        coverage,
+        scans,
+        bound: time_bound(&tenant, &delta, scale),
+        delta,
+        usage,
+    };
+    let mut row = vec![
         users.to_string(),
         format!("1/{scale}"),
         format!("{timeout} / {pause}"),
-        format!("{:.1}", coverage.as_secs_f64()),
-        format!("{:.1}", bound.as_secs_f64()),
-        format!(
-            "{:+.1}%",
-            (coverage.as_secs_f64() / bound.as_secs_f64() - 1.0) * 100.0
-        ),
-        scans.to_string(),
-        format!("{} / {}", delta.total_to(REPORT), pages(tenant.users.len())),
-        format!(
-            "{} / {}",
-            delta.total_to(METHODS),
-            delta.total_to(CALENDAR) + delta.total_to(RULES)
-        ),
-        delta.http().to_string(),
-        delta.throttled().to_string(),
-        mib(Some(usage.peak_rss_kib)),
-        format!("{:.1}", usage.cpu.as_secs_f64()),
-    ])
+    ];
+    row.extend(measured.cells(tenant.users.len()));
+    Ok(row)
+}
+
+/// What one spread run measured.
+struct Measured {
+    coverage: Duration,
+    scans: i64,
+    bound: Duration,
+    delta: Delta,
+    usage: daemon::Usage,
+}
+
+impl Measured {
+    /// The table's cells from "coverage s" on.
+    fn cells(&self, users: usize) -> Vec<String> {
+        let (coverage, bound) = (self.coverage.as_secs_f64(), self.bound.as_secs_f64());
+        let delta = &self.delta;
+        vec![
+            format!("{coverage:.1}"),
+            format!("{bound:.1}"),
+            format!("{:+.1}%", (coverage / bound - 1.0) * 100.0),
+            self.scans.to_string(),
+            format!("{} / {}", delta.total_to(REPORT), pages(users)),
+            format!(
+                "{} / {}",
+                delta.total_to(METHODS),
+                delta.total_to(CALENDAR) + delta.total_to(RULES)
+            ),
+            delta.http().to_string(),
+            delta.throttled().to_string(),
+            mib(Some(self.usage.peak_rss_kib)),
+            format!("{:.1}", self.usage.cpu.as_secs_f64()),
+        ]
+    }
 }
 
 /// Waits until a committed scan leaves no user pending; the time since the daemon started and

@@ -1,7 +1,8 @@
 //! The registration report kept from one daemon scan of a tenant to the next while the
-//! per-user sweep continues: a scan that continues the sweep (`scan.sweep_pause` after the last, instead of
-//! `scan.interval`) reuses the report the sweep started from when it is younger than the
-//! interval, rather than read every page again in the reports bucket its method reads share.
+//! per-user sweep continues: a scan that continues the sweep (`scan.sweep_pause` after the
+//! last, instead of `scan.interval`) reuses the report the sweep started from when it is
+//! younger than the interval, rather than read every page again in the reports bucket its
+//! method reads share.
 //! At 100,000 users that is about 100 pages, some 200 s of the bucket's 5 requests per 10 s,
 //! on every continuation (issue 10: tenant-wide sections run every interval, the per-user sweep
 //! continuously).

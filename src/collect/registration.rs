@@ -160,6 +160,11 @@ impl MethodReads<'_> {
     /// is not read, nor is anything more after a failed listing: that scan's method reads
     /// are not stored.
     async fn after_report(&mut self) {
+        let Some(sweep) = self.sweep else {
+            // `scan`: no row waits and nothing is stored; its last batch need not wait for
+            // the listing.
+            return;
+        };
         let listed = &self.listed;
         let (ready, waiting): (Vec<UserId>, Vec<UserId>) = std::mem::take(&mut self.waiting)
             .into_iter()
@@ -180,15 +185,10 @@ impl MethodReads<'_> {
             return;
         }
         let listed = &self.listed;
-        let unexplained: Vec<UserId> = self
-            .sweep
-            .into_iter()
-            .flat_map(|sweep| {
-                sweep
-                    .users_with_stored_methods()
-                    .filter(|user| !self.queued.contains(*user))
-                    .filter_map(|user| listed.get(user))
-            })
+        let unexplained: Vec<UserId> = sweep
+            .users_with_stored_methods()
+            .filter(|user| !self.queued.contains(*user))
+            .filter_map(|user| listed.get(user))
             .cloned()
             .collect();
         queue_auth_methods(&mut self.queue, unexplained).await;
