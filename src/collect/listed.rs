@@ -1,10 +1,11 @@
 //! The directory listing as the method reads see it while it is paged: every listed user id,
 //! handed from the user pager to the registration side, and whether the listing completed.
 //!
-//! Method reads go to listed users only. The registration report is refreshed asynchronously,
-//! so it may still list a user the directory no longer has; reading them would cost a
-//! reports-bucket request each scan for a 404 whose answer the merge discards (stored reads of
-//! unlisted users are forgotten). And when the listing fails, the scan's method reads are not
+//! The registration report is refreshed asynchronously, so it may still list a user the
+//! directory no longer has; reading them would cost a reports-bucket request each scan for a
+//! 404 whose answer the merge discards (stored reads of unlisted users are forgotten). So a row
+//! of a user the sweep does not know waits here for the listing to name them
+//! (`registration::MethodReads`). And when the listing fails, the scan's method reads are not
 //! stored, so reads still waiting for it are not sent.
 
 use crate::snapshot::UserId;
