@@ -184,15 +184,7 @@ pub async fn run(users: usize, scale: u32, mutate: bool) -> Result<Figures, Benc
     let (sim, tenant) = simulator(users, scale).await?;
     let receiver = Receiver::start().await?;
     let dir = tempfile::tempdir()?;
-    let setup = Setup {
-        sim: &sim,
-        dir: dir.path(),
-        receiver: receiver.addr,
-        reports_per_10s: 5 * scale,
-        per_user_max_age: "7d",
-        tenants: 1,
-        cadence: ["1h", "2h", "60s"],
-    };
+    let setup = Setup::one_tenant(&sim, dir.path(), receiver.addr, scale);
     let (config, metrics) = daemon::write_config(&setup)?;
     let state = daemon::state_path(dir.path());
     let client = reqwest::Client::new();

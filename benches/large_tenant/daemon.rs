@@ -28,6 +28,27 @@ pub struct Setup<'a> {
     pub cadence: [&'a str; 3],
 }
 
+impl<'a> Setup<'a> {
+    /// One tenant on `sim` with the bucket at `scale` times Graph's 5 per 10 s, a 7-day
+    /// `per_user_max_age`, a 1-h interval, a 2-h timeout and the default 60-s sweep pause.
+    pub fn one_tenant(
+        sim: &'a SimHandle,
+        dir: &'a Path,
+        receiver: std::net::SocketAddr,
+        scale: u32,
+    ) -> Self {
+        Self {
+            sim,
+            dir,
+            receiver,
+            reports_per_10s: 5 * scale,
+            per_user_max_age: "7d",
+            tenants: 1,
+            cadence: ["1h", "2h", "60s"],
+        }
+    }
+}
+
 /// A free loopback port (bound, then released: the daemon binds it next).
 fn free_port() -> Result<u16, BenchError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -32,13 +32,8 @@ pub async fn run(users: usize, scale: u32) -> Result<Vec<String>, BenchError> {
     let pause = format!("{}ms", PAUSE_MS / u64::from(scale));
     let timeout = format!("{}ms", TIMEOUT_MS / u64::from(scale));
     let setup = Setup {
-        sim: &sim,
-        dir: dir.path(),
-        receiver: receiver.addr,
-        reports_per_10s: 5 * scale,
-        per_user_max_age: "7d",
-        tenants: 1,
         cadence: ["1h", &timeout, &pause],
+        ..Setup::one_tenant(&sim, dir.path(), receiver.addr, scale)
     };
     let (config, metrics) = daemon::write_config(&setup)?;
     let state = daemon::state_path(dir.path());
