@@ -272,7 +272,8 @@ fn stamp_held_report(snapshot: &mut TenantSnapshot, held: &HeldReport) {
 
 /// Counts the reads that could not be stored as failed rather than current (failed, not
 /// pending: a state file that keeps refusing writes must not turn every scan into a
-/// continuation `scan.sweep_pause` later that reads them all again). `unsaved` holds only reads of listed users.
+/// continuation `scan.sweep_pause` later that reads them all again). `unsaved` holds only
+/// reads of listed users.
 fn count_unsaved_as_failed(coverage: &mut [Coverage], unsaved: &[FreshRead]) {
     for read in unsaved {
         let name = read.kind.name();
