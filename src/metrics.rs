@@ -5,7 +5,9 @@
 //! Labels are bounded: tenant names from config, finding ids, sink names, HTTP status codes.
 //! Never user, app or domain names.
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::collections::HashMap;
 
 /// Errors registering metrics (only on duplicate names, a programming error).
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,22 @@ impl Metrics {
         }
     }
 
+    /// Removes every series of `tenant` (a tenant removed from the config by a reload), so no
+    /// gauge of it stays behind to page: its sweep's data age would otherwise grow until the
+    /// stale-coverage alert fired, and its certificate's expiry alert with it.
+    pub fn forget_tenant(&self, tenant: &str) {
+        remove_series_of(&self.graph_requests, tenant);
+        remove_series_of(&self.graph_throttled, tenant);
+        remove_series_of(&self.graph_pool_requests, tenant);
+        remove_series_of(&self.graph_pool_throttled, tenant);
+        remove_series_of(&self.graph_pool_slowed, tenant);
+        remove_series_of(&self.scans, tenant);
+        remove_series_of(&self.credential_expiry, tenant);
+        remove_series_of(&self.mailboxes_unreadable, tenant);
+        remove_series_of(&self.per_user_oldest_read, tenant);
+        remove_series_of(&self.sweep_users, tenant);
+    }
+
     fn register_all(&self) -> Result<(), MetricsError> {
         let r = &self.registry;
         r.register(Box::new(self.graph_requests.clone()))?;
@@ -186,6 +204,23 @@ impl Metrics {
     }
 }
 
+/// Removes the series of `vec` whose `tenant` label is `tenant`, whatever its other labels.
+fn remove_series_of<T: MetricVecBuilder>(vec: &MetricVec<T>, tenant: &str) {
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name(), pair.value()))
+                .collect();
+            if labels.get("tenant") == Some(&tenant) {
+                // Absent already (a concurrent removal) is what was wanted.
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +238,53 @@ mod tests {
         assert!(text.contains("m365_posture_graph_throttled_total{tenant=\"contoso\"} 0"));
         assert!(text.contains("m365_posture_scans_total{status=\"failed\",tenant=\"contoso\"} 0"));
         assert!(text.contains("m365_posture_events_failed_total{sink=\"siem\"} 0"));
+    }
+
+    #[test]
+    fn a_forgotten_tenant_has_no_series_left_and_the_others_keep_theirs() {
+        let metrics = Metrics::new().unwrap();
+        let tenants = ["contoso".to_owned(), "fabrikam".to_owned()];
+        metrics.touch(&tenants, &["siem".to_owned()]);
+        for tenant in &tenants {
+            metrics
+                .graph_requests
+                .with_label_values(&[tenant, "429"])
+                .inc();
+            metrics
+                .credential_expiry
+                .with_label_values(&[tenant])
+                .set(1);
+            metrics
+                .sweep_users
+                .with_label_values(&[tenant, "rules", "pending"])
+                .set(3);
+            metrics
+                .per_user_oldest_read
+                .with_label_values(&[tenant, "auth_methods"])
+                .set(1);
+        }
+        metrics.forget_tenant("contoso");
+        let labelled = |tenant: &str| {
+            metrics
+                .registry
+                .gather()
+                .iter()
+                .flat_map(|family| family.get_metric().to_vec())
+                .filter(|metric| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .any(|pair| pair.name() == "tenant" && pair.value() == tenant)
+                })
+                .count()
+        };
+        assert_eq!(labelled("contoso"), 0);
+        // 1 + 3 x 3 pools + 3 statuses touched, 1 code, 1 expiry, 1 sweep, 1 oldest read.
+        assert_eq!(labelled("fabrikam"), 17);
+        assert_eq!(
+            metrics.events_delivered.with_label_values(&["siem"]).get(),
+            0,
+            "sink series stay"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The scheduler and one scan cycle of one tenant.
+//! One scan cycle of one tenant, and the scheduler that runs them ([`scheduler`]).
 //!
 //! Each tenant runs in its own task: a staggered first scan, then scan, sleep the tenant's
 //! interval, repeat (sleeping after the scan, so scans of one tenant never overlap; one slow or
@@ -16,12 +16,14 @@ use crate::state::reconcile::{diff_owned, CheckState, DiffInput, Policy};
 use crate::state::{StateError, Store};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+mod scheduler;
+
+pub use scheduler::{run_scheduler, stagger};
 
 /// The one sanctioned wall-clock read: a scan's `now` and its end.
 #[allow(clippy::disallowed_methods)]
@@ -50,6 +52,9 @@ pub trait TenantScanner: Send + Sync + 'static {
         now: DateTime<Utc>,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, ScanOutput>;
+
+    /// Lets go of what is kept for `tenant` between scans: it was removed from the config.
+    fn forget(&self, _tenant: &str) {}
 }
 
 /// A collected snapshot and a scan-level error, as the collector reports it.
@@ -71,6 +76,10 @@ pub trait SnapshotSource: Send + Sync + 'static {
         tenant: &'a TenantConfig,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, CollectedSnapshot>;
+
+    /// Lets go of what is kept for `tenant` between scans (a held registration report): it
+    /// was removed from the config.
+    fn forget(&self, _tenant: &str) {}
 }
 
 /// A [`TenantScanner`] that collects with a [`SnapshotSource`] and runs every check.
@@ -96,6 +105,10 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
                 sweep_pending: collected.sweep_pending,
             }
         })
+    }
+
+    fn forget(&self, tenant: &str) {
+        self.0.forget(tenant);
     }
 }
 
@@ -290,114 +303,5 @@ impl CommitJob {
         };
         store.apply(name, &changes, &record, limit)?;
         Ok((status, changes.events.len()))
-    }
-}
-
-/// Runs every configured tenant on its interval until `cancel`; follows config reloads
-/// (new tenants start, removed tenants stop after their current scan is cut short).
-pub async fn run_scheduler(env: ScanEnv, cancel: CancellationToken, tracker: TaskTracker) {
-    let mut config_rx = env.config.clone();
-    let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
-    loop {
-        let config = config_rx.borrow_and_update().clone();
-        sync_tenants(&env, &config, &mut running, &cancel, &tracker);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            changed = config_rx.changed() => if changed.is_err() { return },
-        }
-    }
-}
-
-fn sync_tenants(
-    env: &ScanEnv,
-    config: &Config,
-    running: &mut BTreeMap<String, CancellationToken>,
-    cancel: &CancellationToken,
-    tracker: &TaskTracker,
-) {
-    running.retain(|name, token| {
-        let keep = config.tenants.iter().any(|t| &t.name == name);
-        if !keep {
-            tracing::info!(tenant = %name, "Tenant removed from config; stopping its scans");
-            token.cancel();
-        }
-        keep
-    });
-    let starting: Vec<&TenantConfig> = config
-        .tenants
-        .iter()
-        .filter(|t| !running.contains_key(&t.name))
-        .collect();
-    let count = u32::try_from(starting.len()).unwrap_or(u32::MAX);
-    for (index, tenant) in starting.into_iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(0);
-        let delay = stagger(tenant.interval, index, count);
-        let token = cancel.child_token();
-        running.insert(tenant.name.clone(), token.clone());
-        tracker.spawn(tenant_loop(env.clone(), tenant.name.clone(), delay, token));
-    }
-}
-
-/// The first-scan offset of tenant `index` of `count`: spread over at most a minute (and never
-/// more than the interval), so many tenants do not start together.
-pub fn stagger(interval: Duration, index: u32, count: u32) -> Duration {
-    let spread = interval.min(Duration::from_secs(60));
-    if count == 0 {
-        return Duration::ZERO;
-    }
-    spread.saturating_mul(index) / count
-}
-
-async fn tenant_loop(
-    env: ScanEnv,
-    tenant: String,
-    first_delay: Duration,
-    cancel: CancellationToken,
-) {
-    if !sleep_or_cancel(first_delay, &cancel).await {
-        return;
-    }
-    loop {
-        let span = tracing::info_span!("scan", tenant = %tenant);
-        let end = tracing::Instrument::instrument(scan_once(&env, &tenant, &cancel), span).await;
-        let (interval, sweep_pause) = {
-            let config = env.config.borrow();
-            let this_tenant = config.tenants.iter().find(|t| t.name == tenant);
-            (this_tenant.map(|t| t.interval), config.scan.sweep_pause)
-        };
-        let Some(interval) = interval else { return };
-        let pause = match end {
-            // The sweep continues soon (`scan.sweep_pause`) rather than a whole interval later.
-            ScanEnd::SweepPending(_) => interval.min(sweep_pause),
-            ScanEnd::Finished(_) | ScanEnd::Cancelled => interval,
-        };
-        if !sleep_or_cancel(pause, &cancel).await {
-            return;
-        }
-    }
-}
-
-/// Sleeps unless cancelled first; `false` when cancelled.
-async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        () = cancel.cancelled() => false,
-        () = tokio::time::sleep(duration) => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stagger_spreads_within_a_minute_and_the_interval() {
-        let hour = Duration::from_secs(3600);
-        assert_eq!(stagger(hour, 0, 4), Duration::ZERO);
-        assert_eq!(stagger(hour, 2, 4), Duration::from_secs(30));
-        assert_eq!(
-            stagger(Duration::from_secs(8), 1, 2),
-            Duration::from_secs(4)
-        );
-        assert_eq!(stagger(hour, 0, 0), Duration::ZERO);
     }
 }

@@ -69,6 +69,11 @@ impl HeldReports {
         }
     }
 
+    /// Lets `tenant`'s report go (the tenant was removed from the config).
+    pub fn forget(&self, tenant: &str) {
+        self.lock().remove(tenant);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldReport>> {
         // A panic while holding the lock leaves a plain map: still usable.
         self.0
@@ -123,5 +128,8 @@ mod tests {
             held.fresh(("a", "t"), later, hour).is_none(),
             "a failed report"
         );
+        held.keep("a", &snapshot(read), true);
+        held.forget("a");
+        assert!(held.fresh(("a", "t"), later, hour).is_none(), "forgotten");
     }
 }

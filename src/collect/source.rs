@@ -158,6 +158,10 @@ impl SnapshotSource for GraphSource {
             }
         })
     }
+
+    fn forget(&self, tenant: &str) {
+        self.reports.forget(tenant);
+    }
 }
 
 /// The stored reads of a tenant; none (everything is due) when the state file cannot be read.

@@ -1,0 +1,137 @@
+//! The scheduler: one task per configured tenant, each scanning on its interval (sooner while
+//! the per-user sweep has due reads), started and stopped as config reloads add and remove
+//! tenants. A removed tenant's task lets go of what the daemon kept for it: its held
+//! registration report and its process metrics, so nothing of it stays behind to page.
+
+use super::{scan_once, ScanEnd, ScanEnv};
+use crate::config::{Config, TenantConfig};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs every configured tenant on its interval until `cancel`; follows config reloads
+/// (new tenants start, removed tenants stop after their current scan is cut short).
+pub async fn run_scheduler(env: ScanEnv, cancel: CancellationToken, tracker: TaskTracker) {
+    let mut config_rx = env.config.clone();
+    let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
+    loop {
+        let config = config_rx.borrow_and_update().clone();
+        sync_tenants(&env, &config, &mut running, &cancel, &tracker);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = config_rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+fn sync_tenants(
+    env: &ScanEnv,
+    config: &Config,
+    running: &mut BTreeMap<String, CancellationToken>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    running.retain(|name, token| {
+        let keep = config.tenants.iter().any(|t| &t.name == name);
+        if !keep {
+            tracing::info!(tenant = %name, "Tenant removed from config; stopping its scans");
+            token.cancel();
+        }
+        keep
+    });
+    let starting: Vec<&TenantConfig> = config
+        .tenants
+        .iter()
+        .filter(|t| !running.contains_key(&t.name))
+        .collect();
+    let count = u32::try_from(starting.len()).unwrap_or(u32::MAX);
+    for (index, tenant) in starting.into_iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(0);
+        let delay = stagger(tenant.interval, index, count);
+        let token = cancel.child_token();
+        running.insert(tenant.name.clone(), token.clone());
+        tracker.spawn(tenant_loop(env.clone(), tenant.name.clone(), delay, token));
+    }
+}
+
+/// The first-scan offset of tenant `index` of `count`: spread over at most a minute (and never
+/// more than the interval), so many tenants do not start together.
+pub fn stagger(interval: Duration, index: u32, count: u32) -> Duration {
+    let spread = interval.min(Duration::from_secs(60));
+    if count == 0 {
+        return Duration::ZERO;
+    }
+    spread.saturating_mul(index) / count
+}
+
+/// Scans `tenant` until cancelled or removed; a tenant no longer configured at the end is
+/// forgotten (a shutdown forgets nothing: the tenant is still configured).
+async fn tenant_loop(
+    env: ScanEnv,
+    tenant: String,
+    first_delay: Duration,
+    cancel: CancellationToken,
+) {
+    scan_on_interval(&env, &tenant, first_delay, &cancel).await;
+    let configured = env.config.borrow().tenants.iter().any(|t| t.name == tenant);
+    if !configured {
+        env.scanner.forget(&tenant);
+        env.metrics.forget_tenant(&tenant);
+        tracing::info!(tenant = %tenant, "Removed tenant's held data and metrics released");
+    }
+}
+
+async fn scan_on_interval(
+    env: &ScanEnv,
+    tenant: &str,
+    first_delay: Duration,
+    cancel: &CancellationToken,
+) {
+    if !sleep_or_cancel(first_delay, cancel).await {
+        return;
+    }
+    loop {
+        let span = tracing::info_span!("scan", tenant = %tenant);
+        let end = tracing::Instrument::instrument(scan_once(env, tenant, cancel), span).await;
+        let (interval, sweep_pause) = {
+            let config = env.config.borrow();
+            let this_tenant = config.tenants.iter().find(|t| t.name == tenant);
+            (this_tenant.map(|t| t.interval), config.scan.sweep_pause)
+        };
+        let Some(interval) = interval else { return };
+        let pause = match end {
+            // The sweep continues soon (`scan.sweep_pause`) rather than a whole interval later.
+            ScanEnd::SweepPending(_) => interval.min(sweep_pause),
+            ScanEnd::Finished(_) | ScanEnd::Cancelled => interval,
+        };
+        if !sleep_or_cancel(pause, cancel).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps unless cancelled first; `false` when cancelled.
+async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(duration) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stagger_spreads_within_a_minute_and_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(stagger(hour, 0, 4), Duration::ZERO);
+        assert_eq!(stagger(hour, 2, 4), Duration::from_secs(30));
+        assert_eq!(
+            stagger(Duration::from_secs(8), 1, 2),
+            Duration::from_secs(4)
+        );
+        assert_eq!(stagger(hour, 0, 0), Duration::ZERO);
+    }
+}
