@@ -106,7 +106,7 @@ async fn scan_case(users: usize) -> Result<(), BenchError> {
         Arc::new(NoRefreshTokens),
     )?;
     let tenant_config = ctx
-        .config
+        .config()
         .tenants
         .first()
         .cloned()

@@ -67,6 +67,7 @@ pub struct Daemon {
     reload_time: Gauge,
     store: Store,
     sinks: Mutex<SinkWorkers>,
+    scanner: Arc<dyn TenantScanner>,
 }
 
 impl Daemon {
@@ -125,7 +126,7 @@ impl Daemon {
         let env = ScanEnv {
             store: store.clone(),
             metrics,
-            scanner,
+            scanner: Arc::clone(&scanner),
             config: config_rx,
             outbox_wake: Arc::clone(&sinks.wake),
         };
@@ -144,11 +145,13 @@ impl Daemon {
             reload_time,
             store,
             sinks: Mutex::new(sinks),
+            scanner,
         })
     }
 
     /// Applies a new, already validated config: tenants start and stop, intervals, sinks,
-    /// suppressions and severities take effect for the next scans. The state path and the
+    /// suppressions, severities and the collection settings (`[scan]`, `[dns]`, `[checks]`)
+    /// take effect for the next scans. The state path and the
     /// listen address need a restart. Fails (keeping the old config) only if the sink
     /// cursors cannot be updated.
     pub fn apply_config(&self, config: Config) -> Result<(), String> {
@@ -170,7 +173,10 @@ impl Daemon {
         if let Ok(mut scope) = self.scope.write() {
             *scope = Scope::of(&config);
         }
-        self.config_tx.send_replace(Arc::new(config));
+        let config = Arc::new(config);
+        // Collection settings first, so the scans the new config starts use them.
+        self.scanner.reconfigure(Arc::clone(&config));
+        self.config_tx.send_replace(config);
         self.reload_ok.set(1);
         self.reload_time
             .set(crate::scan::clock_now().timestamp_millis() as f64 / 1000.0);

@@ -55,6 +55,10 @@ pub trait TenantScanner: Send + Sync + 'static {
 
     /// Lets go of what is kept for `tenant` between scans: it was removed from the config.
     fn forget(&self, _tenant: &str) {}
+
+    /// A reloaded config: collection settings (`[scan]`, `[dns]`, `[checks]`) take effect for
+    /// the next scans.
+    fn reconfigure(&self, _config: Arc<Config>) {}
 }
 
 /// A collected snapshot and a scan-level error, as the collector reports it.
@@ -77,9 +81,12 @@ pub trait SnapshotSource: Send + Sync + 'static {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, CollectedSnapshot>;
 
-    /// Lets go of what is kept for `tenant` between scans (a held registration report): it
-    /// was removed from the config.
+    /// Lets go of what is kept for `tenant` between scans (a held registration report, a
+    /// token cache): it was removed from the config.
     fn forget(&self, _tenant: &str) {}
+
+    /// A reloaded config takes effect for the next collections.
+    fn reconfigure(&self, _config: Arc<Config>) {}
 }
 
 /// A [`TenantScanner`] that collects with a [`SnapshotSource`] and runs every check.
@@ -109,6 +116,10 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
 
     fn forget(&self, tenant: &str) {
         self.0.forget(tenant);
+    }
+
+    fn reconfigure(&self, config: Arc<Config>) {
+        self.0.reconfigure(config);
     }
 }
 

@@ -39,7 +39,7 @@ async fn collect_through(rule: Rule) -> (CollectReport, support::Files) {
     config.tenants[0].graph_url = proxy.base_url();
     config.tenants[0].authority_url = proxy.base_url();
     let ctx = context(config);
-    let tenant = ctx.config.tenants[0].clone();
+    let tenant = ctx.config().tenants[0].clone();
     let started = Instant::now();
     let report = collect_tenant(&ctx, &tenant, &CancellationToken::new()).await;
     assert!(
@@ -152,7 +152,7 @@ async fn a_self_referencing_next_link_stops_with_a_clear_error() {
     config.tenants[0].graph_url = proxy.base_url();
     config.tenants[0].authority_url = proxy.base_url();
     let ctx = context(config);
-    let tenant = ctx.config.tenants[0].clone();
+    let tenant = ctx.config().tenants[0].clone();
     let report = collect_tenant(&ctx, &tenant, &CancellationToken::new()).await;
     assert!(malformed(&report.snapshot.users).contains("nextLink repeats an earlier page"));
 }
@@ -183,7 +183,7 @@ async fn an_endless_next_link_chain_stops_at_the_page_limit() {
     config.tenants[0].graph_url = proxy.base_url();
     config.tenants[0].authority_url = proxy.base_url();
     let ctx = context(config);
-    let tenant = ctx.config.tenants[0].clone();
+    let tenant = ctx.config().tenants[0].clone();
     let provider = ctx.token_provider(&tenant).unwrap();
     let client = ctx.client(&tenant, provider, CancellationToken::new());
     let mut pager =

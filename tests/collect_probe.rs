@@ -15,7 +15,7 @@ async fn probe_names_each_missing_permission() {
     let sim = sim(tenant).await;
     let files = Files::new();
     let ctx = context(config(&sim, files.secret()));
-    let report = probe_tenant(&ctx, &ctx.config.tenants[0], &CancellationToken::new()).await;
+    let report = probe_tenant(&ctx, &ctx.config().tenants[0], &CancellationToken::new()).await;
     assert_eq!(report.token_error, None);
     let missing: Vec<&str> = report
         .permissions
@@ -64,7 +64,7 @@ async fn probe_decodes_the_token_roles_before_any_request() {
     let sim = sim(tenant).await;
     let files = Files::new();
     let ctx = context(config(&sim, files.secret()));
-    let report = probe_tenant(&ctx, &ctx.config.tenants[0], &CancellationToken::new()).await;
+    let report = probe_tenant(&ctx, &ctx.config().tenants[0], &CancellationToken::new()).await;
     let missing: Vec<&str> = report
         .permissions
         .iter()
@@ -124,7 +124,7 @@ async fn probe_reports_token_failure_in_words() {
         secret_file: files.write("s", "bad"),
     };
     let ctx = context(config(&sim, auth));
-    let report = probe_tenant(&ctx, &ctx.config.tenants[0], &CancellationToken::new()).await;
+    let report = probe_tenant(&ctx, &ctx.config().tenants[0], &CancellationToken::new()).await;
     assert!(report
         .token_error
         .as_deref()

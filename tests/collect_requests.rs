@@ -196,8 +196,8 @@ async fn pager_follows_next_links_across_many_pages() {
     let sim = sim(tenant(250)).await;
     let files = Files::new();
     let ctx = context(config(&sim, files.secret()));
-    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
-    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let provider = ctx.token_provider(&ctx.config().tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config().tenants[0], provider, Default::default());
     let mut pager = Pager::new(
         &client,
         client.url("/users?$select=id&$top=7"),
@@ -227,8 +227,8 @@ async fn sequential_directory_reads(count: usize, warnings: bool) -> (u64, u64) 
     let sim = sim(t).await;
     let files = Files::new();
     let ctx = context(config(&sim, files.secret()));
-    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
-    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let provider = ctx.token_provider(&ctx.config().tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config().tenants[0], provider, Default::default());
     for _ in 0..count {
         client
             .get(&client.url("/organization"), Pool::Directory)
@@ -270,8 +270,8 @@ async fn reads_waiting_for_the_reports_bucket_hold_no_directory_slot() {
     config.scan.directory_concurrency = 1;
     config.scan.reports_per_10s = 1;
     let ctx = context(config);
-    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
-    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let provider = ctx.token_provider(&ctx.config().tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config().tenants[0], provider, Default::default());
     let report = client.url("/reports/authenticationMethods/userRegistrationDetails");
     // The first report read takes the bucket's one request; the second waits about 10 s.
     client.get(&report, Pool::Reports).await.unwrap();

@@ -388,6 +388,8 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
         "m365_posture_outbox_events{sink=\"siem\"} 1",
         "m365_posture_scan_duration_seconds{tenant=\"contoso\"}",
         "m365_posture_scan_interval_seconds{tenant=\"fabrikam\"}",
+        // The stale-data alert's bound follows `per_user_max_age` (7 days here).
+        "m365_posture_per_user_max_age_seconds 604800\n",
         "m365_posture_scans_total{status=\"failed\",tenant=\"fabrikam\"}",
         "process_resident_memory_bytes",
     ] {

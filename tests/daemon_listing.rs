@@ -132,8 +132,8 @@ async fn a_listing_without_a_state_file_is_held_for_the_scans_write() {
     let files = Files::new();
     let sim = sim(graph_sim::generate(1_100, 5)).await;
     let ctx = context(config(&sim, files.secret()));
-    let provider = ctx.token_provider(&ctx.config.tenants[0]).unwrap();
-    let client = ctx.client(&ctx.config.tenants[0], provider, Default::default());
+    let provider = ctx.token_provider(&ctx.config().tenants[0]).unwrap();
+    let client = ctx.client(&ctx.config().tenants[0], provider, Default::default());
     let cache = DirectoryCache::default();
     let users: Vec<User> = cache.list(&client, DeltaCollection::Users).await.unwrap();
     let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();

@@ -6,6 +6,7 @@
 //! clear". Only a failed token (or cancellation) fails the whole scan. Token caches live in
 //! the [`CollectContext`] across scans.
 
+mod context;
 pub mod delta;
 pub mod directory;
 pub mod dns;
@@ -21,41 +22,18 @@ mod registration;
 pub mod source;
 pub mod sweep;
 
-use crate::config::{Config, TenantConfig};
-use crate::graph::auth::{Credential, TokenEndpoint};
-use crate::graph::client::{http_client, ClientSettings};
-use crate::graph::pacer::Pacer;
-use crate::graph::retry::RetryPolicy;
-use crate::graph::{AuthError, GraphClient, GraphError, Pool, RefreshTokenStore, TokenProvider};
-use crate::metrics::Metrics;
+use crate::config::TenantConfig;
+use crate::graph::{AuthError, GraphClient, Pool};
 use crate::snapshot::{Section, TenantSnapshot, Unavailable};
 use delta::{DeltaCollection, DirectoryCache, UserPages};
 use per_user::{page_users, queue, run_queue, section_of, CalendarReader, Kind, PerUserData};
 use progress::ScanProgress;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeMap;
 use sweep::Sweep;
 use tokio_util::sync::CancellationToken;
 
+pub use context::{CollectContext, CollectError};
 pub use registration::has_relevant_method;
-
-/// Timeout of one HTTP request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Retries allowed in one tenant scan, per throttling pool.
-const RETRY_BUDGET: u32 = 5_000;
-/// The window of Graph's identity reports bucket (10 s), plus slack: Graph counts a request
-/// when it arrives and the agent when it sends it, so a window measured from the send alone
-/// could reopen a moment before Graph's does.
-const REPORTS_WINDOW: Duration = Duration::from_millis(10_500);
-
-/// Errors building a [`CollectContext`].
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    /// The HTTP client could not be built.
-    #[error("cannot build the http client: {0}")]
-    Http(#[from] GraphError),
-}
 
 /// The result of collecting one tenant.
 #[derive(Debug, Clone)]
@@ -64,117 +42,6 @@ pub struct CollectReport {
     pub snapshot: TenantSnapshot,
     /// A whole-scan failure such as authentication, in words with the AADSTS code; no secrets.
     pub error: Option<String>,
-}
-
-/// Shared state of every collection: config, metrics, refresh-token store, the HTTP client
-/// and one token cache per tenant (kept across scans).
-pub struct CollectContext {
-    /// The validated config.
-    pub config: Arc<Config>,
-    /// Metrics to count requests in.
-    pub metrics: Metrics,
-    /// Where delegated refresh tokens are kept.
-    pub tokens: Arc<dyn RefreshTokenStore>,
-    http: reqwest::Client,
-    providers: Mutex<HashMap<String, (TenantConfig, Arc<TokenProvider>)>>,
-    /// The reports-bucket pacer of each tenant, kept across scans (the window is Graph's).
-    pacers: Mutex<HashMap<String, Arc<Pacer>>>,
-    /// Each tenant's collection progress, for the `scan` command's terminal line.
-    progress: Mutex<HashMap<String, Arc<ScanProgress>>>,
-}
-
-impl CollectContext {
-    /// Builds the context once per process (or config reload).
-    pub fn new(
-        config: Arc<Config>,
-        metrics: Metrics,
-        tokens: Arc<dyn RefreshTokenStore>,
-    ) -> Result<Self, CollectError> {
-        Ok(Self {
-            config,
-            metrics,
-            tokens,
-            http: http_client(REQUEST_TIMEOUT)?,
-            providers: Mutex::new(HashMap::new()),
-            pacers: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The shared HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// The token provider of a tenant, created (reading credential files) on first use and
-    /// reused while the tenant's config is unchanged.
-    pub fn token_provider(&self, tenant: &TenantConfig) -> Result<Arc<TokenProvider>, AuthError> {
-        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known, provider)) = providers.get(&tenant.name) {
-            if known == tenant {
-                return Ok(provider.clone());
-            }
-        }
-        let provider = Arc::new(TokenProvider::new(
-            self.http.clone(),
-            TokenEndpoint::for_tenant(tenant),
-            Credential::from_config(&tenant.auth)?,
-            self.tokens.clone(),
-            self.metrics.clone(),
-        ));
-        providers.insert(tenant.name.clone(), (tenant.clone(), provider.clone()));
-        Ok(provider)
-    }
-
-    /// Forgets a tenant's provider so the next scan re-reads its credential files.
-    pub fn forget(&self, tenant: &TenantConfig) {
-        let mut providers = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-        providers.remove(&tenant.name);
-    }
-
-    /// The collection progress of the tenant named `tenant` (counted over every scan).
-    pub fn progress(&self, tenant: &str) -> Arc<ScanProgress> {
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        progress.entry(tenant.to_owned()).or_default().clone()
-    }
-
-    /// The reports-bucket pacer of `tenant` (`scan.reports_per_10s` per 10 s).
-    fn reports_pacer(&self, tenant: &TenantConfig) -> Arc<Pacer> {
-        let limit = self.config.scan.reports_per_10s;
-        let mut pacers = self.pacers.lock().unwrap_or_else(|p| p.into_inner());
-        let pacer = pacers
-            .entry(tenant.name.clone())
-            .or_insert_with(|| Arc::new(Pacer::new(limit, REPORTS_WINDOW)));
-        if pacer.limit() != usize::try_from(limit).unwrap_or(usize::MAX) {
-            *pacer = Arc::new(Pacer::new(limit, REPORTS_WINDOW));
-        }
-        pacer.clone()
-    }
-
-    /// A Graph client for one scan of `tenant`.
-    pub fn client(
-        &self,
-        tenant: &TenantConfig,
-        provider: Arc<TokenProvider>,
-        cancel: CancellationToken,
-    ) -> GraphClient {
-        let settings = ClientSettings {
-            graph_url: tenant.graph_url.clone(),
-            tenant: tenant.name.clone(),
-            directory_concurrency: self.config.scan.directory_concurrency,
-            exchange_concurrency: self.config.scan.mailbox_concurrency,
-            policy: RetryPolicy::default(),
-            retry_budget: RETRY_BUDGET,
-            reports: self.reports_pacer(tenant),
-        };
-        GraphClient::new(
-            self.http.clone(),
-            settings,
-            provider,
-            self.metrics.clone(),
-            cancel,
-        )
-    }
 }
 
 /// What a swept collection read, for the state file.
@@ -290,7 +157,8 @@ async fn collect_sections(
     let progress = ctx.progress(&tenant.name);
     let domains_and_dns = async {
         let domains = directory::domains(client).await;
-        let dns = dns::dns_answers(&ctx.config.dns, &ctx.config.checks, &domains, cancel).await;
+        let config = ctx.config();
+        let dns = dns::dns_answers(&config.dns, &config.checks, &domains, cancel).await;
         (domains, dns)
     };
     let (organization, (domains, dns), applications, service_principals, users) = tokio::join!(
@@ -381,7 +249,8 @@ async fn users_and_per_user(
     let (exchange_tx, exchange_rx) = queue();
     let (directory_tx, directory_rx) = queue();
     let (feed, listed) = listed::listing();
-    let scan = &ctx.config.scan;
+    let config = ctx.config();
+    let scan = &config.scan;
     let shared = sweep.as_deref();
     let (users, (registration, fallback), exchange, directory) = tokio::join!(
         page_users(

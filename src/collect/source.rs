@@ -50,7 +50,8 @@ impl GraphSource {
         tenant: &TenantConfig,
         cancel: &CancellationToken,
     ) -> CollectedSnapshot {
-        let scan = &self.ctx.config.scan;
+        let config = self.ctx.config();
+        let scan = &config.scan;
         let until = tokio::time::Instant::now() + scan.timeout.mul_f64(SWEEP_SHARE_OF_TIMEOUT);
         let reads = load_reads(store, &tenant.name).await;
         let now = clock_now();
@@ -161,6 +162,11 @@ impl SnapshotSource for GraphSource {
 
     fn forget(&self, tenant: &str) {
         self.reports.forget(tenant);
+        self.ctx.forget_tenant(tenant);
+    }
+
+    fn reconfigure(&self, config: Arc<crate::config::Config>) {
+        self.ctx.reconfigure(config);
     }
 }
 

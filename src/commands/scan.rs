@@ -216,7 +216,8 @@ fn select_tenants<'a>(
 pub async fn scan_tenant(ctx: &CollectContext, tenant: &TenantConfig) -> TenantScan {
     let started_at = wall_clock();
     let cancel = CancellationToken::new();
-    let deadline = ctx.config.scan.timeout;
+    let config = ctx.config();
+    let deadline = config.scan.timeout;
     let collected = tokio::select! {
         report = collect_tenant(ctx, tenant, &cancel) => report,
         () = tokio::time::sleep(deadline) => {
@@ -226,11 +227,11 @@ pub async fn scan_tenant(ctx: &CollectContext, tenant: &TenantConfig) -> TenantS
     };
     let eval = EvalCtx {
         now: started_at,
-        options: &ctx.config.checks,
+        options: &config.checks,
     };
     let outcomes = evaluate_all(&collected.snapshot, &eval);
     tenant_scan(
-        &ctx.config,
+        &config,
         tenant,
         &collected,
         outcomes,

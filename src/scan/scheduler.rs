@@ -7,6 +7,7 @@ use super::{scan_once, ScanEnd, ScanEnv};
 use crate::config::{Config, TenantConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,10 +15,10 @@ use tokio_util::task::TaskTracker;
 /// (new tenants start, removed tenants stop after their current scan is cut short).
 pub async fn run_scheduler(env: ScanEnv, cancel: CancellationToken, tracker: TaskTracker) {
     let mut config_rx = env.config.clone();
-    let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
+    let mut tasks = TenantTasks::default();
     loop {
         let config = config_rx.borrow_and_update().clone();
-        sync_tenants(&env, &config, &mut running, &cancel, &tracker);
+        tasks.sync(&env, &config, &cancel, &tracker);
         tokio::select! {
             () = cancel.cancelled() => return,
             changed = config_rx.changed() => if changed.is_err() { return },
@@ -25,34 +26,64 @@ pub async fn run_scheduler(env: ScanEnv, cancel: CancellationToken, tracker: Tas
     }
 }
 
-fn sync_tenants(
-    env: &ScanEnv,
-    config: &Config,
-    running: &mut BTreeMap<String, CancellationToken>,
-    cancel: &CancellationToken,
-    tracker: &TaskTracker,
-) {
-    running.retain(|name, token| {
-        let keep = config.tenants.iter().any(|t| &t.name == name);
-        if !keep {
-            tracing::info!(tenant = %name, "Tenant removed from config; stopping its scans");
-            token.cancel();
+/// The scan task of each configured tenant, and the tasks of removed tenants still ending.
+#[derive(Default)]
+struct TenantTasks {
+    running: BTreeMap<String, (CancellationToken, JoinHandle<()>)>,
+    stopping: BTreeMap<String, JoinHandle<()>>,
+}
+
+impl TenantTasks {
+    /// Stops the tasks of tenants `config` no longer has and starts the new ones. A tenant
+    /// added back while its old task is still ending starts once that task has ended (and
+    /// forgotten it), so two tasks of one tenant never overlap.
+    fn sync(
+        &mut self,
+        env: &ScanEnv,
+        config: &Config,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        self.stopping.retain(|_, task| !task.is_finished());
+        let removed: Vec<String> = self
+            .running
+            .keys()
+            .filter(|name| !config.tenants.iter().any(|t| &t.name == *name))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some((token, task)) = self.running.remove(&name) {
+                tracing::info!(tenant = %name, "Tenant removed from config; stopping its scans");
+                token.cancel();
+                self.stopping.insert(name, task);
+            }
         }
-        keep
-    });
-    let starting: Vec<&TenantConfig> = config
-        .tenants
-        .iter()
-        .filter(|t| !running.contains_key(&t.name))
-        .collect();
-    let count = u32::try_from(starting.len()).unwrap_or(u32::MAX);
-    for (index, tenant) in starting.into_iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(0);
-        let delay = stagger(tenant.interval, index, count);
-        let token = cancel.child_token();
-        running.insert(tenant.name.clone(), token.clone());
-        tracker.spawn(tenant_loop(env.clone(), tenant.name.clone(), delay, token));
+        let starting: Vec<&TenantConfig> = config
+            .tenants
+            .iter()
+            .filter(|t| !self.running.contains_key(&t.name))
+            .collect();
+        let count = u32::try_from(starting.len()).unwrap_or(u32::MAX);
+        for (index, tenant) in starting.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(0);
+            let first_delay = stagger(tenant.interval, index, count);
+            let token = cancel.child_token();
+            let start = TaskStart {
+                tenant: tenant.name.clone(),
+                first_delay,
+                after: self.stopping.remove(&tenant.name),
+            };
+            let task = tracker.spawn(tenant_loop(env.clone(), start, token.clone()));
+            self.running.insert(tenant.name.clone(), (token, task));
+        }
     }
+}
+
+/// How a tenant's task starts: after `first_delay`, and after its previous task ended.
+struct TaskStart {
+    tenant: String,
+    first_delay: Duration,
+    after: Option<JoinHandle<()>>,
 }
 
 /// The first-scan offset of tenant `index` of `count`: spread over at most a minute (and never
@@ -65,15 +96,17 @@ pub fn stagger(interval: Duration, index: u32, count: u32) -> Duration {
     spread.saturating_mul(index) / count
 }
 
-/// Scans `tenant` until cancelled or removed; a tenant no longer configured at the end is
+/// Scans the tenant until cancelled or removed; a tenant no longer configured at the end is
 /// forgotten (a shutdown forgets nothing: the tenant is still configured).
-async fn tenant_loop(
-    env: ScanEnv,
-    tenant: String,
-    first_delay: Duration,
-    cancel: CancellationToken,
-) {
-    scan_on_interval(&env, &tenant, first_delay, &cancel).await;
+async fn tenant_loop(env: ScanEnv, start: TaskStart, cancel: CancellationToken) {
+    let tenant = start.tenant;
+    if let Some(previous) = start.after {
+        // Ends soon: it was cancelled. Its own end (a panic included) is not this task's.
+        let _ = previous.await;
+        // It may have forgotten the counters the reload created at zero.
+        env.metrics.touch(std::slice::from_ref(&tenant), &[]);
+    }
+    scan_on_interval(&env, &tenant, start.first_delay, &cancel).await;
     let configured = env.config.borrow().tenants.iter().any(|t| t.name == tenant);
     if !configured {
         env.scanner.forget(&tenant);

@@ -13,7 +13,7 @@ use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, IntCounterVec, Opts};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, Opts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -27,6 +27,9 @@ pub struct Scope {
     /// Every finding with its effective severity (config overrides applied), for
     /// `m365_posture_finding_info`.
     pub findings: Vec<(FindingId, crate::findings::Severity)>,
+    /// `[scan] per_user_max_age` in seconds, for `m365_posture_per_user_max_age_seconds`: the
+    /// stale-data alert's bound follows it.
+    pub per_user_max_age: f64,
 }
 
 impl Scope {
@@ -43,6 +46,7 @@ impl Scope {
                 .iter()
                 .map(|id| (*id, config.severity_of(*id)))
                 .collect(),
+            per_user_max_age: config.scan.per_user_max_age.as_secs_f64(),
         }
     }
 }
@@ -59,6 +63,7 @@ struct Families {
     last_scan: GaugeVec,
     duration: GaugeVec,
     interval: GaugeVec,
+    per_user_max_age: Gauge,
     outbox: GaugeVec,
     events: IntCounterVec,
     build_info: GaugeVec,
@@ -80,6 +85,7 @@ impl Families {
             last_scan: gauge("m365_posture_last_scan_timestamp_seconds", "When the last scan attempt of the tenant ended (Unix time).", &["tenant"])?,
             duration: gauge("m365_posture_scan_duration_seconds", "Duration of the last scan of the tenant.", &["tenant"])?,
             interval: gauge("m365_posture_scan_interval_seconds", "Configured interval between scans of the tenant.", &["tenant"])?,
+            per_user_max_age: Gauge::new("m365_posture_per_user_max_age_seconds", "Configured [scan] per_user_max_age: per-user data older than this is read again.")?,
             outbox: gauge("m365_posture_outbox_events", "Events in the outbox not yet delivered to the sink.", &["sink"])?,
             events: IntCounterVec::new(Opts::new("m365_posture_events_total", "Finding events ever written to the outbox (kept in the state file)."), &["tenant", "finding", "severity", "action"])?,
             build_info: gauge("m365_posture_build_info", "Build information; always 1.", &["version", "revision", "rustversion"])?,
@@ -87,7 +93,7 @@ impl Families {
         })
     }
 
-    fn all(&self) -> [&dyn Collector; 13] {
+    fn all(&self) -> [&dyn Collector; 14] {
         [
             &self.findings,
             &self.suppressed,
@@ -98,6 +104,7 @@ impl Families {
             &self.last_scan,
             &self.duration,
             &self.interval,
+            &self.per_user_max_age,
             &self.outbox,
             &self.events,
             &self.build_info,
@@ -132,27 +139,8 @@ impl StateCollector {
     }
 
     fn fill(&self, families: &Families, scope: &Scope) -> Result<(), crate::state::StateError> {
-        families
-            .build_info
-            .with_label_values(&[
-                crate::build_info::VERSION,
-                crate::build_info::REVISION,
-                crate::build_info::RUSTC_VERSION,
-            ])
-            .set(1.0);
-        for (finding, severity) in &scope.findings {
-            let meta = finding.meta();
-            families
-                .finding_info
-                .with_label_values(&[
-                    meta.id,
-                    meta.title,
-                    meta.category.as_str(),
-                    severity.as_str(),
-                    crate::references::primary_url(*finding).unwrap_or_default(),
-                ])
-                .set(1.0);
-        }
+        fill_catalogue(families, scope);
+        families.per_user_max_age.set(scope.per_user_max_age);
         for (tenant, interval) in &scope.tenants {
             families
                 .interval
@@ -239,6 +227,31 @@ impl StateCollector {
             }
         }
         Ok(())
+    }
+}
+
+/// The build and the finding catalogue: `m365_posture_build_info`, `m365_posture_finding_info`.
+fn fill_catalogue(families: &Families, scope: &Scope) {
+    families
+        .build_info
+        .with_label_values(&[
+            crate::build_info::VERSION,
+            crate::build_info::REVISION,
+            crate::build_info::RUSTC_VERSION,
+        ])
+        .set(1.0);
+    for (finding, severity) in &scope.findings {
+        let meta = finding.meta();
+        families
+            .finding_info
+            .with_label_values(&[
+                meta.id,
+                meta.title,
+                meta.category.as_str(),
+                severity.as_str(),
+                crate::references::primary_url(*finding).unwrap_or_default(),
+            ])
+            .set(1.0);
     }
 }
 

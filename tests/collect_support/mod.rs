@@ -122,7 +122,7 @@ pub fn context_with(config: Config, tokens: Arc<dyn RefreshTokenStore>) -> Colle
 }
 
 pub async fn collect(ctx: &CollectContext) -> CollectReport {
-    let tenant = ctx.config.tenants[0].clone();
+    let tenant = ctx.config().tenants[0].clone();
     collect_tenant(ctx, &tenant, &CancellationToken::new()).await
 }
 
