@@ -113,8 +113,10 @@ async fn until_covered(
         committed = daemon::committed_scans(state).0;
         let (text, _) = daemon::scrape(client, metrics).await?;
         let (pending, current) = (sweep_users(&text, "pending"), sweep_users(&text, "current"));
+        let peak = mib(Some(running.usage()?.peak_rss_kib));
         println!(
-            "scan {committed} committed at {elapsed:.1?}: {pending} pending, {current} current"
+            "scan {committed} committed at {elapsed:.1?}: {pending} pending, {current} current, \
+             peak RSS {peak} MiB"
         );
         if pending == 0.0 && current > 0.0 {
             return Ok((elapsed, committed));
