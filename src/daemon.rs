@@ -151,9 +151,8 @@ impl Daemon {
 
     /// Applies a new, already validated config: tenants start and stop, intervals, sinks,
     /// suppressions, severities and the collection settings (`[scan]`, `[dns]`, `[checks]`)
-    /// take effect for the next scans. The state path and the
-    /// listen address need a restart. Fails (keeping the old config) only if the sink
-    /// cursors cannot be updated.
+    /// take effect for the next scans. The state path and the listen address need a
+    /// restart. Fails (keeping the old config) only if the sink cursors cannot be updated.
     pub fn apply_config(&self, config: Config) -> Result<(), String> {
         let current = self.config_tx.borrow().clone();
         if config.state.path != current.state.path

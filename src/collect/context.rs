@@ -50,7 +50,8 @@ pub struct CollectContext {
 }
 
 impl CollectContext {
-    /// Builds the context once per process (or config reload).
+    /// Builds the context once per process; a reload replaces only its config
+    /// ([`CollectContext::reconfigure`]).
     pub fn new(
         config: Arc<Config>,
         metrics: Metrics,
