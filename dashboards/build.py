@@ -280,7 +280,8 @@ def agent_health():
         stat("Oldest per-user data", "Age of the oldest per-user data (authentication methods, calendar "
              "permissions, inbox rules) the checks evaluate, per tenant and section. The sweep re-reads "
              "data older than [scan] per_user_max_age (7 days by default); orange past that, red past the "
-             "M365PosturePerUserDataStale alert's bound (8 days).", "s",
+             "M365PosturePerUserDataStale alert's bound (that age plus a day: 8 days with the default; "
+             "the thresholds here assume the default).", "s",
              [target(f"time() - min by (tenant, section) "
                      f"(m365_posture_per_user_oldest_read_timestamp_seconds{{{SEL}}})",
                      "{{tenant}} {{section}}", instant=True)],
