@@ -1,7 +1,8 @@
 //! The scheduler: one task per configured tenant, each scanning on its interval (sooner while
 //! the per-user sweep has due reads), started and stopped as config reloads add and remove
 //! tenants. A removed tenant's task lets go of what the daemon kept for it: its held
-//! registration report and its process metrics, so nothing of it stays behind to page.
+//! registration report, its token cache and credential, and its process metrics, so nothing
+//! of it stays behind in memory or pages.
 
 use super::{scan_once, ScanEnd, ScanEnv};
 use crate::config::{Config, TenantConfig};
