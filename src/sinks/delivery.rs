@@ -11,7 +11,7 @@
 //!   socket the peer already closed "succeeds" locally; the reset arrives a round trip later);
 //!   batches are acknowledged in order. Any error drops the connection, and after a backoff
 //!   delivery resumes at the first unacknowledged batch, so a cut write may repeat every batch in
-//!   flight: at most `max_in_flight x batch_size` events (4 x 16,384 by default; in practice what
+//!   flight: at most `max_in_flight x batch_size` events (16 x 4,096 by default; in practice what
 //!   was written during the last `confirm_delay`). The SIEM deduplicates on `cs6` (event id). TCP
 //!   has no application-level acknowledgement: bytes a receiver accepted into its socket buffer and
 //!   lost in a crash of its own are not resent.
@@ -26,6 +26,7 @@
 use crate::config::{SinkConfig, SinkKind};
 use crate::metrics::Metrics;
 use crate::sinks::encoder::Encoder;
+use crate::sinks::frames::Frames;
 use crate::sinks::reader::{ReadFrom, Reader};
 use crate::sinks::transport::{Connection, Connector, TransportError};
 use crate::sinks::window::{Window, Written};
@@ -65,9 +66,13 @@ impl Default for DeliveryTuning {
         Self {
             // Batches are pipelined (the confirm delays overlap), so the rate is bounded by
             // fetch + encode + write, and by `max_in_flight x batch_size / confirm_delay`
-            // (about 330,000 events/s); `cargo bench --bench drain`, BENCHMARKS.md.
-            batch_size: 16_384,
-            max_in_flight: 4,
+            // (about 330,000 events/s); `cargo bench --bench drain`, BENCHMARKS.md. Batches of
+            // 4,096 (about 4 MB each, and up to three held at once: written, read ahead, being
+            // encoded) rather than 16,384: the first-cycle event flood was the daemon's peak of
+            // heap at 20,000 users (41 of 48 MB, a heap profile of the spread sweep, issue 10).
+            // Sixteen in flight keep the same bound on a cut write's repeats (65,536 events).
+            batch_size: 4_096,
+            max_in_flight: 16,
             poll_interval: Duration::from_secs(3),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
@@ -289,11 +294,7 @@ impl Worker {
 
     /// Writes one batch over the open connection, or a new one when `may_reconnect` (nothing
     /// in flight: batches written over a connection are confirmed by that connection only).
-    async fn send(
-        &mut self,
-        messages: &[Vec<u8>],
-        may_reconnect: bool,
-    ) -> Result<(), TransportError> {
+    async fn send(&mut self, messages: &Frames, may_reconnect: bool) -> Result<(), TransportError> {
         let healthy = self.connection.as_mut().is_some_and(Connection::is_healthy);
         let mut connection = match self.connection.take() {
             Some(open) if healthy => open,

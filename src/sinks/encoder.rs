@@ -4,6 +4,7 @@
 use crate::config::{Payload, SinkConfig, SinkKind, Transport};
 use crate::events::FindingEvent;
 use crate::sinks::cef::render_cef;
+use crate::sinks::frames::Frames;
 use crate::sinks::json::render_json;
 use crate::sinks::syslog_header::{frame, SyslogHeader};
 use chrono::{DateTime, Utc};
@@ -14,6 +15,10 @@ pub const STDOUT_MAX_BYTES: usize = 65_536;
 /// The largest UDP payload (IPv4): a UDP message is clamped to fit one datagram. Networks that
 /// fragment badly want `max_message_bytes` of 1400 to 2048 for UDP sinks.
 pub const UDP_MAX_DATAGRAM: usize = 65_507;
+
+/// About the size of a typical framed CEF message (BENCHMARKS.md, "cef": 996 bytes), to size a
+/// batch's buffer once.
+const TYPICAL_MESSAGE_BYTES: usize = 1_024;
 
 /// Turns an event into the bytes one write sends: payload, syslog header, framing.
 pub(crate) struct Encoder {
@@ -41,14 +46,15 @@ impl Encoder {
         self.encode_with(event, &mut HeaderCache::default())
     }
 
-    /// The bytes of every event of a batch, in order. The syslog header is rendered once per
-    /// distinct detection time (a scan's events share one).
-    pub(crate) fn encode_batch(&self, batch: &[(i64, FindingEvent)]) -> Vec<Vec<u8>> {
+    /// The bytes of every event of a batch, in order, in one buffer. The syslog header is
+    /// rendered once per distinct detection time (a scan's events share one).
+    pub(crate) fn encode_batch(&self, batch: &[(i64, FindingEvent)]) -> Frames {
         let mut heads = HeaderCache::default();
-        batch
-            .iter()
-            .map(|(_, event)| self.encode_with(event, &mut heads))
-            .collect()
+        let mut frames = Frames::with_capacity(batch.len(), TYPICAL_MESSAGE_BYTES);
+        for (_, event) in batch {
+            frames.push(&self.encode_with(event, &mut heads));
+        }
+        frames
     }
 
     fn encode_with(&self, event: &FindingEvent, heads: &mut HeaderCache) -> Vec<u8> {
@@ -198,7 +204,9 @@ mod tests {
         later.event_id = "e2".into();
         let batch = vec![(1, event()), (2, later), (3, event())];
         let one_by_one: Vec<Vec<u8>> = batch.iter().map(|(_, e)| encoder.encode(e)).collect();
-        assert_eq!(encoder.encode_batch(&batch), one_by_one);
+        let encoded = encoder.encode_batch(&batch);
+        assert!(encoded.iter().eq(one_by_one.iter().map(Vec::as_slice)));
+        assert_eq!(encoded.as_bytes(), one_by_one.concat());
         let second = String::from_utf8_lossy(&one_by_one[1]).into_owned();
         assert!(second.contains(" 2026-01-01T00:00:01.000Z "), "{second}");
         assert!(second.contains("cs6=e2"), "{second}");

@@ -13,6 +13,7 @@
 pub mod cef;
 pub mod delivery;
 mod encoder;
+mod frames;
 pub mod json;
 pub mod listener;
 pub mod metrics;

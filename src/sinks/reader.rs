@@ -4,6 +4,7 @@
 
 use crate::sinks::delivery::open_state;
 use crate::sinks::encoder::Encoder;
+use crate::sinks::frames::Frames;
 use crate::state::outbox::{self, OutboxError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 /// One batch read and encoded: the seq of its last event and one message per event.
 pub(crate) struct Encoded {
     pub last_seq: i64,
-    pub messages: Vec<Vec<u8>>,
+    pub messages: Frames,
 }
 
 /// A running reader. Batches arrive in seq order; the channel closes after the last pending

@@ -8,6 +8,7 @@
 //! into, or acknowledge events sent over, a dead stream.
 
 use crate::config::{SinkKind, TlsConfig, Transport};
+use crate::sinks::frames::Frames;
 use crate::sinks::tls::{TlsClient, TlsSetupError};
 use futures::FutureExt;
 use std::time::Duration;
@@ -191,15 +192,15 @@ impl Connection {
         matches!(self, Self::Tcp(..) | Self::Tls(..))
     }
 
-    /// Sends framed messages: one datagram each for UDP and unix, concatenated for streams.
-    pub async fn send(
+    /// Sends framed messages: one datagram each for UDP and unix, as one write for streams.
+    pub(crate) async fn send(
         &mut self,
-        messages: &[Vec<u8>],
+        messages: &Frames,
         timeout: Duration,
     ) -> Result<(), TransportError> {
         match self {
             Self::Udp(socket, address) => {
-                for message in messages {
+                for message in messages.iter() {
                     if message.len() > MAX_UDP_PAYLOAD {
                         return Err(TransportError::DatagramTooLarge(message.len()));
                     }
@@ -208,7 +209,7 @@ impl Connection {
                 Ok(())
             }
             Self::Unix(socket, path) => {
-                for message in messages {
+                for message in messages.iter() {
                     timed(timeout, "send", path, socket.send(message)).await?;
                 }
                 Ok(())
@@ -262,12 +263,11 @@ impl Connection {
 async fn write_stream<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
     address: &str,
-    messages: &[Vec<u8>],
+    messages: &Frames,
     timeout: Duration,
 ) -> Result<(), TransportError> {
-    let bytes = messages.concat();
     let write = async {
-        writer.write_all(&bytes).await?;
+        writer.write_all(messages.as_bytes()).await?;
         writer.flush().await
     };
     timed(timeout, "send", address, write).await
