@@ -85,7 +85,7 @@ fn outcomes(range: std::ops::Range<usize>) -> Outcomes {
             let findings = by_finding.remove(id).unwrap_or_default();
             let evaluation = Evaluation {
                 findings,
-                failed_resources: Vec::new(),
+                failed_resources: Default::default(),
                 ..Evaluation::default()
             };
             (*id, Outcome::Evaluated(evaluation))

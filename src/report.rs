@@ -5,7 +5,7 @@
 //! reason (its findings for other resources are still listed). Tenant status: `ok` when every
 //! check is ok, `failed` when collection failed or every check errored, else `partial`.
 
-use crate::checks::Outcome;
+use crate::checks::{Outcome, ResourceReasons};
 use crate::collect::CollectReport;
 use crate::config::{Config, TenantConfig};
 use crate::events::{fingerprint, EventAction, FindingEvent};
@@ -197,7 +197,7 @@ fn is_data_failure(reason: &str) -> bool {
     DATA_FAILURE_PREFIXES.iter().any(|p| reason.starts_with(p))
 }
 
-fn failed_resources_reason(failed: &[(String, String)]) -> Option<String> {
+fn failed_resources_reason(failed: &ResourceReasons) -> Option<String> {
     let shown: Vec<String> = failed
         .iter()
         .take(FAILED_RESOURCES_SHOWN)
@@ -363,11 +363,12 @@ mod tests {
         assert!(is_data_failure("dns_servfail: contoso.com"));
         assert!(!is_data_failure("not_implemented"));
         assert_eq!(
-            failed_resources_reason(&[("u1".into(), "throttled".into())]).as_deref(),
+            failed_resources_reason(&[("u1".into(), "throttled".into())].into_iter().collect())
+                .as_deref(),
             Some("1 resources failed: u1 (throttled)")
         );
-        assert_eq!(failed_resources_reason(&[]), None);
-        let many: Vec<_> = (0..5).map(|i| (format!("u{i}"), "x".to_owned())).collect();
+        assert_eq!(failed_resources_reason(&ResourceReasons::default()), None);
+        let many = (0..5).map(|i| (format!("u{i}"), "x".to_owned())).collect();
         assert!(failed_resources_reason(&many)
             .unwrap()
             .ends_with("and 2 more"));

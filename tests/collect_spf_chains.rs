@@ -113,9 +113,9 @@ fn verdict(id: FindingId, snapshot: &TenantSnapshot) -> Result<Option<serde_json
     if let Some((_, reason)) = evaluation
         .failed_resources
         .iter()
-        .find(|(r, _)| r == DOMAIN)
+        .find(|(r, _)| *r == DOMAIN)
     {
-        return Err(reason.clone());
+        return Err(reason.to_owned());
     }
     Ok(evaluation
         .findings

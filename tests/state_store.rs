@@ -40,7 +40,7 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
         FindingId::AccountDisabled,
         Outcome::Evaluated(Evaluation {
             findings,
-            failed_resources: vec![],
+            failed_resources: Default::default(),
             ..Evaluation::default()
         }),
     )];

@@ -105,10 +105,10 @@ fn a_failed_mailbox_is_a_failed_resource_and_others_still_fire() {
     ]);
     let evaluation = evaluation(run(ID, &snapshot, &CheckOptions::default()));
     assert_eq!(
-        evaluation.failed_resources,
+        evaluation.failed_resources.iter().collect::<Vec<_>>(),
         [(
-            user_id(&snapshot, "alice"),
-            "permission_denied: Calendars.ReadBasic.All".to_owned()
+            user_id(&snapshot, "alice").as_str(),
+            "permission_denied: Calendars.ReadBasic.All"
         )]
     );
     assert_eq!(names(&evaluation.findings), ["bob@contoso.com"]);

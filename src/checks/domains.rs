@@ -16,7 +16,7 @@
 
 use super::dmarc::{self, AppliedDmarc, DmarcVerdict, Policy};
 use super::spf::{self, normalize, DnsNeeded, SpfAnswers, SpfVerdict, TxtAnswer};
-use super::{CheckOptions, EvalCtx, Evaluation, Outcome};
+use super::{CheckOptions, EvalCtx, Evaluation, Outcome, ReasonsBuilder, ResourceReasons};
 use crate::findings::{Finding, FindingId};
 use crate::snapshot::{DnsAnswers, Domain, HostAnswers, TenantSnapshot, Unavailable};
 use serde_json::{json, Map, Value};
@@ -41,7 +41,7 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
     let evaluation = match id {
         FindingId::DomainNotVerified => Evaluation {
             findings: not_verified(domains),
-            failed_resources: Vec::new(),
+            failed_resources: ResourceReasons::default(),
             ..Evaluation::default()
         },
         FindingId::SpfAllowsAny | FindingId::SpfMissing | FindingId::SpfInvalid => per_domain(
@@ -85,14 +85,14 @@ fn per_domain<V>(
     finding_of: impl Fn(&str, &V) -> Option<Finding>,
 ) -> Evaluation {
     let mut evaluation = Evaluation::default();
+    let mut failed = ReasonsBuilder::default();
     for name in names {
         match verdict_of(&name) {
             Ok(verdict) => evaluation.findings.extend(finding_of(&name, &verdict)),
-            Err(failure) => evaluation
-                .failed_resources
-                .push((name, failure.to_string())),
+            Err(failure) => failed.insert_display(&name, &failure),
         }
     }
+    evaluation.failed_resources = failed.build();
     evaluation
 }
 

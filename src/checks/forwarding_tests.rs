@@ -133,8 +133,8 @@ fn guests_excluded_users_and_failed_mailboxes() {
     let evaluation = evaluation(run(RuleForwardsExternal, &snapshot, &options));
     assert_eq!(names(&evaluation.findings), ["alice@contoso.com"]);
     assert_eq!(
-        evaluation.failed_resources,
-        [(user_id(&snapshot, "bob"), "throttled".to_owned())]
+        evaluation.failed_resources.iter().collect::<Vec<_>>(),
+        [(user_id(&snapshot, "bob").as_str(), "throttled")]
     );
 }
 

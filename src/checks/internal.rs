@@ -6,7 +6,7 @@
 //! `exclude_users` match, and small helpers every check file uses to build findings.
 //! Domains are compared lower-case without a trailing dot.
 
-use super::{CheckOptions, Evaluation, Outcome};
+use super::{CheckOptions, Evaluation, Outcome, ReasonsBuilder};
 use crate::findings::{Finding, FindingId};
 use crate::snapshot::{Domain, PerUser, Section, Unavailable, User};
 use serde_json::{Map, Value};
@@ -128,22 +128,20 @@ pub fn users_by_id(users: &[User]) -> BTreeMap<&str, &User> {
 
 /// The users of a per-user section that gave no evidence: failed reads, and reads Graph
 /// answered with 404 ([`Unavailable::NotReadable`]) or that were never made.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Unread {
     /// `(user_id, reason)` of failed reads: the check is in error for them.
-    pub failed: Vec<(String, String)>,
+    pub failed: ReasonsBuilder,
     /// User id to reason of users not evaluated (see [`Evaluation::unevaluated`]).
-    pub unevaluated: BTreeMap<String, String>,
+    pub unevaluated: ReasonsBuilder,
 }
 
 impl Unread {
     /// Records a user whose read did not succeed.
     pub fn add(&mut self, user_id: &str, reason: &Unavailable) {
         match reason {
-            Unavailable::NotReadable { reason } => {
-                self.unevaluated.insert(user_id.to_owned(), reason.clone());
-            }
-            other => self.failed.push((user_id.to_owned(), other.to_string())),
+            Unavailable::NotReadable { reason } => self.unevaluated.insert(user_id, reason),
+            other => self.failed.insert_display(user_id, other),
         }
     }
 }
@@ -205,15 +203,10 @@ pub fn finding(
 /// The evaluated outcome, findings sorted by resource id and failed resources by user id.
 pub fn evaluated(mut findings: Vec<Finding>, unread: Unread) -> Outcome {
     findings.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
-    let Unread {
-        failed: mut failed_resources,
-        unevaluated,
-    } = unread;
-    failed_resources.sort();
     Outcome::Evaluated(Evaluation {
         findings,
-        failed_resources,
-        unevaluated: unevaluated.into(),
+        failed_resources: unread.failed.build(),
+        unevaluated: unread.unevaluated.build(),
     })
 }
 

@@ -12,8 +12,8 @@ pub mod domains;
 pub mod forwarding;
 pub mod internal;
 pub mod options;
+pub mod resource_reasons;
 pub mod spf;
-pub mod unevaluated;
 pub mod users;
 
 #[cfg(test)]
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 pub use options::CheckOptions;
-pub use unevaluated::Unevaluated;
+pub use resource_reasons::{ReasonsBuilder, ResourceReasons};
 
 /// What a check is given besides the snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -43,13 +43,13 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// Resource-id prefixes whose data failed: instances whose resource id equals one of these
     /// or starts with it followed by `/` keep their stored state. Each entry comes with the reason.
-    pub failed_resources: Vec<(String, String)>,
+    pub failed_resources: ResourceReasons,
     /// Resource-id prefixes (user ids) the check could not evaluate although their data source
     /// worked, with the reason: a mailbox Graph cannot read (`mailbox_not_enabled_for_rest_api`),
     /// a user whose methods were not read because the registration report listed no relevant
     /// method. Their instances keep their stored state, as under failed resources, but the
     /// check is not in error; the scan JSON counts them by reason.
-    pub unevaluated: Unevaluated,
+    pub unevaluated: ResourceReasons,
 }
 
 /// One check's outcome.

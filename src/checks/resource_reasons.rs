@@ -1,23 +1,31 @@
-//! [`Unevaluated`]: the resources (user ids) a check could not evaluate although its data
-//! source worked, each with its reason, held without an allocation per resource.
+//! [`ResourceReasons`]: resources (user ids, domains) with the reason a check could not judge
+//! each, held without an allocation per resource; a check lists two such sets, the resources
+//! whose data failed and those it could not evaluate although their source worked.
 //!
 //! The four authentication-method checks each list every user the registration report did not
 //! send to a method read: about 80,000 of 100,000 users. As a `BTreeMap<String, String>` that
 //! was about 12 MB of tree nodes, ids and reason copies per check, held by the scan's outcomes
 //! until the reconcile diff, where the daemon's memory peaks (issue 10, BENCHMARKS.md
-//! "Memory"). Here the ids are one string in sorted order with their end offsets, and each
-//! distinct reason is held once. The four method checks list the same users for the same
-//! reasons: a list equal to the one built just before shares it ([`shared`]).
+//! "Memory"). While a sweep spans several scans, every check lists each user whose read is
+//! still pending as failed: 140,000 entries in the first scan at 100,000 users, and as a
+//! `Vec<(String, String)>` per check (an id copy and a rendered reason each) those were 42 MB
+//! of the scan's 150 MB peak of heap (a heap profile of the spread sweep, issue 10). Here the
+//! ids are one string in sorted order with their end offsets, and each distinct reason is held
+//! once ([`ReasonsBuilder`] collects them the same way). The four method checks list the same
+//! users for the same reasons: a list equal to the one built just before shares it
+//! ([`shared`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::fmt::{Display, Write};
 use std::sync::{Arc, Weak};
 
-/// Resource ids with the reason each was not evaluated, sorted by id.
+/// Resource ids with the reason each was not judged, sorted by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unevaluated(Arc<Entries>);
+pub struct ResourceReasons(Arc<Entries>);
 
-/// The ids and reasons of an [`Unevaluated`].
+/// The ids and reasons of a [`ResourceReasons`].
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Entries {
     /// Every id, concatenated in ascending order.
@@ -30,13 +38,13 @@ struct Entries {
     reasons: Box<[Box<str>]>,
 }
 
-impl Unevaluated {
+impl ResourceReasons {
     /// Number of ids.
     pub fn len(&self) -> usize {
         self.0.ends.len()
     }
 
-    /// True when every resource was evaluated.
+    /// True without resources.
     pub fn is_empty(&self) -> bool {
         self.0.ends.is_empty()
     }
@@ -60,7 +68,7 @@ impl Unevaluated {
             .map_or("", |r| r)
     }
 
-    /// Why `id` was not evaluated; `None` when it was.
+    /// The reason listed for `id`; `None` when it is not listed.
     pub fn get(&self, id: &str) -> Option<&str> {
         let mut low = 0;
         let mut high = self.len();
@@ -75,9 +83,26 @@ impl Unevaluated {
         None
     }
 
-    /// True when `id` was not evaluated.
+    /// True when `id` is listed.
     pub fn contains_key(&self, id: &str) -> bool {
         self.get(id).is_some()
+    }
+
+    /// True when `resource_id` is listed or sits under a listed id: `<id>/...` (the instance
+    /// `<userId>/<methodId>` under a failed user). A binary search per `/`, not a scan of the
+    /// list, so reconcile stays linear when thousands of users are pending.
+    pub fn covers(&self, resource_id: &str) -> bool {
+        let prefixes = resource_id
+            .match_indices('/')
+            .filter_map(|(at, _)| resource_id.get(..at));
+        prefixes
+            .chain(std::iter::once(resource_id))
+            .any(|prefix| self.contains_key(prefix))
+    }
+
+    /// The first `(id, reason)` in id order.
+    pub fn first(&self) -> Option<(&str, &str)> {
+        self.iter().next()
     }
 
     /// `(id, reason)` in id order.
@@ -91,7 +116,7 @@ impl Unevaluated {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// How many ids each reason left unevaluated.
+    /// How many ids each reason lists.
     pub fn count_by_reason(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for (_, reason) in self.iter() {
@@ -101,30 +126,9 @@ impl Unevaluated {
     }
 }
 
-impl From<BTreeMap<String, String>> for Unevaluated {
+impl From<BTreeMap<String, String>> for ResourceReasons {
     fn from(map: BTreeMap<String, String>) -> Self {
-        let mut ids = String::with_capacity(map.keys().map(String::len).sum());
-        let mut ends = Vec::with_capacity(map.len());
-        let mut reason_of = Vec::with_capacity(map.len());
-        let mut reasons: Vec<Box<str>> = Vec::new();
-        for (id, reason) in &map {
-            let index = match reasons.iter().position(|r| **r == **reason) {
-                Some(index) => index,
-                None => {
-                    reasons.push(reason.as_str().into());
-                    reasons.len() - 1
-                }
-            };
-            ids.push_str(id);
-            ends.push(ids.len());
-            reason_of.push(u32::try_from(index).unwrap_or(u32::MAX));
-        }
-        Self(shared(Entries {
-            ids: ids.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-            reason_of: reason_of.into_boxed_slice(),
-            reasons: reasons.into_boxed_slice(),
-        }))
+        map.into_iter().collect()
     }
 }
 
@@ -151,10 +155,95 @@ fn shared(entries: Entries) -> Arc<Entries> {
     })
 }
 
-impl FromIterator<(String, String)> for Unevaluated {
+/// Collects `(id, reason)` pairs into a [`ResourceReasons`]: ids appended to one string,
+/// each distinct reason kept once, sorted when built.
+#[derive(Debug, Default)]
+pub struct ReasonsBuilder {
+    ids: String,
+    /// Start, end (in `ids`) and reason index of each pair, in insertion order.
+    entries: Vec<(usize, usize, u32)>,
+    reasons: Vec<Box<str>>,
+    reason_index: HashMap<Box<str>, u32>,
+    /// Scratch space to render a reason without an allocation per pair.
+    rendered: String,
+}
+
+impl ReasonsBuilder {
+    /// Adds `id` with `reason`; a later reason of a repeated id replaces the earlier one.
+    pub fn insert(&mut self, id: &str, reason: &str) {
+        let reason = self.reason_index_of(reason);
+        let start = self.ids.len();
+        self.ids.push_str(id);
+        self.entries.push((start, self.ids.len(), reason));
+    }
+
+    /// The same with a reason rendered from `reason`.
+    pub fn insert_display(&mut self, id: &str, reason: &impl Display) {
+        let mut rendered = std::mem::take(&mut self.rendered);
+        rendered.clear();
+        let _ = write!(rendered, "{reason}");
+        self.insert(id, &rendered);
+        self.rendered = rendered;
+    }
+
+    fn reason_index_of(&mut self, reason: &str) -> u32 {
+        if let Some(index) = self.reason_index.get(reason) {
+            return *index;
+        }
+        let index = u32::try_from(self.reasons.len()).unwrap_or(u32::MAX);
+        self.reasons.push(reason.into());
+        self.reason_index.insert(reason.into(), index);
+        index
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The pairs, sorted by id, each id once (its last reason).
+    pub fn build(self) -> ResourceReasons {
+        let Self {
+            ids: source,
+            mut entries,
+            reasons,
+            ..
+        } = self;
+        let id = |&(start, end, _): &(usize, usize, u32)| source.get(start..end).unwrap_or("");
+        // Stable: among equal ids the last inserted stays last, and is the one kept.
+        entries.sort_by(|a, b| id(a).cmp(id(b)));
+        let mut kept: Vec<(usize, usize, u32)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if id(last) == id(&entry) => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        let mut ids = String::with_capacity(kept.iter().map(|(s, e, _)| e - s).sum());
+        let mut ends = Vec::with_capacity(kept.len());
+        let mut reason_of = Vec::with_capacity(kept.len());
+        for entry in &kept {
+            ids.push_str(id(entry));
+            ends.push(ids.len());
+            reason_of.push(entry.2);
+        }
+        ResourceReasons(shared(Entries {
+            ids: ids.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+            reason_of: reason_of.into_boxed_slice(),
+            reasons: reasons.into_boxed_slice(),
+        }))
+    }
+}
+
+impl FromIterator<(String, String)> for ResourceReasons {
     /// Later reasons of a repeated id replace earlier ones, as in a map.
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        iter.into_iter().collect::<BTreeMap<_, _>>().into()
+        let mut builder = ReasonsBuilder::default();
+        for (id, reason) in iter {
+            builder.insert(&id, &reason);
+        }
+        builder.build()
     }
 }
 
@@ -178,7 +267,7 @@ mod tests {
             ("", "empty id"),
         ];
         let source = map(&pairs);
-        let compact = Unevaluated::from(source.clone());
+        let compact = ResourceReasons::from(source.clone());
         assert_eq!(compact.len(), source.len());
         for (id, reason) in &source {
             assert_eq!(compact.get(id), Some(reason.as_str()), "{id}");
@@ -193,15 +282,15 @@ mod tests {
             .collect();
         assert_eq!(listed, expected);
         assert_eq!(compact.0.reasons.len(), 3, "each reason held once");
-        let again = Unevaluated::from(source);
+        let again = ResourceReasons::from(source);
         assert!(Arc::ptr_eq(&compact.0, &again.0), "an equal list is shared");
-        let other = Unevaluated::from(map(&[("u1", "user_not_found")]));
+        let other = ResourceReasons::from(map(&[("u1", "user_not_found")]));
         assert!(!Arc::ptr_eq(&compact.0, &other.0) && other != compact);
     }
 
     #[test]
     fn counts_by_reason_and_empty_is_empty() {
-        let compact: Unevaluated = [
+        let compact: ResourceReasons = [
             ("a".to_owned(), "x".to_owned()),
             ("b".to_owned(), "y".to_owned()),
             ("c".to_owned(), "x".to_owned()),
@@ -217,7 +306,42 @@ mod tests {
                 .map(|(k, v)| (k, v.parse().unwrap()))
                 .collect()
         );
-        assert!(Unevaluated::default().is_empty());
-        assert_eq!(Unevaluated::default().get(""), None);
+        assert!(ResourceReasons::default().is_empty());
+        assert_eq!(ResourceReasons::default().get(""), None);
+    }
+
+    #[test]
+    fn a_builder_sorts_keeps_the_last_reason_of_an_id_and_holds_each_reason_once() {
+        let mut builder = ReasonsBuilder::default();
+        assert!(builder.is_empty());
+        builder.insert("u2", "throttled");
+        builder.insert_display("u1", &format_args!("per-user {}", "sweep pending"));
+        builder.insert("u3", "throttled");
+        builder.insert_display("u2", &"per-user sweep pending");
+        let built = builder.build();
+        let listed: Vec<(&str, &str)> = built.iter().collect();
+        assert_eq!(
+            listed,
+            [
+                ("u1", "per-user sweep pending"),
+                ("u2", "per-user sweep pending"),
+                ("u3", "throttled")
+            ]
+        );
+        assert_eq!(built.0.reasons.len(), 2);
+        assert_eq!(built.first(), Some(("u1", "per-user sweep pending")));
+    }
+
+    #[test]
+    fn covers_a_listed_id_and_what_sits_under_it_only() {
+        let failed: ResourceReasons = [("u1".to_owned(), "x".to_owned())].into_iter().collect();
+        assert!(failed.covers("u1"));
+        assert!(failed.covers("u1/method"));
+        assert!(failed.covers("u1/a/b"));
+        assert!(!failed.covers("u1x"));
+        assert!(!failed.covers("u10/method"));
+        assert!(!failed.covers("u"));
+        assert!(!failed.covers("x/u1"));
+        assert!(!ResourceReasons::default().covers(""));
     }
 }

@@ -288,8 +288,7 @@ fn evaluate_methods(
     let mut unread = Unread::default();
     let not_read = |u: &&User| !methods.contains_key(&u.id) && !is_excluded(u, ctx.options);
     for user in listed.iter().filter(not_read) {
-        let reason = NOT_LISTED_BY_REPORT.to_owned();
-        unread.unevaluated.insert(user.id.to_string(), reason);
+        unread.unevaluated.insert(&user.id, NOT_LISTED_BY_REPORT);
     }
     for (user_id, result) in methods {
         let user = users.get(&**user_id).copied();

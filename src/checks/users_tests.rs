@@ -284,7 +284,7 @@ fn the_method_checks_of_one_evaluation_share_one_unevaluated_list() {
         options: &options(),
     };
     let outcomes = crate::checks::evaluate_releasing(snapshot.clone(), &ctx);
-    let lists: Vec<&crate::checks::Unevaluated> = outcomes
+    let lists: Vec<&crate::checks::ResourceReasons> = outcomes
         .iter()
         .filter(|(id, _)| [Fido2Unattested, WhfbWeakKey, TapReusable, TapLongLived].contains(id))
         .map(|(_, outcome)| match outcome {
@@ -355,10 +355,10 @@ fn failed_users_go_to_failed_resources_and_absent_users_are_clean() {
     ]);
     let evaluation = evaluation(run(Fido2Unattested, &snapshot, &options()));
     assert_eq!(
-        evaluation.failed_resources,
+        evaluation.failed_resources.iter().collect::<Vec<_>>(),
         [(
-            user_id(&snapshot, "bob"),
-            "permission_denied: UserAuthenticationMethod.Read.All".to_owned()
+            user_id(&snapshot, "bob").as_str(),
+            "permission_denied: UserAuthenticationMethod.Read.All"
         )]
     );
     assert!(evaluation

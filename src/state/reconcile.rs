@@ -9,7 +9,7 @@
 //! `resolved` event. [`super::commit::apply`] writes the result in one transaction.
 
 use super::StoredInstance;
-use crate::checks::{Evaluation, Outcome, Unevaluated};
+use crate::checks::{Evaluation, Outcome, ResourceReasons};
 use crate::config::{FirstScan, Suppression};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
@@ -163,13 +163,10 @@ fn diff_each(
 fn evaluated_status(
     finding: FindingId,
     severity: Severity,
-    failed: &[(String, String)],
+    failed: &ResourceReasons,
 ) -> CheckStatus {
     let reason = (!failed.is_empty()).then(|| {
-        let first = failed
-            .first()
-            .map(|(_, why)| why.as_str())
-            .unwrap_or_default();
+        let first = failed.first().map(|(_, why)| why).unwrap_or_default();
         format!("{} resources failed, first: {first}", failed.len())
     });
     CheckStatus {
@@ -185,18 +182,13 @@ fn evaluated_status(
 }
 
 /// Whether a stored instance sits under a failed resource prefix.
-pub fn is_protected(resource_id: &str, failed: &[(String, String)]) -> bool {
-    failed.iter().any(|(prefix, _)| {
-        resource_id == prefix
-            || resource_id
-                .strip_prefix(prefix.as_str())
-                .is_some_and(|rest| rest.starts_with('/'))
-    })
+pub fn is_protected(resource_id: &str, failed: &ResourceReasons) -> bool {
+    failed.covers(resource_id)
 }
 
 /// Whether a stored instance belongs to a resource the check did not evaluate (its id, or its
 /// first segment: the user of `<userId>/<methodId>`).
-pub fn is_unevaluated(resource_id: &str, unevaluated: &Unevaluated) -> bool {
+pub fn is_unevaluated(resource_id: &str, unevaluated: &ResourceReasons) -> bool {
     let owner = resource_id.split('/').next().unwrap_or(resource_id);
     unevaluated.contains_key(owner) || unevaluated.contains_key(resource_id)
 }
@@ -258,7 +250,7 @@ impl CheckDiff<'_, '_> {
     /// and unevaluated prefixes: resolve them.
     fn gone(
         &self,
-        (failed, unevaluated): (&[(String, String)], &Unevaluated),
+        (failed, unevaluated): (&ResourceReasons, &ResourceReasons),
         first_row: usize,
         changes: &mut Changes,
     ) {

@@ -22,7 +22,7 @@ fn finding(id: FindingId, resource: &str) -> Finding {
 fn evaluated(findings: Vec<Finding>) -> Outcome {
     Outcome::Evaluated(Evaluation {
         findings,
-        failed_resources: vec![],
+        failed_resources: Default::default(),
         ..Evaluation::default()
     })
 }
@@ -186,7 +186,9 @@ fn failed_resource_prefix_protects_its_instances_only() {
     world.scan(t(1), &[(rule, evaluated(all))]);
     let partial = Outcome::Evaluated(Evaluation {
         findings: vec![],
-        failed_resources: vec![("u1".into(), "permission_denied".into())],
+        failed_resources: [("u1".into(), "permission_denied".into())]
+            .into_iter()
+            .collect(),
         ..Evaluation::default()
     });
     let changes = world.scan(t(2), &[(rule, partial)]);
@@ -199,11 +201,12 @@ fn failed_resource_prefix_protects_its_instances_only() {
     assert_eq!(resolved, vec!["u10/r1", "u2/r1"]);
     assert_eq!(world.open(), vec!["u1/r1", "u1/r2"]);
     assert_eq!(changes.checks[0].state, CheckState::Partial);
-    assert!(is_protected("u1", &[("u1".into(), String::new())]));
+    let failed_u1 = [("u1".to_owned(), String::new())].into_iter().collect();
+    assert!(is_protected("u1", &failed_u1));
     let unevaluated = [("u1".to_owned(), "why".to_owned())].into_iter().collect();
     assert!(is_unevaluated("u1/r9", &unevaluated) && is_unevaluated("u1", &unevaluated));
     assert!(!is_unevaluated("u10/r1", &unevaluated));
-    assert!(!is_protected("u1x", &[("u1".into(), String::new())]));
+    assert!(!is_protected("u1x", &failed_u1));
 }
 
 #[test]

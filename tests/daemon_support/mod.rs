@@ -157,7 +157,7 @@ fn outcome(script: &Script, id: FindingId) -> Outcome {
         .unwrap_or_default();
     Outcome::Evaluated(Evaluation {
         findings,
-        failed_resources: vec![],
+        failed_resources: Default::default(),
         ..Evaluation::default()
     })
 }
