@@ -100,6 +100,17 @@ pub fn state_path(dir: &Path) -> PathBuf {
     dir.join("state.db")
 }
 
+/// `M365_BENCH_ENV` (`NAME=value` words): settings beside the unit's, for experiments such as
+/// an allocator option; their figures are the experiment's, not for BENCHMARKS.md.
+fn extra_environment() -> Vec<(String, String)> {
+    std::env::var("M365_BENCH_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|setting| setting.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: std::process::Child,
@@ -150,6 +161,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(config)
             .envs(unit_environment())
+            .envs(extra_environment())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -17,6 +17,7 @@
 //! Environment: `M365_BENCH_USERS` (default `10000,100000`), `M365_BENCH_RUNS` (default 3,
 //! one at 100,000 users), `M365_BENCH_SCALE` (default 100), `M365_BENCH_MUTATE` (0 skips the
 //! mutated-tenant cycles), `M365_BENCH_WRAP` (a profiler command the daemon runs under),
+//! `M365_BENCH_ENV` (`NAME=value` settings added to the daemon's environment),
 //! `M365_BENCH_SPREAD` (users of one more run whose sweep spans several scans, `spread.rs`).
 
 #[path = "../common/mod.rs"]
