@@ -132,25 +132,37 @@ impl From<BTreeMap<String, String>> for ResourceReasons {
     }
 }
 
-/// `entries`, or the list built just before on this thread when it is equal and still held:
-/// the method checks' four lists of about 80,000 users at 100,000 are then one (the checks run
-/// one after another on one thread). Only a weak reference is kept, so nothing outlives the
-/// outcomes that hold it.
+/// How many recently built lists [`shared`] compares a new one with: each check builds two (its
+/// failed and its unevaluated resources), one after the other.
+const RECENT_LISTS: usize = 2;
+
+/// `entries`, or one of the lists built just before on this thread when it is equal and still
+/// held: the method checks' four lists of about 80,000 users at 100,000 are then one, and so
+/// are their four lists of pending users while a sweep spans scans (the checks run one after
+/// another on one thread). Only weak references are kept, so nothing outlives the outcomes
+/// that hold it.
 fn shared(entries: Entries) -> Arc<Entries> {
     thread_local! {
-        static LAST: RefCell<Weak<Entries>> = const { RefCell::new(Weak::new()) };
+        static RECENT: RefCell<Vec<Weak<Entries>>> = const { RefCell::new(Vec::new()) };
     }
     if entries.ends.is_empty() {
         return Arc::new(entries);
     }
-    LAST.with(|last| {
-        if let Some(previous) = last.borrow().upgrade() {
-            if *previous == entries {
-                return previous;
-            }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let equal = recent
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|previous| **previous == entries);
+        if let Some(previous) = equal {
+            return previous;
         }
         let new = Arc::new(entries);
-        *last.borrow_mut() = Arc::downgrade(&new);
+        recent.retain(|list| list.strong_count() > 0);
+        if recent.len() >= RECENT_LISTS {
+            recent.remove(0);
+        }
+        recent.push(Arc::downgrade(&new));
         new
     })
 }
@@ -343,5 +355,22 @@ mod tests {
         assert!(!failed.covers("u"));
         assert!(!failed.covers("x/u1"));
         assert!(!ResourceReasons::default().covers(""));
+    }
+
+    #[test]
+    fn lists_built_in_turn_share_with_their_equals() {
+        let list = |pairs: &[(&str, &str)]| -> ResourceReasons {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let failed_1 = list(&[("u1", "per-user sweep pending")]);
+        let unevaluated_1 = list(&[("u2", "no_relevant_method")]);
+        let failed_2 = list(&[("u1", "per-user sweep pending")]);
+        let unevaluated_2 = list(&[("u2", "no_relevant_method")]);
+        assert!(failed_1.is_shared_with(&failed_2));
+        assert!(unevaluated_1.is_shared_with(&unevaluated_2));
+        assert!(!failed_1.is_shared_with(&unevaluated_1));
     }
 }
