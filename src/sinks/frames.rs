@@ -2,9 +2,8 @@
 //! sends it message by message.
 //!
 //! One buffer rather than a vector per message (issue 10, memory): a batch of 4,096 events is
-//! about 4 MB in a single allocation, which the allocator hands back to the system when the
-//! batch is freed, where 4,096 small vectors (and, for streams, their concatenated copy) left
-//! holes between longer-lived data.
+//! about 4 MB in one allocation, where it was 4,096 small vectors and, for streams, a
+//! concatenated copy of them made for the write.
 
 /// Messages, back to back, and where each ends.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
