@@ -126,12 +126,6 @@ impl ResourceReasons {
     }
 }
 
-impl From<BTreeMap<String, String>> for ResourceReasons {
-    fn from(map: BTreeMap<String, String>) -> Self {
-        map.into_iter().collect()
-    }
-}
-
 /// How many recently built lists [`shared`] compares a new one with: each check builds two (its
 /// failed and its unevaluated resources), one after the other.
 const RECENT_LISTS: usize = 2;
@@ -209,6 +203,7 @@ impl ReasonsBuilder {
     }
 
     /// True when nothing was added.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -279,7 +274,7 @@ mod tests {
             ("", "empty id"),
         ];
         let source = map(&pairs);
-        let compact = ResourceReasons::from(source.clone());
+        let compact: ResourceReasons = source.clone().into_iter().collect();
         assert_eq!(compact.len(), source.len());
         for (id, reason) in &source {
             assert_eq!(compact.get(id), Some(reason.as_str()), "{id}");
@@ -294,9 +289,9 @@ mod tests {
             .collect();
         assert_eq!(listed, expected);
         assert_eq!(compact.0.reasons.len(), 3, "each reason held once");
-        let again = ResourceReasons::from(source);
+        let again: ResourceReasons = source.into_iter().collect();
         assert!(Arc::ptr_eq(&compact.0, &again.0), "an equal list is shared");
-        let other = ResourceReasons::from(map(&[("u1", "user_not_found")]));
+        let other: ResourceReasons = map(&[("u1", "user_not_found")]).into_iter().collect();
         assert!(!Arc::ptr_eq(&compact.0, &other.0) && other != compact);
     }
 
