@@ -235,6 +235,62 @@ async fn a_week_old_listing_is_listed_again_and_replaces_the_stored_objects() {
     assert_eq!(requests(&sim, LISTINGS)[0], listed[0] + 2);
 }
 
+/// Stored objects that cannot be read (not JSON, or not a user) are never skipped, which would
+/// drop a user from a list taken as complete: the scan lists the users again in full, and
+/// the listing replaces them. Stored objects are read a thousand at a time, so 1,100 users
+/// span two reads.
+#[tokio::test]
+async fn a_stored_user_that_does_not_parse_is_listed_again_in_the_same_scan() {
+    let files = Files::new();
+    let (sim, config) = setup(1_100, &files).await;
+    let state = files.dir.path().join("state.db");
+    let first = cycle(&config, &state).await;
+    let unreadable = [
+        (user_id(&sim, 3), "{".to_owned()),
+        (
+            user_id(&sim, 1_050),
+            json!({"id": "x", "accountEnabled": "yes"}).to_string(),
+        ),
+    ];
+    for (id, text) in &unreadable {
+        let conn = rusqlite::Connection::open(&state).unwrap();
+        let sql = "UPDATE directory_objects SET object = ?1 WHERE collection = 'users' AND id = ?2";
+        assert_eq!(conn.execute(sql, rusqlite::params![text, id]).unwrap(), 1);
+        let listed = requests(&sim, LISTINGS)[0];
+        let again = cycle(&config, &state).await;
+        assert_eq!(
+            requests(&sim, LISTINGS)[0],
+            listed + 2,
+            "listed again, 999 a page"
+        );
+        assert_eq!(again.snapshot.users, first.snapshot.users);
+        let stored = Store::open(&state).unwrap();
+        let rows = stored.load_directory("contoso", "users").unwrap().objects;
+        assert!(rows.iter().all(|(_, text)| text.starts_with("{\"")));
+        assert_eq!(rows.len(), 1_100);
+    }
+    // A user changed in Graph whose stored form does not parse: its change is not applied
+    // over nothing; the users are listed again.
+    let changed = user_id(&sim, 7);
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    let sql = "UPDATE directory_objects SET object = '[' WHERE collection = 'users' AND id = ?1";
+    assert_eq!(conn.execute(sql, [&changed]).unwrap(), 1);
+    sim.apply(Mutation::Patch {
+        collection: CollectionName::Users,
+        id: changed.clone(),
+        changes: json!({"accountEnabled": false}),
+    })
+    .unwrap();
+    let listed = requests(&sim, LISTINGS)[0];
+    let again = cycle(&config, &state).await;
+    assert_eq!(requests(&sim, LISTINGS)[0], listed + 2);
+    assert_eq!(listed_ids(&again), tenant_ids(&sim));
+    let users = again.snapshot.users.as_ref().unwrap();
+    let user = users.iter().find(|u| *u.id == *changed).unwrap();
+    assert_eq!(user.account_enabled, Some(false));
+    assert!(user.user_principal_name.is_some(), "the whole user, listed");
+}
+
 #[tokio::test]
 async fn users_added_changed_and_deleted_arrive_through_the_delta_link() {
     let files = Files::new();

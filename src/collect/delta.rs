@@ -25,19 +25,22 @@
 
 mod listing;
 mod round;
+mod stored;
 
 use super::directory::{APPLICATION_SELECT, SERVICE_PRINCIPAL_SELECT, USER_SELECT};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
 use crate::snapshot::User;
-use crate::state::directory_cache::{CollectionWrite, StoredCollection, StoredLink};
+use crate::state::directory_cache::{CollectionWrite, StoredLink};
+use crate::state::directory_reads::StoredHead;
 use crate::state::Store;
 pub use listing::DirectoryObject;
 use listing::{list_in_full, Staging};
-use round::{sync, Round, Synced};
+use round::{resync_link, sync, Round, Synced};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use stored::{StoredObjects, Unusable};
 
 /// A collection read through delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,52 +92,51 @@ impl DeltaCollection {
 }
 
 /// One tenant's stored directory during a scan, and the writes of the rounds that completed.
+/// Only each collection's link and size are held; its objects are read from the state file
+/// as a round needs them ([`stored`]).
 #[derive(Default)]
 pub struct DirectoryCache {
-    stored: Mutex<HashMap<DeltaCollection, StoredCollection>>,
+    heads: Mutex<HashMap<DeltaCollection, StoredHead>>,
     writes: Mutex<Vec<CollectionWrite>>,
     store: Option<(Store, String)>,
 }
 
 impl DirectoryCache {
-    /// A cache over what the state file holds.
-    pub fn new(stored: impl IntoIterator<Item = (DeltaCollection, StoredCollection)>) -> Self {
+    /// A cache over what the state file `store` holds for `tenant` (`heads`), writing each
+    /// completed round there at once and staging each page of a listing there, rather than
+    /// holding them for [`DirectoryCache::take_writes`]: a listing of 100,000 users is tens
+    /// of megabytes of text. A stored round is complete with its deltaLink, so a crash later
+    /// in the scan replays nothing and loses nothing (users gone are gone from the stored
+    /// objects too). Without a state file ([`Default`]) every collection is listed in full.
+    pub fn in_store(
+        store: Store,
+        tenant: &str,
+        heads: impl IntoIterator<Item = (DeltaCollection, StoredHead)>,
+    ) -> Self {
         Self {
-            stored: Mutex::new(stored.into_iter().collect()),
+            heads: Mutex::new(heads.into_iter().collect()),
             writes: Mutex::new(Vec::new()),
-            store: None,
+            store: Some((store, tenant.to_owned())),
         }
     }
 
-    /// The same cache writing each completed round to `store` (tenant `tenant`) at once, and
-    /// staging each page of a listing there, rather than holding them for
-    /// [`DirectoryCache::take_writes`]: a listing of 100,000 users is tens of megabytes of
-    /// text. A stored round is complete with its deltaLink, so a crash
-    /// later in the scan replays nothing and loses nothing (users gone are gone from the
-    /// stored objects too).
-    pub fn writing_to(mut self, store: Store, tenant: &str) -> Self {
-        self.store = Some((store, tenant.to_owned()));
-        self
-    }
-
-    /// Stores `write` now and hands it back (its texts are parsed next). On a failed write
-    /// the older link and objects stay stored together: the next scan replays this round.
+    /// Stores `write` now. On a failed write the older link and objects stay stored together:
+    /// the next scan replays this round.
     async fn store_now(
         &self,
         (store, tenant): &(Store, String),
         write: CollectionWrite,
-    ) -> Result<CollectionWrite, GraphError> {
+    ) -> Result<(), GraphError> {
         let (store, name, now) = (store.clone(), tenant.clone(), crate::scan::clock_now());
         let saved = tokio::task::spawn_blocking(move || {
-            let saved = store.save_directory(&name, std::slice::from_ref(&write), now);
-            (saved, write)
+            store.save_directory(&name, std::slice::from_ref(&write), now)
         })
         .await;
         match saved {
-            Ok((Ok(()), write)) => Ok(write),
-            Ok((Err(err), write)) => {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
                 tracing::warn!(tenant = %tenant, error = %err, "Cannot store the directory");
-                Ok(write)
+                Ok(())
             }
             Err(join) => Err(GraphError::Malformed(format!("directory write: {join}"))),
         }
@@ -152,33 +154,60 @@ impl DirectoryCache {
         client: &GraphClient,
         collection: DeltaCollection,
     ) -> Result<Vec<T>, GraphError> {
-        let stored = self
-            .stored
+        let head = self
+            .heads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&collection)
             .unwrap_or_default();
-        let expected = stored.objects.len();
-        match sync(client, collection, stored, crate::scan::clock_now()).await? {
-            Round::Changes(synced) => self.apply_round(collection, synced).await,
-            Round::Listing(link) => {
-                let mut staging = match &self.store {
-                    Some((store, tenant)) => Staging::Store {
-                        store,
-                        tenant,
-                        healthy: true,
-                    },
-                    None => Staging::Held(Vec::new()),
-                };
-                let held_link = link.clone();
-                let items =
-                    list_in_full(client, (collection, link), &mut staging, expected).await?;
-                if let Staging::Held(upserts) = staging {
-                    self.hold_listing(collection, held_link, upserts);
+        let expected = head.count;
+        let stored = self
+            .store
+            .as_ref()
+            .map(|(store, tenant)| StoredObjects::new(store, tenant, collection));
+        let now = crate::scan::clock_now();
+        let link = match sync(client, collection, (head, stored.as_ref()), now).await? {
+            Round::Changes(synced) => {
+                match self.apply_round(synced, stored.as_ref(), expected).await? {
+                    Ok(items) => return Ok(items),
+                    Err(why) => {
+                        tracing::warn!(collection = collection.name(), error = %why, "Cannot read the stored directory; resynchronising");
+                        resync_link(client, collection).await?
+                    }
                 }
-                Ok(items)
             }
+            Round::Listing(link) => link.link,
+        };
+        let link = StoredLink {
+            query: client.url(&collection.initial()),
+            link,
+        };
+        self.list_all(client, collection, link, expected).await
+    }
+
+    /// Lists `collection` in full after the token `link` was taken, staged in the state file
+    /// or held for [`DirectoryCache::take_writes`].
+    async fn list_all<T: DeserializeOwned + DirectoryObject>(
+        &self,
+        client: &GraphClient,
+        collection: DeltaCollection,
+        link: StoredLink,
+        expected: usize,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut staging = match &self.store {
+            Some((store, tenant)) => Staging::Store {
+                store,
+                tenant,
+                healthy: true,
+            },
+            None => Staging::Held(Vec::new()),
+        };
+        let held_link = link.clone();
+        let items = list_in_full(client, (collection, link), &mut staging, expected).await?;
+        if let Staging::Held(upserts) = staging {
+            self.hold_listing(collection, held_link, upserts);
         }
+        Ok(items)
     }
 
     /// Holds a completed listing for [`DirectoryCache::take_writes`] (no state file to stage
@@ -204,92 +233,56 @@ impl DirectoryCache {
             .push(write);
     }
 
-    /// The objects after an incremental round, parsed. Objects are held as their JSON text
-    /// until here (a parsed `Value` costs several times its text); the texts of changed objects
-    /// move into the round's write.
+    /// The objects after an incremental round, parsed, and the round stored. Only the changed
+    /// objects are held as text (a parsed `Value` costs several times its text); the stored
+    /// ones are parsed a chunk at a time ([`StoredObjects::parse_with`]). A round whose changed
+    /// objects do not parse fails and stores nothing; stored objects that cannot be read store
+    /// nothing either, and the caller lists the collection in full.
     async fn apply_round<T: DeserializeOwned>(
         &self,
-        collection: DeltaCollection,
         synced: Synced,
-    ) -> Result<Vec<T>, GraphError> {
-        let parse = |text: &str| {
-            serde_json::from_str::<T>(text)
-                .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))
-        };
-        // A round whose objects do not parse stores nothing: each is checked first, one at a
-        // time, so that the texts and the parsed objects are never all held at once.
+        stored: Option<&StoredObjects<'_>>,
+        expected: usize,
+    ) -> Result<Result<Vec<T>, Unusable>, GraphError> {
+        let collection = synced.collection;
         for text in synced.objects.values() {
-            parse(text)?;
+            serde_json::from_str::<T>(text)
+                .map_err(|e| GraphError::Malformed(format!("{}: {e}", collection.name())))?;
         }
-        let (unchanged, write) = round_write(collection, synced);
-        let Some(store) = &self.store else {
-            let items = parse_in_id_order(borrowed(&unchanged), borrowed(&write.upserts), parse);
-            self.writes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(write);
-            return items;
+        let (Some(stored), Some(store)) = (stored, &self.store) else {
+            return Ok(Err(Unusable::no_state_file()));
         };
-        let write = self.store_now(store, write).await?;
-        parse_in_id_order(unchanged, write.upserts, parse)
+        let write = round_write(synced);
+        let removed = write.removed.iter().cloned().collect();
+        let parse = |text: &str| serde_json::from_str::<T>(text).ok();
+        let items = stored
+            .parse_with((&write.upserts, &removed), expected, parse)
+            .await;
+        if items.is_ok() {
+            self.store_now(store, write).await?;
+        }
+        Ok(items)
     }
 }
 
-/// The objects the round left unchanged, and its write (the changed ones move into it).
-fn round_write(
-    collection: DeltaCollection,
-    synced: Synced,
-) -> (Vec<(String, String)>, CollectionWrite) {
+/// A round's write: the objects it changed (in id order) and the ids it removed.
+fn round_write(synced: Synced) -> CollectionWrite {
     let Synced {
+        collection,
         objects,
         changes,
         link,
     } = synced;
-    let mut unchanged = Vec::new();
-    let mut upserts = Vec::with_capacity(changes.changed.len());
-    for (id, text) in objects {
-        if changes.changed.contains(&id) {
-            upserts.push((id, text));
-        } else {
-            unchanged.push((id, text));
-        }
-    }
-    let write = CollectionWrite {
+    let upserts = objects
+        .into_iter()
+        .filter(|(id, _)| changes.changed.contains(id))
+        .collect();
+    CollectionWrite {
         collection: collection.name().to_owned(),
         link,
         replace_all: false,
         upserts,
         removed: changes.removed.into_iter().collect(),
-    };
-    (unchanged, write)
-}
-
-/// `(id, text)` rows as borrowed text.
-fn borrowed(rows: &[(String, String)]) -> Vec<(&str, &str)> {
-    rows.iter()
-        .map(|(id, text)| (id.as_str(), text.as_str()))
-        .collect()
-}
-
-/// Parses two lists of `(id, text)` sorted by id into one list in id order. Owned texts are
-/// freed as they are parsed.
-fn parse_in_id_order<T, S: AsRef<str>>(
-    left: impl IntoIterator<Item = (S, S)>,
-    right: impl IntoIterator<Item = (S, S)>,
-    parse: impl Fn(&str) -> Result<T, GraphError>,
-) -> Result<Vec<T>, GraphError> {
-    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
-    let mut items = Vec::with_capacity(left.size_hint().0 + right.size_hint().0);
-    loop {
-        let next = match (left.peek(), right.peek()) {
-            (Some(l), Some(r)) if l.0.as_ref() <= r.0.as_ref() => left.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => right.next(),
-            (Some(_), None) => left.next(),
-            (None, None) => return Ok(items),
-        };
-        if let Some((_, text)) = next {
-            items.push(parse(text.as_ref())?);
-        }
     }
 }
 

@@ -188,17 +188,17 @@ async fn load_reads(store: &Store, tenant: &str) -> Vec<PerUserRead> {
 
 /// The stored directory of a tenant; empty (a full resync) when the state file cannot be read.
 async fn load_directory(store: &Store, tenant: &str) -> DirectoryCache {
-    let store_for_writes = store.clone();
+    let store_for_reads = store.clone();
     let (store, name) = (store.clone(), tenant.to_owned());
     let loaded = tokio::task::spawn_blocking(move || {
         DeltaCollection::ALL
             .into_iter()
-            .map(|c| Ok((c, store.load_directory(&name, c.name())?)))
+            .map(|c| Ok((c, store.load_directory_head(&name, c.name())?)))
             .collect::<Result<Vec<_>, crate::state::StateError>>()
     })
     .await;
     match loaded {
-        Ok(Ok(stored)) => DirectoryCache::new(stored).writing_to(store_for_writes, tenant),
+        Ok(Ok(heads)) => DirectoryCache::in_store(store_for_reads, tenant, heads),
         Ok(Err(err)) => {
             tracing::warn!(tenant, error = %err, "Cannot read the stored directory; resynchronising");
             DirectoryCache::default()

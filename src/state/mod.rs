@@ -9,6 +9,7 @@
 
 pub mod commit;
 pub mod directory_cache;
+pub mod directory_reads;
 pub mod outbox;
 pub mod per_user;
 pub mod reconcile;

@@ -14,15 +14,18 @@
 //! parameters"). What changes while the listing pages is after the token, so the next round
 //! returns it again; applying a change twice lands on the same object.
 
+use super::stored::{StoredObjects, Unusable};
 use super::DeltaCollection;
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, GraphError, Pool};
-use crate::state::directory_cache::{StoredCollection, StoredLink};
+use crate::state::directory_cache::StoredLink;
+use crate::state::directory_reads::StoredHead;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A collection's objects by id, each as its compact JSON text.
+/// Objects by id, each as its compact JSON text: in a round, the ones it touched (their stored
+/// form read first, then its changes applied); the rest stay in the state file.
 pub(super) type Objects = BTreeMap<String, String>;
 
 /// The ids a round changed and removed (a replay lands on the same sets).
@@ -32,8 +35,9 @@ pub(super) struct RoundChanges {
     pub(super) removed: BTreeSet<String>,
 }
 
-/// A collection after a completed incremental round.
+/// A collection after a completed incremental round: the objects it changed, in full.
 pub(super) struct Synced {
+    pub(super) collection: DeltaCollection,
     pub(super) objects: Objects,
     pub(super) changes: RoundChanges,
     pub(super) link: StoredLink,
@@ -56,29 +60,59 @@ fn needs_resync(err: &GraphError) -> bool {
     matches!(err, GraphError::Http { status, .. } if (400..500).contains(status) && *status != 429)
 }
 
+/// Why a round did not complete.
+enum Failed {
+    /// Graph's answer.
+    Graph(GraphError),
+    /// The stored objects it starts from cannot be used.
+    Stored(Unusable),
+}
+
 /// Follows one round from `start` to its deltaLink, applying each page to `objects` as it
-/// arrives (a failed round's `objects` are dropped by the caller); returns what changed and
-/// the deltaLink.
+/// arrives (a failed round's `objects` are dropped by the caller); the stored form of each
+/// object a page touches first is read from `stored` before the page applies. Returns what
+/// changed and the deltaLink.
 async fn round(
     client: &GraphClient,
     start: &str,
     objects: &mut Objects,
-) -> Result<(RoundChanges, String), GraphError> {
+    stored: Option<&StoredObjects<'_>>,
+) -> Result<(RoundChanges, String), Failed> {
     let mut pager = Pager::new(client, start.to_owned(), Pool::Directory);
     let mut changes = RoundChanges::default();
-    while let Some(page) = pager.next_page().await? {
+    while let Some(page) = pager.next_page().await.map_err(Failed::Graph)? {
+        if let Some(stored) = stored {
+            let first_touched = first_touched(&page, objects, &changes);
+            let bases = stored.of(first_touched).await.map_err(Failed::Stored)?;
+            objects.extend(bases);
+        }
         for change in page {
-            apply(objects, &mut changes, change)?;
+            apply(objects, &mut changes, change).map_err(Failed::Graph)?;
         }
     }
     let delta_link = pager
         .delta_link()
-        .ok_or_else(|| GraphError::Malformed("delta round ended without a deltaLink".to_owned()))?
+        .ok_or_else(|| GraphError::Malformed("delta round ended without a deltaLink".to_owned()))
+        .map_err(Failed::Graph)?
         .to_owned();
     if !under_root(client, &delta_link) {
-        return Err(GraphError::ForeignLink);
+        return Err(Failed::Graph(GraphError::ForeignLink));
     }
     Ok((changes, delta_link))
+}
+
+/// The ids of a page that the round has not touched yet: their stored form is the one their
+/// changes apply to. An id removed earlier in the round starts again from nothing.
+fn first_touched(page: &[Value], objects: &Objects, changes: &RoundChanges) -> Vec<String> {
+    let mut ids: Vec<String> = page
+        .iter()
+        .filter_map(|change| change.get("id").and_then(Value::as_str))
+        .filter(|id| !objects.contains_key(*id) && !changes.removed.contains(*id))
+        .map(str::to_owned)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// How long a collection goes without a full listing. The token of a resync and its listing
@@ -86,23 +120,24 @@ async fn round(
 /// at 100,000 users) bounds how long an object the two disagreed on can stay wrong.
 const RELIST_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
-/// Runs the collection's round: incremental from the stored link, else (no usable link, a
-/// listing older than [`RELIST_AFTER`] at `now`, or a refused round) takes the token of a full
-/// resync, whose listing is the caller's.
+/// Runs the collection's round: incremental from the stored link over the `stored` objects,
+/// else (no usable link or state file, a listing older than [`RELIST_AFTER`] at `now`, a
+/// refused round, or stored objects that cannot be used) takes the token of a full resync,
+/// whose listing is the caller's.
 pub(super) async fn sync(
     client: &GraphClient,
     collection: DeltaCollection,
-    stored: StoredCollection,
+    (head, stored): (StoredHead, Option<&StoredObjects<'_>>),
     now: DateTime<Utc>,
 ) -> Result<Round, GraphError> {
     let query = client.url(&collection.initial());
     // A listing time ahead of the clock (a clock set back since) counts as stale: it would
     // otherwise put off the next listing for as long as the clock was ahead.
-    let listed_recently = stored.listed_at.is_some_and(|at| {
+    let listed_recently = head.listed_at.is_some_and(|at| {
         let age = now.signed_duration_since(at);
         age >= -chrono::TimeDelta::hours(1) && age < RELIST_AFTER
     });
-    let mut link = stored
+    let mut link = head
         .link
         .filter(|l| l.query == query && under_root(client, &l.link));
     if link.is_some() && !listed_recently {
@@ -112,50 +147,44 @@ pub(super) async fn sync(
         );
         link = None;
     }
-    // The stored objects are checked only when a round will start from them: a resync
-    // (a weekly listing among them) does not parse 100,000 texts it is about to replace.
-    let stored_objects = link.as_ref().and_then(|_| readable(stored.objects));
-    if let (Some(link), Some(mut objects)) = (link, stored_objects) {
-        match round(client, &link.link, &mut objects).await {
+    if let (Some(link), Some(stored)) = (link, stored) {
+        let mut objects = Objects::new();
+        match round(client, &link.link, &mut objects, Some(stored)).await {
             Ok((changes, link)) => {
                 return Ok(Round::Changes(Synced {
+                    collection,
                     objects,
                     changes,
                     link: StoredLink { query, link },
                 }))
             }
-            Err(err) if needs_resync(&err) => {
+            Err(Failed::Graph(err)) if needs_resync(&err) => {
                 tracing::info!(collection = collection.name(), error = %err, "Delta round refused; resynchronising");
             }
-            Err(err) => return Err(err),
+            Err(Failed::Stored(why)) => {
+                tracing::warn!(collection = collection.name(), error = %why, "Cannot read the stored directory; resynchronising");
+            }
+            Err(Failed::Graph(err)) => return Err(err),
         }
     }
-    let link = latest_link(client, &query).await?;
+    let link = resync_link(client, collection).await?;
     Ok(Round::Listing(StoredLink { query, link }))
 }
 
-/// The token of a full resync of the delta `query`: the latest deltaLink. Objects the
-/// `latest` request might send (a Graph that ignored it) are dropped: the listing that
-/// follows alone says what exists.
-async fn latest_link(client: &GraphClient, query: &str) -> Result<String, GraphError> {
-    let (_, link) = round(
-        client,
-        &format!("{query}&$deltatoken=latest"),
-        &mut Objects::new(),
-    )
-    .await?;
-    Ok(link)
-}
-
-/// The stored objects by id; `None` when one is not a JSON object (the collection resyncs).
-fn readable(rows: Vec<(String, String)>) -> Option<Objects> {
-    rows.into_iter()
-        .map(|(id, json)| {
-            serde_json::from_str::<Map<String, Value>>(&json)
-                .ok()
-                .map(|_| (id, json))
-        })
-        .collect()
+/// The token of a full resync of `collection`: the latest deltaLink. Objects the `latest`
+/// request might send (a Graph that ignored it) are dropped: the listing that follows alone
+/// says what exists.
+pub(super) async fn resync_link(
+    client: &GraphClient,
+    collection: DeltaCollection,
+) -> Result<String, GraphError> {
+    let query = client.url(&collection.initial());
+    let latest = format!("{query}&$deltatoken=latest");
+    match round(client, &latest, &mut Objects::new(), None).await {
+        Ok((_, link)) => Ok(link),
+        Err(Failed::Graph(err)) => Err(err),
+        Err(Failed::Stored(why)) => Err(GraphError::Malformed(why.to_string())),
+    }
 }
 
 /// Applies one change of a round (a replay or duplicate lands on the same result).
@@ -284,12 +313,5 @@ mod tests {
         assert!(!needs_resync(&http(429)) && !needs_resync(&http(503)));
         assert!(!needs_resync(&GraphError::Throttled));
         assert!(!needs_resync(&GraphError::Malformed("x".into())));
-    }
-
-    #[test]
-    fn an_unreadable_stored_row_forces_a_resync() {
-        assert!(readable(vec![("a".into(), "{".into())]).is_none());
-        assert!(readable(vec![("a".into(), "[]".into())]).is_none());
-        assert_eq!(readable(vec![("a".into(), "{}".into())]).unwrap().len(), 1);
     }
 }
