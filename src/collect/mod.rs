@@ -285,7 +285,7 @@ async fn users_and_per_user(
     let mut writes = None;
     if let (Some(sweep), Ok(listed)) = (sweep, &users) {
         let report = registration.as_ref().ok().map(|rows| rows.as_slice());
-        let merged = sweep::merge(sweep, listed, (report, calendars), data);
+        let merged = sweep::merge(sweep, listed, (report, calendars), data).await;
         data = merged.data;
         writes = Some(SweepWrites {
             reads: merged.writes,

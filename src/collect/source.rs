@@ -17,7 +17,7 @@ use crate::config::TenantConfig;
 use crate::scan::{clock_now, CollectedSnapshot, SnapshotSource};
 use crate::snapshot::{PerUser, Section, SectionName, TenantSnapshot, Unavailable};
 use crate::state::directory_cache::CollectionWrite;
-use crate::state::per_user::PerUserRead;
+use crate::state::per_user::{PerUserHead, PerUserRead};
 use crate::state::Store;
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -58,7 +58,8 @@ impl GraphSource {
         let held = self
             .reports
             .fresh((&tenant.name, &tenant.tenant_id), now, tenant.interval);
-        let mut sweep = Sweep::new(reads, now, scan.per_user_max_age, until)
+        let over = (store.clone(), tenant.name.as_str());
+        let mut sweep = Sweep::over_store(reads, over, now, (scan.per_user_max_age, until))
             .continuing_from(held.as_ref().map(|h| Arc::clone(&h.rows)));
         let directory = load_directory(store, &tenant.name).await;
         let (report, writes) = collect_tenant_swept(
@@ -170,10 +171,11 @@ impl SnapshotSource for GraphSource {
     }
 }
 
-/// The stored reads of a tenant; none (everything is due) when the state file cannot be read.
-async fn load_reads(store: &Store, tenant: &str) -> Vec<PerUserRead> {
+/// The stored reads of a tenant, without their items' texts; none (everything is due) when the
+/// state file cannot be read.
+async fn load_reads(store: &Store, tenant: &str) -> Vec<PerUserHead> {
     let (store, name) = (store.clone(), tenant.to_owned());
-    match tokio::task::spawn_blocking(move || store.load_per_user_reads(&name)).await {
+    match tokio::task::spawn_blocking(move || store.load_per_user_heads(&name)).await {
         Ok(Ok(reads)) => reads,
         Ok(Err(err)) => {
             tracing::warn!(tenant, error = %err, "Cannot read stored per-user data; reading every user");

@@ -27,12 +27,13 @@ mod stored;
 use super::held_report::ReportRows;
 use super::per_user::Kind;
 use crate::snapshot::{Unavailable, UserId, UserRegistrationDetails};
-use crate::state::per_user::PerUserRead;
+use crate::state::per_user::{PerUserHead, PerUserRead, StoredItems};
+use crate::state::Store;
 use chrono::{DateTime, Utc};
 pub use coverage::Coverage;
 pub(crate) use merge::{merge, pending};
 use serde::Serialize;
-use stored::{Stored, StoredReads};
+use stored::{KindTexts, Stored, StoredReads, StoredTexts};
 use tokio::time::Instant;
 
 /// What the registration report says about one user.
@@ -51,6 +52,7 @@ pub(crate) enum ReportRow<'a> {
 #[derive(Debug)]
 pub struct Sweep {
     stored: StoredReads,
+    texts: StoredTexts,
     now: DateTime<Utc>,
     max_age: chrono::Duration,
     until: Instant,
@@ -71,16 +73,42 @@ pub(crate) fn registration_key(row: &UserRegistrationDetails) -> String {
 }
 
 impl Sweep {
-    /// A sweep over `reads` (from the state file) at `now`; reads stop being sent at `until`.
+    /// A sweep over the stored reads of `tenant` in `store` (`heads`, their items' texts left
+    /// in the state file until the merge) at `now`; reads stop being sent at `until`.
+    pub fn over_store(
+        heads: Vec<PerUserHead>,
+        (store, tenant): (Store, &str),
+        now: DateTime<Utc>,
+        (max_age, until): (std::time::Duration, Instant),
+    ) -> Self {
+        let texts = StoredTexts::Store {
+            store,
+            tenant: tenant.to_owned(),
+        };
+        Self::with(StoredReads::new(heads), texts, now, (max_age, until))
+    }
+
+    /// A sweep over `reads`, held whole, at `now`; reads stop being sent at `until`.
     pub fn new(
         reads: Vec<PerUserRead>,
         now: DateTime<Utc>,
         max_age: std::time::Duration,
         until: Instant,
     ) -> Self {
-        let stored = StoredReads::new(reads);
+        let texts = StoredTexts::held(&reads);
+        let heads = reads.iter().map(PerUserRead::head).collect();
+        Self::with(StoredReads::new(heads), texts, now, (max_age, until))
+    }
+
+    fn with(
+        stored: StoredReads,
+        texts: StoredTexts,
+        now: DateTime<Utc>,
+        (max_age, until): (std::time::Duration, Instant),
+    ) -> Self {
         Self {
             stored,
+            texts,
             now,
             max_age: chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX),
             until,
@@ -105,13 +133,10 @@ impl Sweep {
         self.until
     }
 
-    /// The stored items of `user`'s read, taken out: each stored text is freed as the merge
-    /// parses it, not held beside the parsed data until the scan ends (issue 10). The read's
-    /// time and registration key stay for the coverage.
-    fn take_items(&mut self, user: &str, kind: Kind) -> Option<Box<str>> {
-        self.stored
-            .get_mut(user, kind)
-            .map(|stored| std::mem::take(&mut stored.items))
+    /// The stored items' texts of `kind`, for the merge: read one kind at a time, each freed
+    /// as it is parsed, not held beside the parsed data until the scan ends (issue 10).
+    async fn texts_of(&mut self, kind: Kind) -> KindTexts {
+        self.texts.of(kind).await
     }
 
     fn get(&self, user: &str, kind: Kind) -> Option<&Stored> {
@@ -119,7 +144,8 @@ impl Sweep {
     }
 
     fn is_aged(&self, stored: &Stored) -> bool {
-        self.is_older_than_bound(stored.read_at(), is_not_readable(&stored.items))
+        let not_readable = stored.items == StoredItems::NotReadable;
+        self.is_older_than_bound(stored.read_at(), not_readable)
     }
 
     /// True when data read at `read_at` is due again: older than `scan.per_user_max_age`, or
@@ -154,8 +180,10 @@ impl Sweep {
             (ReportRow::Unavailable, Some(s)) => self.is_aged(s),
             // Stored methods the report no longer explains; or a 404, which explains nothing
             // and is read again once it ages (else an instance it left open stays open).
-            (ReportRow::Absent, s) => s.is_some_and(|s| {
-                has_items(&s.items) || (is_not_readable(&s.items) && self.is_aged(s))
+            (ReportRow::Absent, s) => s.is_some_and(|s| match s.items {
+                StoredItems::Some => true,
+                StoredItems::NotReadable => self.is_aged(s),
+                StoredItems::Empty | StoredItems::Unknown => false,
             }),
         }
     }
@@ -179,17 +207,6 @@ impl Sweep {
 /// How much faster than other reads a "cannot be read" answer (a 404 Graph documents for a
 /// mailbox that is not enabled for REST, `MailboxNotEnabledForRESTAPI`) ages.
 const NOT_READABLE_AGE_DIVISOR: i32 = 7;
-
-/// True when a stored read is the "cannot be read" form ([`stored_form`]).
-fn is_not_readable(items: &str) -> bool {
-    items.trim_start().starts_with('{')
-}
-
-/// True when a stored read holds at least one item (not an empty list, not "unreadable").
-fn has_items(items: &str) -> bool {
-    let items = items.trim();
-    items.starts_with('[') && items != "[]"
-}
 
 /// True when a read is stored: its items, or a 404 Graph documents as "cannot be read".
 fn is_stored<T>(read: &Result<Vec<T>, Unavailable>) -> bool {

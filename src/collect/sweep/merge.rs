@@ -9,7 +9,7 @@
 //! calls due again would age into "pending" that no scan clears.
 
 use super::coverage::Coverage;
-use super::{is_stored, registration_key, FreshRead, ReportRow, Sweep};
+use super::{is_stored, registration_key, FreshRead, KindTexts, ReportRow, Sweep};
 use crate::collect::per_user::{has_mailbox, CalendarReader, Kind, PerUserData};
 use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
 use chrono::{DateTime, Utc};
@@ -106,8 +106,9 @@ impl<'a> Rules<'a> {
 }
 
 /// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed;
-/// `registration` is the report's rows, `None` when it could not be read.
-pub(crate) fn merge(
+/// `registration` is the report's rows, `None` when it could not be read. The stored texts
+/// are read one section at a time.
+pub(crate) async fn merge(
     sweep: &mut Sweep,
     users: &[User],
     (registration, calendars): (Option<&[UserRegistrationDetails]>, &CalendarReader),
@@ -129,22 +130,25 @@ pub(crate) fn merge(
         standing(Kind::Rules),
     );
     let listed = &rules.listed;
+    let texts = sweep.texts_of(Kind::AuthMethods).await;
     let (auth_methods, c1) = merge_kind(
-        sweep,
+        (sweep, texts),
         (listed, &methods),
         Kind::AuthMethods,
         fresh.auth_methods,
         &mut record,
     );
+    let texts = sweep.texts_of(Kind::Calendar).await;
     let (calendar, c2) = merge_kind(
-        sweep,
+        (sweep, texts),
         (listed, &calendar),
         Kind::Calendar,
         fresh.calendar,
         &mut record,
     );
+    let texts = sweep.texts_of(Kind::Rules).await;
     let (rules_data, c3) = merge_kind(
-        sweep,
+        (sweep, texts),
         (listed, &mailbox_rules),
         Kind::Rules,
         fresh.rules,
@@ -209,7 +213,7 @@ fn mailbox_standing(sweep: &Sweep, user: &str, kind: Kind, read: bool) -> Standi
 /// not read takes their stored read by its standing (or is pending). The map is not rebuilt,
 /// so a section of 100,000 users is never held twice during the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
-    sweep: &mut Sweep,
+    (sweep, mut texts): (&Sweep, KindTexts),
     (listed, standing): (&Listed, &StandingOf<'_>),
     kind: Kind,
     mut fresh: PerUser<T>,
@@ -226,7 +230,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     for (user, result) in fresh.iter_mut() {
         match result {
             Err(Unavailable::NotCollected { .. }) => {
-                *result = place_stored(sweep, user, kind, standing, &mut coverage);
+                *result = place_stored((sweep, &mut texts), user, kind, standing, &mut coverage);
             }
             read if is_stored(read) => coverage.current(now),
             _ => coverage.failed(),
@@ -241,7 +245,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
         .collect();
     for user in stored_only {
         if standing(sweep, &user) != Standing::Excluded {
-            let result = place_stored(sweep, &user, kind, standing, &mut coverage);
+            let result = place_stored((sweep, &mut texts), &user, kind, standing, &mut coverage);
             fresh.insert(user, result);
         }
     }
@@ -249,9 +253,10 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
 }
 
 /// The stored read of `user`, parsed (its text freed), counted by its standing; pending when
-/// none is stored.
+/// none is stored; failed when its text does not parse (a damaged row, or a state file that
+/// could not be read at the merge).
 fn place_stored<T: DeserializeOwned>(
-    sweep: &mut Sweep,
+    (sweep, texts): (&Sweep, &mut KindTexts),
     user: &str,
     kind: Kind,
     standing: &StandingOf<'_>,
@@ -261,13 +266,17 @@ fn place_stored<T: DeserializeOwned>(
         coverage.pending(None);
         return Err(pending());
     };
+    let parsed = parse_stored(&texts.take(user).unwrap_or_default());
+    if matches!(parsed, Err(Unavailable::Malformed { .. })) {
+        coverage.failed();
+        return parsed;
+    }
     match standing(sweep, user) {
         Standing::Due | Standing::Excluded => coverage.pending(Some(read_at)),
         Standing::Current => coverage.current(read_at),
         Standing::Explained => coverage.current(sweep.now),
     }
-    let items = sweep.take_items(user, kind).unwrap_or_default();
-    parse_stored(&items)
+    parsed
 }
 
 /// The reason of a due read the sweep had no time for in this scan.
@@ -295,5 +304,62 @@ fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable>
         Err(e) => Err(Unavailable::Malformed {
             detail: format!("stored per-user read: {e}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::state::per_user::PerUserRead;
+
+    /// A stored read whose text does not parse fails that user's section and counts as failed,
+    /// never as current data; the user's other stored reads are placed as usual.
+    #[tokio::test]
+    async fn a_stored_read_that_does_not_parse_counts_as_failed() {
+        let now = DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let read = |kind: &str, items: &str| PerUserRead {
+            user_id: "u".to_owned(),
+            kind: kind.to_owned(),
+            read_at: now - chrono::Duration::hours(1),
+            registration: None,
+            items: items.to_owned(),
+        };
+        let reads = vec![read("rules", "damaged"), read("calendar", "[]")];
+        let week = std::time::Duration::from_secs(7 * 24 * 3600);
+        let mut sweep = Sweep::new(reads, now, week, tokio::time::Instant::now());
+        let user = User {
+            id: "u".into(),
+            mail: Some("u@contoso.com".into()),
+            ..User::default()
+        };
+        let calendars = CalendarReader::Application;
+        let merged = merge(
+            &mut sweep,
+            &[user],
+            (None, &calendars),
+            PerUserData::default(),
+        )
+        .await;
+        assert!(matches!(
+            merged.data.rules["u"],
+            Err(Unavailable::Malformed { .. })
+        ));
+        assert_eq!(merged.data.calendar["u"].as_ref().unwrap().len(), 0);
+        let counts: Vec<(&str, usize, usize, usize)> = merged
+            .coverage
+            .iter()
+            .map(|c| (c.section, c.current, c.pending, c.failed))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("auth_methods", 0, 0, 0),
+                ("calendar", 1, 0, 0),
+                ("rules", 0, 0, 1)
+            ]
+        );
     }
 }
