@@ -61,24 +61,7 @@ impl Store {
         collection: &str,
     ) -> Result<StoredCollection, StateError> {
         let conn = self.lock()?;
-        let stored_link = conn
-            .query_row(
-                "SELECT query, link, listed_ms FROM delta_links
-                 WHERE tenant = ?1 AND collection = ?2",
-                params![tenant, collection],
-                |row| {
-                    let link = StoredLink {
-                        query: row.get(0)?,
-                        link: row.get(1)?,
-                    };
-                    Ok((link, row.get::<_, Option<i64>>(2)?))
-                },
-            )
-            .optional()?;
-        let (link, listed_at) = match stored_link {
-            Some((link, listed_ms)) => (Some(link), listed_ms.map(from_ms)),
-            None => (None, None),
-        };
+        let (link, listed_at) = stored_link(&conn, tenant, collection)?;
         let mut statement = conn.prepare(
             "SELECT id, object FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
         )?;
@@ -198,6 +181,32 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The stored link of a collection and when it was last listed in full.
+pub(super) fn stored_link(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    collection: &str,
+) -> Result<(Option<StoredLink>, Option<DateTime<Utc>>), StateError> {
+    let stored = conn
+        .query_row(
+            "SELECT query, link, listed_ms FROM delta_links
+             WHERE tenant = ?1 AND collection = ?2",
+            params![tenant, collection],
+            |row| {
+                let link = StoredLink {
+                    query: row.get(0)?,
+                    link: row.get(1)?,
+                };
+                Ok((link, row.get::<_, Option<i64>>(2)?))
+            },
+        )
+        .optional()?;
+    Ok(match stored {
+        Some((link, listed_ms)) => (Some(link), listed_ms.map(from_ms)),
+        None => (None, None),
+    })
 }
 
 /// Stores a collection's link, synchronised at `now`; `listed` also makes `now` its listing

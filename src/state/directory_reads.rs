@@ -8,8 +8,8 @@
 //! file's lock only for its own query, so `/metrics` and delivery are not held up behind a
 //! whole collection.
 
-use super::directory_cache::StoredLink;
-use super::{from_ms, StateError, Store};
+use super::directory_cache::{stored_link, StoredLink};
+use super::{StateError, Store};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -32,29 +32,12 @@ impl Store {
         collection: &str,
     ) -> Result<StoredHead, StateError> {
         let conn = self.lock()?;
-        let stored_link = conn
-            .query_row(
-                "SELECT query, link, listed_ms FROM delta_links
-                 WHERE tenant = ?1 AND collection = ?2",
-                params![tenant, collection],
-                |row| {
-                    let link = StoredLink {
-                        query: row.get(0)?,
-                        link: row.get(1)?,
-                    };
-                    Ok((link, row.get::<_, Option<i64>>(2)?))
-                },
-            )
-            .optional()?;
+        let (link, listed_at) = stored_link(&conn, tenant, collection)?;
         let count: i64 = conn.query_row(
             "SELECT COUNT(*) FROM directory_objects WHERE tenant = ?1 AND collection = ?2",
             params![tenant, collection],
             |row| row.get(0),
         )?;
-        let (link, listed_at) = match stored_link {
-            Some((link, listed_ms)) => (Some(link), listed_ms.map(from_ms)),
-            None => (None, None),
-        };
         Ok(StoredHead {
             link,
             listed_at,
@@ -110,29 +93,38 @@ impl Store {
     }
 }
 
+/// A state file holding `rows` (id, object JSON) as tenant `t`'s users, listed at 5 s past
+/// the epoch with link `l`.
+#[cfg(test)]
+pub(crate) fn users_stored(rows: Vec<(String, String)>) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&dir.path().join("state.db")).unwrap_or_else(|e| panic!("{e}"));
+    let write = super::directory_cache::CollectionWrite {
+        collection: "users".into(),
+        link: StoredLink {
+            query: "q".into(),
+            link: "l".into(),
+        },
+        replace_all: true,
+        upserts: rows,
+        removed: Vec::new(),
+    };
+    store
+        .save_directory("t", &[write], super::from_ms(5_000))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::directory_cache::CollectionWrite;
+    use crate::state::from_ms;
 
     fn stored(rows: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let write = CollectionWrite {
-            collection: "users".into(),
-            link: StoredLink {
-                query: "q".into(),
-                link: "l".into(),
-            },
-            replace_all: true,
-            upserts: rows
-                .iter()
-                .map(|(id, o)| ((*id).to_owned(), (*o).to_owned()))
-                .collect(),
-            removed: Vec::new(),
-        };
-        store.save_directory("t", &[write], from_ms(5_000)).unwrap();
-        (dir, store)
+        let rows = rows
+            .iter()
+            .map(|(id, o)| ((*id).to_owned(), (*o).to_owned()));
+        users_stored(rows.collect())
     }
 
     #[test]

@@ -12,9 +12,9 @@ use super::{from_ms, to_ms, StateError, Store};
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-/// One stored per-user read.
+/// One stored per-user read, with its items as `I`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PerUserRead {
+pub struct StoredRead<I> {
     /// User object id.
     pub user_id: String,
     /// `auth_methods`, `calendar` or `rules`.
@@ -23,9 +23,16 @@ pub struct PerUserRead {
     pub read_at: DateTime<Utc>,
     /// For methods: the registration-report key the read was made against.
     pub registration: Option<String>,
-    /// The items as a JSON array of snapshot objects.
-    pub items: String,
+    /// The items: their text, or what they are ([`StoredItems`]).
+    pub items: I,
 }
+
+/// One stored per-user read with its items as a JSON array of snapshot objects (or the
+/// "cannot be read" form).
+pub type PerUserRead = StoredRead<String>;
+
+/// One stored per-user read without its items' text.
+pub type PerUserHead = StoredRead<StoredItems>;
 
 /// What a stored read's items are, told without holding its text: the sweep decides from it
 /// whether a read is due, and reads the text only when the merge places it (issue 10: the
@@ -56,21 +63,6 @@ impl StoredItems {
             Self::Unknown
         }
     }
-}
-
-/// One stored per-user read without its items' text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PerUserHead {
-    /// User object id.
-    pub user_id: String,
-    /// `auth_methods`, `calendar` or `rules`.
-    pub kind: String,
-    /// When the read was answered.
-    pub read_at: DateTime<Utc>,
-    /// For methods: the registration-report key the read was made against.
-    pub registration: Option<String>,
-    /// What its items are.
-    pub items: StoredItems,
 }
 
 impl PerUserRead {

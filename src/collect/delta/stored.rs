@@ -122,7 +122,7 @@ impl<'a> StoredObjects<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::directory_cache::{CollectionWrite, StoredLink};
+    use crate::state::directory_reads::users_stored;
     use std::collections::BTreeMap;
 
     fn object(id: &str, version: u32) -> String {
@@ -138,8 +138,6 @@ mod tests {
     /// between ids and after the last; removals.
     #[tokio::test]
     async fn a_round_parses_every_object_once_in_id_order_across_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
         let mut expected: BTreeMap<String, u64> = BTreeMap::new();
         let mut rows = Vec::new();
         for n in 0..2_500 {
@@ -147,18 +145,7 @@ mod tests {
             rows.push((id.clone(), object(&id, 1)));
             expected.insert(id, 1);
         }
-        let write = CollectionWrite {
-            collection: "users".into(),
-            link: StoredLink {
-                query: "q".into(),
-                link: "l".into(),
-            },
-            replace_all: true,
-            upserts: rows,
-            removed: Vec::new(),
-        };
-        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        store.save_directory("t", &[write], now).unwrap();
+        let (_dir, store) = users_stored(rows);
         let mut upserts = Vec::new();
         for id in ["a", "u00999", "u01000", "u01500x", "z"] {
             upserts.push((id.to_owned(), object(id, 2)));
@@ -187,24 +174,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_object_that_does_not_parse_makes_the_stored_collection_unusable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let write = CollectionWrite {
-            collection: "users".into(),
-            link: StoredLink {
-                query: "q".into(),
-                link: "l".into(),
-            },
-            replace_all: true,
-            upserts: vec![
-                ("a".into(), object("a", 1)),
-                ("b".into(), "{".into()),
-                ("c".into(), "[]".into()),
-            ],
-            removed: Vec::new(),
-        };
-        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
-        store.save_directory("t", &[write], now).unwrap();
+        let (_dir, store) = users_stored(vec![
+            ("a".into(), object("a", 1)),
+            ("b".into(), "{".into()),
+            ("c".into(), "[]".into()),
+        ]);
         let objects = StoredObjects::new(&store, "t", DeltaCollection::Users);
         let none = BTreeSet::new();
         let parse = objects.parse_with((&[], &none), 3, parsed).await;
