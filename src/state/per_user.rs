@@ -81,19 +81,34 @@ impl PerUserRead {
 impl Store {
     /// Every stored per-user read of a tenant, without the items' texts.
     pub fn load_per_user_heads(&self, tenant: &str) -> Result<Vec<PerUserHead>, StateError> {
+        // Borrowed from the row: the text is not copied.
+        self.load_stored_reads(tenant, |items| Ok(StoredItems::of(items.as_str()?)))
+    }
+
+    /// Every stored read of `tenant`, its items made by `items` from the row's column.
+    fn load_stored_reads<I>(
+        &self,
+        tenant: &str,
+        items: impl Fn(rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<I>,
+    ) -> Result<Vec<StoredRead<I>>, StateError> {
         let conn = self.lock()?;
         let mut statement = conn.prepare(
             "SELECT user_id, kind, read_at_ms, registration, items
              FROM per_user_reads WHERE tenant = ?1",
         )?;
         let rows = statement.query_map([tenant], |row| {
-            Ok(PerUserHead {
+            Ok(StoredRead {
                 user_id: row.get(0)?,
                 kind: row.get(1)?,
                 read_at: from_ms(row.get(2)?),
                 registration: row.get(3)?,
-                // Borrowed from the row: the text is not copied.
-                items: StoredItems::of(row.get_ref(4)?.as_str()?),
+                items: items(row.get_ref(4)?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        4,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -116,21 +131,7 @@ impl Store {
 
     /// Every stored per-user read of a tenant.
     pub fn load_per_user_reads(&self, tenant: &str) -> Result<Vec<PerUserRead>, StateError> {
-        let conn = self.lock()?;
-        let mut statement = conn.prepare(
-            "SELECT user_id, kind, read_at_ms, registration, items
-             FROM per_user_reads WHERE tenant = ?1",
-        )?;
-        let rows = statement.query_map([tenant], |row| {
-            Ok(PerUserRead {
-                user_id: row.get(0)?,
-                kind: row.get(1)?,
-                read_at: from_ms(row.get(2)?),
-                registration: row.get(3)?,
-                items: row.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.load_stored_reads(tenant, |items| Ok(items.as_str()?.to_owned()))
     }
 
     /// Stores `reads` (replacing older ones) and forgets every read of `deleted_users`, in one
