@@ -32,8 +32,9 @@ use crate::state::Store;
 use chrono::{DateTime, Utc};
 pub use coverage::Coverage;
 pub(crate) use merge::{merge, pending};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stored::{KindTexts, Stored, StoredReads, StoredTexts};
+use stored::{KindReads, Stored, StoredReads, StoredTexts};
 use tokio::time::Instant;
 
 /// What the registration report says about one user.
@@ -133,10 +134,13 @@ impl Sweep {
         self.until
     }
 
-    /// The stored items' texts of `kind`, for the merge: read one kind at a time, each freed
-    /// as it is parsed, not held beside the parsed data until the scan ends (issue 10).
-    async fn texts_of(&mut self, kind: Kind) -> KindTexts {
-        self.texts.of(kind).await
+    /// The stored reads of `kind`, parsed, for the merge: read one kind at a time, parsed
+    /// from the state file's rows without holding their texts (issue 10).
+    async fn stored_of<T: DeserializeOwned + Send + 'static>(
+        &mut self,
+        kind: Kind,
+    ) -> KindReads<T> {
+        self.texts.parsed(kind).await
     }
 
     fn get(&self, user: &str, kind: Kind) -> Option<&Stored> {

@@ -114,19 +114,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// `(user id, items)` of every stored read of one kind of a tenant, in user id order.
-    pub fn load_per_user_items(
+    /// Calls `visit` with the user id and items of every stored read of one kind of a tenant,
+    /// in user id order, each borrowed from its row (nothing is copied).
+    pub fn visit_per_user_items(
         &self,
         tenant: &str,
         kind: &str,
-    ) -> Result<Vec<(String, String)>, StateError> {
+        mut visit: impl FnMut(&str, &str),
+    ) -> Result<(), StateError> {
         let conn = self.lock()?;
         let mut statement = conn.prepare(
             "SELECT user_id, items FROM per_user_reads
              WHERE tenant = ?1 AND kind = ?2 ORDER BY user_id",
         )?;
-        let rows = statement.query_map([tenant, kind], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = statement.query([tenant, kind])?;
+        while let Some(row) = rows.next()? {
+            let text =
+                |column| -> Result<&str, rusqlite::Error> { Ok(row.get_ref(column)?.as_str()?) };
+            visit(text(0)?, text(1)?);
+        }
+        Ok(())
     }
 
     /// Every stored per-user read of a tenant.
@@ -229,13 +236,16 @@ mod tests {
         );
         assert_eq!(heads[2].registration, read("u", "", "").registration);
         assert_eq!(heads[2].read_at, from_ms(1_700_000_000_000));
-        let rules = store.load_per_user_items("t", "rules").unwrap();
+        let items = |kind: &str| {
+            let mut seen = Vec::new();
+            let visit = |user: &str, items: &str| seen.push((user.to_owned(), items.to_owned()));
+            store.visit_per_user_items("t", kind, visit).unwrap();
+            seen
+        };
+        let rules = items("rules");
         let users: Vec<&str> = rules.iter().map(|(u, _)| u.as_str()).collect();
         assert_eq!(users, ["u1", "u2", "u3"]);
         assert_eq!(rules[1].1, r#"[{"id":"r"}]"#);
-        assert!(store
-            .load_per_user_items("t", "auth_methods")
-            .unwrap()
-            .is_empty());
+        assert!(items("auth_methods").is_empty());
     }
 }

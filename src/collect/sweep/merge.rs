@@ -9,7 +9,7 @@
 //! calls due again would age into "pending" that no scan clears.
 
 use super::coverage::Coverage;
-use super::{is_stored, registration_key, FreshRead, KindTexts, ReportRow, Sweep};
+use super::{is_stored, registration_key, FreshRead, KindReads, ReportRow, Sweep};
 use crate::collect::per_user::{has_mailbox, CalendarReader, Kind, PerUserData};
 use crate::snapshot::{PerUser, Unavailable, User, UserId, UserRegistrationDetails};
 use chrono::{DateTime, Utc};
@@ -130,7 +130,7 @@ pub(crate) async fn merge(
         standing(Kind::Rules),
     );
     let listed = &rules.listed;
-    let texts = sweep.texts_of(Kind::AuthMethods).await;
+    let texts = sweep.stored_of(Kind::AuthMethods).await;
     let (auth_methods, c1) = merge_kind(
         (sweep, texts),
         (listed, &methods),
@@ -138,7 +138,7 @@ pub(crate) async fn merge(
         fresh.auth_methods,
         &mut record,
     );
-    let texts = sweep.texts_of(Kind::Calendar).await;
+    let texts = sweep.stored_of(Kind::Calendar).await;
     let (calendar, c2) = merge_kind(
         (sweep, texts),
         (listed, &calendar),
@@ -146,7 +146,7 @@ pub(crate) async fn merge(
         fresh.calendar,
         &mut record,
     );
-    let texts = sweep.texts_of(Kind::Rules).await;
+    let texts = sweep.stored_of(Kind::Rules).await;
     let (rules_data, c3) = merge_kind(
         (sweep, texts),
         (listed, &mailbox_rules),
@@ -213,7 +213,7 @@ fn mailbox_standing(sweep: &Sweep, user: &str, kind: Kind, read: bool) -> Standi
 /// not read takes their stored read by its standing (or is pending). The map is not rebuilt,
 /// so a section of 100,000 users is never held twice during the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
-    (sweep, mut texts): (&Sweep, KindTexts),
+    (sweep, mut texts): (&Sweep, KindReads<T>),
     (listed, standing): (&Listed, &StandingOf<'_>),
     kind: Kind,
     mut fresh: PerUser<T>,
@@ -252,11 +252,11 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     (fresh, coverage)
 }
 
-/// The stored read of `user`, parsed (its text freed), counted by its standing; pending when
+/// The stored read of `user`, parsed, counted by its standing; pending when
 /// none is stored; failed when its text does not parse (a damaged row, or a state file that
 /// could not be read at the merge).
 fn place_stored<T: DeserializeOwned>(
-    (sweep, texts): (&Sweep, &mut KindTexts),
+    (sweep, texts): (&Sweep, &mut KindReads<T>),
     user: &str,
     kind: Kind,
     standing: &StandingOf<'_>,
@@ -266,7 +266,11 @@ fn place_stored<T: DeserializeOwned>(
         coverage.pending(None);
         return Err(pending());
     };
-    let parsed = parse_stored(&texts.take(user).unwrap_or_default());
+    let parsed = texts.take(user).unwrap_or_else(|| {
+        Err(Unavailable::Malformed {
+            detail: "stored per-user read: not in the state file".to_owned(),
+        })
+    });
     if matches!(parsed, Err(Unavailable::Malformed { .. })) {
         coverage.failed();
         return parsed;
@@ -283,27 +287,6 @@ fn place_stored<T: DeserializeOwned>(
 pub(crate) fn pending() -> Unavailable {
     Unavailable::NotCollected {
         detail: "per-user sweep pending".to_owned(),
-    }
-}
-
-fn parse_stored<T: DeserializeOwned>(items: &str) -> Result<Vec<T>, Unavailable> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Form<T> {
-        Items(Vec<T>),
-        NotReadable { not_readable: String },
-    }
-    match serde_json::from_str(items) {
-        Ok(Form::Items(mut items)) => {
-            items.shrink_to_fit();
-            Ok(items)
-        }
-        Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
-            reason: not_readable,
-        }),
-        Err(e) => Err(Unavailable::Malformed {
-            detail: format!("stored per-user read: {e}"),
-        }),
     }
 }
 

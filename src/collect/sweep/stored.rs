@@ -1,6 +1,6 @@
 //! The stored per-user reads the sweep starts from: one entry per user, sorted by user id, each
-//! with a slot per kind of read; and their items' texts, read from the state file one kind
-//! at a time when the merge places them ([`StoredTexts`]).
+//! with a slot per kind of read; and their items, parsed from the state file's rows one kind
+//! at a time when the merge places them ([`StoredTexts`]), no text held.
 //!
 //! A sorted list rather than a hash table, and the read time as milliseconds: at 100,000 users
 //! the table was 21 MB at the second cycle's peak of memory. The texts are not held through
@@ -8,9 +8,11 @@
 //! and the list with them 12 more (heaptrack, BENCHMARKS.md "2026-12-07, evening"; issue 10).
 
 use super::Kind;
+use crate::snapshot::Unavailable;
 use crate::state::per_user::{PerUserHead, PerUserRead, StoredItems};
 use crate::state::Store;
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 
 /// One stored read.
 #[derive(Debug, Clone)]
@@ -149,21 +151,35 @@ impl StoredTexts {
         Self::Held(texts)
     }
 
-    /// The texts of every stored read of `kind`. A state file that cannot be read gives none:
-    /// each stored read placed then fails to parse, and its user's data counts as failed.
-    pub(super) async fn of(&mut self, kind: Kind) -> KindTexts {
+    /// Every stored read of `kind`, parsed: in the state file's blocking task row by row, from
+    /// the row's own text, so that no text is copied or held (issue 10). A state file that
+    /// cannot be read gives none: each stored read placed then fails, and counts as failed.
+    pub(super) async fn parsed<T: DeserializeOwned + Send + 'static>(
+        &mut self,
+        kind: Kind,
+    ) -> KindReads<T> {
         match self {
             Self::Held(held) => {
                 let (texts, rest): (Vec<_>, Vec<_>) =
                     std::mem::take(held).into_iter().partition(|t| t.0 == kind);
                 *held = rest;
-                KindTexts::new(texts.into_iter().map(|(_, u, t)| (u, t)).collect())
+                let reads = texts.into_iter().map(|(_, user, text)| {
+                    let parsed = parse_stored(&text);
+                    (user, Some(parsed))
+                });
+                KindReads::new(reads.collect())
             }
             Self::Store { store, tenant } => {
                 let (store, name) = (store.clone(), tenant.clone());
-                let read = move || store.load_per_user_items(&name, kind.name());
-                let rows = match tokio::task::spawn_blocking(read).await {
-                    Ok(Ok(rows)) => rows,
+                let read = move || {
+                    let mut reads = Vec::new();
+                    store.visit_per_user_items(&name, kind.name(), |user, text| {
+                        reads.push((Box::from(user), Some(parse_stored(text))));
+                    })?;
+                    Ok::<_, crate::state::StateError>(reads)
+                };
+                let reads = match tokio::task::spawn_blocking(read).await {
+                    Ok(Ok(reads)) => reads,
                     Ok(Err(err)) => {
                         tracing::warn!(tenant = %tenant, error = %err, "Cannot read stored per-user data");
                         Vec::new()
@@ -173,29 +189,50 @@ impl StoredTexts {
                         Vec::new()
                     }
                 };
-                let texts = rows
-                    .into_iter()
-                    .map(|(user, items)| (user.into_boxed_str(), items.into_boxed_str()))
-                    .collect();
-                KindTexts::new(texts)
+                KindReads::new(reads)
             }
         }
     }
 }
 
-/// The stored texts of one kind, by user; each is taken out as it is parsed.
-pub(super) struct KindTexts(Vec<(Box<str>, Box<str>)>);
+/// A stored read's items parsed: the items, "cannot be read", or malformed.
+type Parsed<T> = Result<Vec<T>, Unavailable>;
 
-impl KindTexts {
-    fn new(mut texts: Vec<(Box<str>, Box<str>)>) -> Self {
-        texts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Self(texts)
+/// Parses a stored read's text ([`super::stored_form`]).
+pub(super) fn parse_stored<T: DeserializeOwned>(items: &str) -> Parsed<T> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form<T> {
+        Items(Vec<T>),
+        NotReadable { not_readable: String },
+    }
+    match serde_json::from_str(items) {
+        Ok(Form::Items(mut items)) => {
+            items.shrink_to_fit();
+            Ok(items)
+        }
+        Ok(Form::NotReadable { not_readable }) => Err(Unavailable::NotReadable {
+            reason: not_readable,
+        }),
+        Err(e) => Err(Unavailable::Malformed {
+            detail: format!("stored per-user read: {e}"),
+        }),
+    }
+}
+
+/// The stored reads of one kind, parsed, by user; each is taken out once as it is placed.
+pub(super) struct KindReads<T>(Vec<(Box<str>, Option<Parsed<T>>)>);
+
+impl<T> KindReads<T> {
+    fn new(mut reads: Vec<(Box<str>, Option<Parsed<T>>)>) -> Self {
+        reads.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self(reads)
     }
 
-    /// The text of `user`'s read, taken out (its memory freed once parsed).
-    pub(super) fn take(&mut self, user: &str) -> Option<Box<str>> {
+    /// `user`'s read, taken out; `None` when there is none (or it was taken).
+    pub(super) fn take(&mut self, user: &str) -> Option<Parsed<T>> {
         let position = self.0.binary_search_by(|(u, _)| (**u).cmp(user)).ok()?;
-        self.0.get_mut(position).map(|(_, t)| std::mem::take(t))
+        self.0.get_mut(position).and_then(|(_, read)| read.take())
     }
 }
 
@@ -250,25 +287,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn texts_come_one_kind_at_a_time_and_are_taken_once() {
+    async fn reads_come_parsed_one_kind_at_a_time_and_are_taken_once() {
         let reads = [
             read("u2", "rules", "[2]"),
             read("u1", "calendar", "[1]"),
-            read("u1", "rules", "[4]"),
+            read("u1", "rules", r#"{"not_readable":"404"}"#),
+            read("u3", "rules", "damaged"),
             read("u0", "unknown_kind", "[9]"),
         ];
         let mut texts = StoredTexts::held(&reads);
-        let mut rules = texts.of(Kind::Rules).await;
-        assert_eq!(rules.take("u2").as_deref(), Some("[2]"));
-        assert_eq!(rules.take("u1").as_deref(), Some("[4]"));
-        assert_eq!(rules.take("u1").as_deref(), Some(""), "taken once");
-        assert_eq!(rules.take("u3"), None);
-        assert!(
-            texts.of(Kind::Rules).await.take("u2").is_none(),
-            "handed out"
-        );
-        let mut calendar = texts.of(Kind::Calendar).await;
-        assert_eq!(calendar.take("u1").as_deref(), Some("[1]"));
+        let mut rules = texts.parsed::<u32>(Kind::Rules).await;
+        assert_eq!(rules.take("u2"), Some(Ok(vec![2])));
+        assert!(matches!(
+            rules.take("u1"),
+            Some(Err(Unavailable::NotReadable { .. }))
+        ));
+        assert_eq!(rules.take("u1"), None, "taken once");
+        assert!(matches!(
+            rules.take("u3"),
+            Some(Err(Unavailable::Malformed { .. }))
+        ));
+        assert_eq!(rules.take("u4"), None);
+        let again = texts.parsed::<u32>(Kind::Rules).await.take("u2");
+        assert_eq!(again, None, "handed out");
+        let mut calendar = texts.parsed::<u32>(Kind::Calendar).await;
+        assert_eq!(calendar.take("u1"), Some(Ok(vec![1])));
 
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.db")).unwrap();
@@ -277,9 +320,13 @@ mod tests {
             store,
             tenant: "t".into(),
         };
-        let mut rules = texts.of(Kind::Rules).await;
-        assert_eq!(rules.take("u1").as_deref(), Some("[4]"));
-        assert_eq!(rules.take("u2").as_deref(), Some("[2]"));
-        assert!(texts.of(Kind::AuthMethods).await.take("u1").is_none());
+        let mut rules = texts.parsed::<u32>(Kind::Rules).await;
+        assert_eq!(rules.take("u2"), Some(Ok(vec![2])));
+        assert!(matches!(
+            rules.take("u3"),
+            Some(Err(Unavailable::Malformed { .. }))
+        ));
+        let methods = texts.parsed::<u32>(Kind::AuthMethods).await.take("u1");
+        assert_eq!(methods, None);
     }
 }
