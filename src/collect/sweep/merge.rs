@@ -106,8 +106,8 @@ impl<'a> Rules<'a> {
 }
 
 /// Merges this scan's `fresh` reads with the stored ones of `sweep` for the `users` listed;
-/// `registration` is the report's rows, `None` when it could not be read. The stored texts
-/// are read one section at a time.
+/// `registration` is the report's rows, `None` when it could not be read. The stored reads
+/// are parsed from the state file one section at a time.
 pub(crate) async fn merge(
     sweep: &mut Sweep,
     users: &[User],
@@ -130,25 +130,25 @@ pub(crate) async fn merge(
         standing(Kind::Rules),
     );
     let listed = &rules.listed;
-    let texts = sweep.stored_of(Kind::AuthMethods).await;
+    let stored = sweep.stored_of(Kind::AuthMethods).await;
     let (auth_methods, c1) = merge_kind(
-        (sweep, texts),
+        (sweep, stored),
         (listed, &methods),
         Kind::AuthMethods,
         fresh.auth_methods,
         &mut record,
     );
-    let texts = sweep.stored_of(Kind::Calendar).await;
+    let stored = sweep.stored_of(Kind::Calendar).await;
     let (calendar, c2) = merge_kind(
-        (sweep, texts),
+        (sweep, stored),
         (listed, &calendar),
         Kind::Calendar,
         fresh.calendar,
         &mut record,
     );
-    let texts = sweep.stored_of(Kind::Rules).await;
+    let stored = sweep.stored_of(Kind::Rules).await;
     let (rules_data, c3) = merge_kind(
-        (sweep, texts),
+        (sweep, stored),
         (listed, &mailbox_rules),
         Kind::Rules,
         fresh.rules,
@@ -213,7 +213,7 @@ fn mailbox_standing(sweep: &Sweep, user: &str, kind: Kind, read: bool) -> Standi
 /// not read takes their stored read by its standing (or is pending). The map is not rebuilt,
 /// so a section of 100,000 users is never held twice during the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
-    (sweep, mut texts): (&Sweep, KindReads<T>),
+    (sweep, mut stored): (&Sweep, KindReads<T>),
     (listed, standing): (&Listed, &StandingOf<'_>),
     kind: Kind,
     mut fresh: PerUser<T>,
@@ -230,7 +230,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
     for (user, result) in fresh.iter_mut() {
         match result {
             Err(Unavailable::NotCollected { .. }) => {
-                *result = place_stored((sweep, &mut texts), user, kind, standing, &mut coverage);
+                *result = place_stored((sweep, &mut stored), user, kind, standing, &mut coverage);
             }
             read if is_stored(read) => coverage.current(now),
             _ => coverage.failed(),
@@ -245,18 +245,18 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
         .collect();
     for user in stored_only {
         if standing(sweep, &user) != Standing::Excluded {
-            let result = place_stored((sweep, &mut texts), &user, kind, standing, &mut coverage);
+            let result = place_stored((sweep, &mut stored), &user, kind, standing, &mut coverage);
             fresh.insert(user, result);
         }
     }
     (fresh, coverage)
 }
 
-/// The stored read of `user`, parsed, counted by its standing; pending when
-/// none is stored; failed when its text does not parse (a damaged row, or a state file that
+/// The stored read of `user`, parsed, counted by its standing; pending when none is stored;
+/// failed when its text does not parse (a damaged row, or a state file that
 /// could not be read at the merge).
 fn place_stored<T: DeserializeOwned>(
-    (sweep, texts): (&Sweep, &mut KindReads<T>),
+    (sweep, stored): (&Sweep, &mut KindReads<T>),
     user: &str,
     kind: Kind,
     standing: &StandingOf<'_>,
@@ -266,7 +266,7 @@ fn place_stored<T: DeserializeOwned>(
         coverage.pending(None);
         return Err(pending());
     };
-    let parsed = texts.take(user).unwrap_or_else(|| {
+    let parsed = stored.take(user).unwrap_or_else(|| {
         Err(Unavailable::Malformed {
             detail: "stored per-user read: not in the state file".to_owned(),
         })
