@@ -40,7 +40,7 @@ use round::{resync_link, sync, Round, Synced};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use stored::{StoredObjects, Unusable};
+use stored::{parses_as, StoredObjects, Unusable};
 
 /// A collection read through delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,7 +164,7 @@ impl DirectoryCache {
         let stored = self
             .store
             .as_ref()
-            .map(|(store, tenant)| StoredObjects::new(store, tenant, collection));
+            .map(|(store, tenant)| StoredObjects::new((store, tenant), collection, parses_as::<T>));
         let now = crate::scan::clock_now();
         let link = match sync(client, collection, (head, stored.as_ref()), now).await? {
             Round::Changes(synced) => {

@@ -11,6 +11,7 @@
 
 use super::DeltaCollection;
 use crate::state::{StateError, Store};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -34,15 +35,28 @@ pub(super) struct StoredObjects<'a> {
     store: &'a Store,
     tenant: &'a str,
     collection: DeltaCollection,
+    /// True when a stored text parses as the snapshot's shape of the collection.
+    parses: fn(&str) -> bool,
+}
+
+/// True when `text` parses as a `T`.
+pub(super) fn parses_as<T: DeserializeOwned>(text: &str) -> bool {
+    serde_json::from_str::<T>(text).is_ok()
 }
 
 impl<'a> StoredObjects<'a> {
-    /// `collection` of `tenant` in `store`.
-    pub(super) fn new(store: &'a Store, tenant: &'a str, collection: DeltaCollection) -> Self {
+    /// `collection` of `tenant` in `store`, whose objects are read by `parses`
+    /// ([`parses_as`]).
+    pub(super) fn new(
+        (store, tenant): (&'a Store, &'a str),
+        collection: DeltaCollection,
+        parses: fn(&str) -> bool,
+    ) -> Self {
         Self {
             store,
             tenant,
             collection,
+            parses,
         }
     }
 
@@ -60,7 +74,9 @@ impl<'a> StoredObjects<'a> {
         }
     }
 
-    /// The stored texts of those of `ids` that are stored, each a JSON object.
+    /// The stored texts of those of `ids` that are stored, each a JSON object of the
+    /// collection's shape: a damaged one makes the collection unusable (it is listed again),
+    /// rather than fail every round that changes it until the weekly listing.
     pub(super) async fn of(&self, ids: Vec<String>) -> Result<Vec<(String, String)>, Unusable> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -69,7 +85,8 @@ impl<'a> StoredObjects<'a> {
             .read(move |store, tenant, name| store.directory_objects_of(tenant, name, &ids))
             .await?;
         for (id, text) in &rows {
-            if serde_json::from_str::<Map<String, Value>>(text).is_err() {
+            let object = serde_json::from_str::<Map<String, Value>>(text).is_ok();
+            if !object || !(self.parses)(text) {
                 return Err(self.unreadable(id));
             }
         }
@@ -147,7 +164,7 @@ mod tests {
         }
         let (_dir, store) = users_stored(rows);
         let mut upserts = Vec::new();
-        for id in ["a", "u00999", "u01000", "u01500x", "z"] {
+        for id in ["a", "u00999", "u00999x", "u01000", "u01500x", "z"] {
             upserts.push((id.to_owned(), object(id, 2)));
             expected.insert(id.to_owned(), 2);
         }
@@ -157,7 +174,9 @@ mod tests {
         for id in &removed {
             expected.remove(id);
         }
-        let objects = StoredObjects::new(&store, "t", DeltaCollection::Users);
+        let objects = StoredObjects::new((&store, "t"), DeltaCollection::Users, |t| {
+            parsed(t).is_some()
+        });
         let items = objects
             .parse_with((&upserts, &removed), 2_500, parsed)
             .await
@@ -178,15 +197,19 @@ mod tests {
             ("a".into(), object("a", 1)),
             ("b".into(), "{".into()),
             ("c".into(), "[]".into()),
+            ("d".into(), r#"{"id":"d"}"#.into()),
         ]);
-        let objects = StoredObjects::new(&store, "t", DeltaCollection::Users);
+        let objects = StoredObjects::new((&store, "t"), DeltaCollection::Users, |t| {
+            parsed(t).is_some()
+        });
         let none = BTreeSet::new();
         let parse = objects.parse_with((&[], &none), 3, parsed).await;
         assert!(parse.unwrap_err().to_string().contains("object b"));
         assert!(objects.of(vec!["c".into()]).await.is_err(), "not an object");
         assert!(objects.of(vec!["b".into()]).await.is_err(), "not JSON");
+        assert!(objects.of(vec!["d".into()]).await.is_err(), "not the shape");
         // Removed or replaced, an unreadable object is not read.
-        let removed = BTreeSet::from(["b".to_owned()]);
+        let removed = BTreeSet::from(["b".to_owned(), "d".to_owned()]);
         let replaced = [("c".to_owned(), object("c", 2))];
         let items = objects
             .parse_with((&replaced, &removed), 3, parsed)
