@@ -147,9 +147,12 @@ impl Sweep {
         self.stored.get(user, kind)
     }
 
+    /// True when a stored read is due by age; a damaged one (its items neither a list nor
+    /// "cannot be read") always is: it is of no use until read again.
     fn is_aged(&self, stored: &Stored) -> bool {
         let not_readable = stored.items == StoredItems::NotReadable;
-        self.is_older_than_bound(stored.read_at(), not_readable)
+        stored.items == StoredItems::Unknown
+            || self.is_older_than_bound(stored.read_at(), not_readable)
     }
 
     /// True when data read at `read_at` is due again: older than `scan.per_user_max_age`, or
@@ -185,9 +188,9 @@ impl Sweep {
             // Stored methods the report no longer explains; or a 404, which explains nothing
             // and is read again once it ages (else an instance it left open stays open).
             (ReportRow::Absent, s) => s.is_some_and(|s| match s.items {
-                StoredItems::Some => true,
+                StoredItems::Some | StoredItems::Unknown => true,
                 StoredItems::NotReadable => self.is_aged(s),
-                StoredItems::Empty | StoredItems::Unknown => false,
+                StoredItems::Empty => false,
             }),
         }
     }
@@ -277,5 +280,11 @@ mod tests {
             "a 404 ages in a seventh of the bound"
         );
         assert!(!sweep_over("[]", 1).methods_due("nobody", ReportRow::Absent));
+        assert!(
+            sweep_over("damaged", 1).methods_due("u", ReportRow::Absent),
+            "a damaged read is read again"
+        );
+        assert!(sweep_over("damaged", 1).methods_due("u", ReportRow::Listed("fido2|x")));
+        assert!(!sweep_over("[]", 1).methods_due("u", ReportRow::Listed("fido2|x")));
     }
 }

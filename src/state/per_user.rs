@@ -114,26 +114,31 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Calls `visit` with the user id and items of every stored read of one kind of a tenant,
-    /// in user id order, each borrowed from its row (nothing is copied).
+    /// Calls `visit` with the user id and items of up to `limit` stored reads of one kind of a
+    /// tenant with a user id above `after` (from the first when `None`), in user id order,
+    /// each borrowed from its row (nothing is copied); returns how many it visited.
     pub fn visit_per_user_items(
         &self,
-        tenant: &str,
-        kind: &str,
+        (tenant, kind): (&str, &str),
+        (after, limit): (Option<&str>, usize),
         mut visit: impl FnMut(&str, &str),
-    ) -> Result<(), StateError> {
+    ) -> Result<usize, StateError> {
         let conn = self.lock()?;
-        let mut statement = conn.prepare(
+        let mut statement = conn.prepare_cached(
             "SELECT user_id, items FROM per_user_reads
-             WHERE tenant = ?1 AND kind = ?2 ORDER BY user_id",
+             WHERE tenant = ?1 AND kind = ?2 AND (?3 IS NULL OR user_id > ?3)
+             ORDER BY user_id LIMIT ?4",
         )?;
-        let mut rows = statement.query([tenant, kind])?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = statement.query(params![tenant, kind, after, limit])?;
+        let mut visited = 0;
         while let Some(row) = rows.next()? {
             let text =
                 |column| -> Result<&str, rusqlite::Error> { Ok(row.get_ref(column)?.as_str()?) };
             visit(text(0)?, text(1)?);
+            visited += 1;
         }
-        Ok(())
+        Ok(visited)
     }
 
     /// Every stored per-user read of a tenant.
@@ -237,10 +242,20 @@ mod tests {
         assert_eq!(heads[2].registration, read("u", "", "").registration);
         assert_eq!(heads[2].read_at, from_ms(1_700_000_000_000));
         let items = |kind: &str| {
-            let mut seen = Vec::new();
-            let visit = |user: &str, items: &str| seen.push((user.to_owned(), items.to_owned()));
-            store.visit_per_user_items("t", kind, visit).unwrap();
-            seen
+            let mut seen: Vec<(String, String)> = Vec::new();
+            loop {
+                let after = seen.last().map(|(user, _)| user.clone());
+                let chunk = (after.as_deref(), 2);
+                let visit =
+                    |user: &str, items: &str| seen.push((user.to_owned(), items.to_owned()));
+                if store
+                    .visit_per_user_items(("t", kind), chunk, visit)
+                    .unwrap()
+                    < 2
+                {
+                    return seen;
+                }
+            }
         };
         let rules = items("rules");
         let users: Vec<&str> = rules.iter().map(|(u, _)| u.as_str()).collect();

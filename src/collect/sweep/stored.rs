@@ -151,7 +151,7 @@ impl StoredTexts {
         Self::Held(texts)
     }
 
-    /// Every stored read of `kind`, parsed: in the state file's blocking task row by row, from
+    /// Every stored read of `kind`, parsed: in blocking tasks a chunk of rows at a time, from
     /// the row's own text, so that no text is copied or held (issue 10). A state file that
     /// cannot be read gives none: each stored read placed then fails, and counts as failed.
     pub(super) async fn parsed<T: DeserializeOwned + Send + 'static>(
@@ -170,28 +170,50 @@ impl StoredTexts {
                 KindReads::new(reads.collect())
             }
             Self::Store { store, tenant } => {
-                let (store, name) = (store.clone(), tenant.clone());
-                let read = move || {
-                    let mut reads = Vec::new();
-                    store.visit_per_user_items(&name, kind.name(), |user, text| {
-                        reads.push((Box::from(user), Some(parse_stored(text))));
-                    })?;
-                    Ok::<_, crate::state::StateError>(reads)
-                };
-                let reads = match tokio::task::spawn_blocking(read).await {
-                    Ok(Ok(reads)) => reads,
-                    Ok(Err(err)) => {
-                        tracing::warn!(tenant = %tenant, error = %err, "Cannot read stored per-user data");
-                        Vec::new()
+                let mut reads = Vec::new();
+                loop {
+                    let after = reads.last().map(|(user, _): &(Box<str>, _)| user.clone());
+                    match parse_chunk(store, tenant, kind, after).await {
+                        Ok(chunk) if chunk.is_empty() => break,
+                        Ok(chunk) => reads.extend(chunk),
+                        Err(err) => {
+                            tracing::warn!(tenant = %tenant, error = %err, "Cannot read stored per-user data");
+                            reads.clear();
+                            break;
+                        }
                     }
-                    Err(err) => {
-                        tracing::warn!(tenant = %tenant, error = %err, "Cannot read stored per-user data");
-                        Vec::new()
-                    }
-                };
+                }
                 KindReads::new(reads)
             }
         }
+    }
+}
+
+/// Stored reads parsed a chunk at a time: the state file's lock is held for one chunk's rows,
+/// not for a whole section's (about 100,000 at 100,000 users).
+const CHUNK: usize = 1_000;
+
+/// The next chunk of stored reads of `kind` after the user `after`, parsed in a blocking task
+/// from the rows' own texts.
+async fn parse_chunk<T: DeserializeOwned + Send + 'static>(
+    store: &Store,
+    tenant: &str,
+    kind: Kind,
+    after: Option<Box<str>>,
+) -> Result<Vec<(Box<str>, Option<Parsed<T>>)>, String> {
+    let (store, tenant) = (store.clone(), tenant.to_owned());
+    let read = move || {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let visit =
+            |user: &str, text: &str| chunk.push((Box::from(user), Some(parse_stored(text))));
+        let position = (after.as_deref(), CHUNK);
+        store.visit_per_user_items((&tenant, kind.name()), position, visit)?;
+        Ok::<_, crate::state::StateError>(chunk)
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(join) => Err(join.to_string()),
     }
 }
 
