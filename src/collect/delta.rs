@@ -94,11 +94,23 @@ impl DeltaCollection {
 /// One tenant's stored directory during a scan, and the writes of the rounds that completed.
 /// Only each collection's link and size are held; its objects are read from the state file
 /// as a round needs them ([`stored`]).
-#[derive(Default)]
 pub struct DirectoryCache {
     heads: Mutex<HashMap<DeltaCollection, StoredHead>>,
+    /// One state-file read of the collections at a time ([`StoredObjects`]).
+    reads: tokio::sync::Semaphore,
     writes: Mutex<Vec<CollectionWrite>>,
     store: Option<(Store, String)>,
+}
+
+impl Default for DirectoryCache {
+    fn default() -> Self {
+        Self {
+            heads: Mutex::default(),
+            reads: tokio::sync::Semaphore::new(1),
+            writes: Mutex::default(),
+            store: None,
+        }
+    }
 }
 
 impl DirectoryCache {
@@ -115,6 +127,7 @@ impl DirectoryCache {
     ) -> Self {
         Self {
             heads: Mutex::new(heads.into_iter().collect()),
+            reads: tokio::sync::Semaphore::new(1),
             writes: Mutex::new(Vec::new()),
             store: Some((store, tenant.to_owned())),
         }
@@ -161,10 +174,9 @@ impl DirectoryCache {
             .remove(&collection)
             .unwrap_or_default();
         let expected = head.count;
-        let stored = self
-            .store
-            .as_ref()
-            .map(|(store, tenant)| StoredObjects::new((store, tenant), collection, parses_as::<T>));
+        let stored = self.store.as_ref().map(|(store, tenant)| {
+            StoredObjects::new((store, tenant, &self.reads), collection, parses_as::<T>)
+        });
         let now = crate::scan::clock_now();
         let link = match sync(client, collection, (head, stored.as_ref()), now).await? {
             Round::Changes(synced) => {

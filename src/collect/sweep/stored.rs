@@ -174,8 +174,13 @@ impl StoredTexts {
                 loop {
                     let after = reads.last().map(|(user, _): &(Box<str>, _)| user.clone());
                     match parse_chunk(store, tenant, kind, after).await {
-                        Ok(chunk) if chunk.is_empty() => break,
-                        Ok(chunk) => reads.extend(chunk),
+                        Ok(chunk) => {
+                            let last_chunk = chunk.len() < CHUNK;
+                            reads.extend(chunk);
+                            if last_chunk {
+                                break;
+                            }
+                        }
                         Err(err) => {
                             tracing::warn!(tenant = %tenant, error = %err, "Cannot read stored per-user data");
                             reads.clear();
