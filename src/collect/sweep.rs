@@ -27,7 +27,7 @@ mod stored;
 use super::held_report::ReportRows;
 use super::per_user::Kind;
 use crate::snapshot::{Unavailable, UserId, UserRegistrationDetails};
-use crate::state::per_user::{PerUserHead, PerUserRead, StoredItems};
+use crate::state::per_user::{PerUserHead, StoredItems};
 use crate::state::Store;
 use chrono::{DateTime, Utc};
 pub use coverage::Coverage;
@@ -89,15 +89,20 @@ impl Sweep {
         Self::with(StoredReads::new(heads), texts, now, (max_age, until))
     }
 
-    /// A sweep over `reads`, held whole, at `now`; reads stop being sent at `until`.
+    /// A sweep over `reads`, held whole, at `now`; reads stop being sent at `until` (tests:
+    /// the daemon's sweep is [`Sweep::over_store`]).
+    #[cfg(test)]
     pub fn new(
-        reads: Vec<PerUserRead>,
+        reads: Vec<crate::state::per_user::PerUserRead>,
         now: DateTime<Utc>,
         max_age: std::time::Duration,
         until: Instant,
     ) -> Self {
         let texts = StoredTexts::held(&reads);
-        let heads = reads.iter().map(PerUserRead::head).collect();
+        let heads = reads
+            .iter()
+            .map(crate::state::per_user::PerUserRead::head)
+            .collect();
         Self::with(StoredReads::new(heads), texts, now, (max_age, until))
     }
 
@@ -253,6 +258,7 @@ pub struct FreshRead {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::state::per_user::PerUserRead;
 
     fn sweep_over(items: &str, age_hours: i64) -> Sweep {
         let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")

@@ -9,7 +9,7 @@
 
 use super::Kind;
 use crate::snapshot::Unavailable;
-use crate::state::per_user::{PerUserHead, PerUserRead, StoredItems};
+use crate::state::per_user::{PerUserHead, StoredItems};
 use crate::state::Store;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -121,7 +121,8 @@ pub(crate) enum StoredTexts {
         /// The tenant's name.
         tenant: String,
     },
-    /// Held with the reads (a sweep built from whole reads): `(kind, user, items)`.
+    /// Held with the reads (a sweep built from whole reads, in tests): `(kind, user, items)`.
+    #[cfg(test)]
     Held(Vec<(Kind, Box<str>, Box<str>)>),
 }
 
@@ -129,6 +130,7 @@ impl std::fmt::Debug for StoredTexts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Store { tenant, .. } => write!(f, "StoredTexts::Store({tenant})"),
+            #[cfg(test)]
             Self::Held(held) => write!(f, "StoredTexts::Held({} texts)", held.len()),
         }
     }
@@ -136,7 +138,8 @@ impl std::fmt::Debug for StoredTexts {
 
 impl StoredTexts {
     /// The texts of `reads`, held.
-    pub(super) fn held(reads: &[PerUserRead]) -> Self {
+    #[cfg(test)]
+    pub(super) fn held(reads: &[crate::state::per_user::PerUserRead]) -> Self {
         let texts = reads
             .iter()
             .filter_map(|read| {
@@ -159,6 +162,7 @@ impl StoredTexts {
         kind: Kind,
     ) -> KindReads<T> {
         match self {
+            #[cfg(test)]
             Self::Held(held) => {
                 let (texts, rest): (Vec<_>, Vec<_>) =
                     std::mem::take(held).into_iter().partition(|t| t.0 == kind);
@@ -266,6 +270,7 @@ impl<T> KindReads<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::per_user::PerUserRead;
 
     fn read(user: &str, kind: &str, items: &str) -> PerUserRead {
         PerUserRead {
