@@ -95,7 +95,7 @@ fn evaluate_users(
 
 /// U2: any on-premises provisioning error, synced or formerly synced.
 fn provisioning_error(user: &User, _: &Scope<'_>) -> Option<Value> {
-    let errors = &user.on_premises_provisioning_errors;
+    let errors = user.on_premises_provisioning_errors();
     if errors.is_empty() {
         return None;
     }
@@ -203,7 +203,7 @@ fn sync_stale(user: &User, scope: &Scope<'_>) -> Option<Value> {
 /// U9: the computed classification, or `ageGroup` when the classification is null.
 fn not_legal_adult(user: &User, _: &Scope<'_>) -> Option<Value> {
     let is_in = |value: &str, list: &[&str]| list.iter().any(|v| value.eq_ignore_ascii_case(v));
-    let basis = match (&user.legal_age_group_classification, &user.age_group) {
+    let basis = match (user.legal_age_group_classification(), user.age_group()) {
         (Some(class), _) if is_in(class, &NOT_ADULT_CLASSIFICATIONS) => {
             "legalAgeGroupClassification"
         }
@@ -211,9 +211,9 @@ fn not_legal_adult(user: &User, _: &Scope<'_>) -> Option<Value> {
         _ => return None,
     };
     Some(json!({
-        "legal_age_group_classification": user.legal_age_group_classification,
-        "age_group": user.age_group,
-        "consent_provided_for_minor": user.consent_provided_for_minor,
+        "legal_age_group_classification": user.legal_age_group_classification(),
+        "age_group": user.age_group(),
+        "consent_provided_for_minor": user.consent_provided_for_minor(),
         "basis": basis,
     }))
 }
@@ -262,7 +262,7 @@ fn account_disabled(user: &User, _: &Scope<'_>) -> Option<Value> {
     (user.account_enabled == Some(false)).then(|| {
         json!({
             "user_type": user.user_type,
-            "creation_type": user.creation_type,
+            "creation_type": user.creation_type(),
             "on_premises_sync_enabled": user.on_premises_sync_enabled,
         })
     })

@@ -6,12 +6,14 @@
 //! only that mailbox's instances.
 
 pub mod types;
+mod user;
 
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub use types::*;
+pub use user::{ProvisioningError, SeldomUserProperties, User};
 
 /// Why a data section (or one user's part of it) did not arrive.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

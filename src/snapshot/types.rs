@@ -48,85 +48,6 @@ pub struct Domain {
     pub supported_services: Vec<String>,
 }
 
-/// One entry of `user.onPremisesProvisioningErrors`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ProvisioningError {
-    /// Currently only `PropertyConflict`.
-    pub category: Option<Box<str>>,
-    /// When it happened.
-    pub occurred_date_time: Option<DateTime<Utc>>,
-    /// `UserPrincipalName` or `ProxyAddress`.
-    pub property_causing_error: Option<Box<str>>,
-    /// The conflicting value.
-    pub value: Option<Box<str>>,
-}
-
-/// `GET /users?$select=...` (the properties of `findings-spec.md` section 2.2).
-///
-/// Text fields are `Box<str>` (16 bytes, not a `String`'s 24): a 100,000-user tenant holds
-/// 100,000 of these through evaluation (issue 10).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct User {
-    /// Object id, shared with the per-user sections' keys and the sweep's reads
-    /// ([`UserId`]).
-    pub id: UserId,
-    /// UPN.
-    pub user_principal_name: Option<Box<str>>,
-    /// Display name.
-    pub display_name: Option<Box<str>>,
-    /// Primary SMTP address; null when the user has no mailbox.
-    pub mail: Option<Box<str>>,
-    /// `Member` or `Guest`.
-    pub user_type: Option<Box<str>>,
-    /// `Invitation` for B2B guests.
-    pub creation_type: Option<Box<str>>,
-    /// Sign-in allowed.
-    pub account_enabled: Option<bool>,
-    /// Comma list: `DisablePasswordExpiration`, `DisableStrongPassword`.
-    pub password_policies: Option<Box<str>>,
-    /// Last password change or creation.
-    pub last_password_change_date_time: Option<DateTime<Utc>>,
-    /// true synced, false formerly synced, null cloud-only.
-    pub on_premises_sync_enabled: Option<bool>,
-    /// Last sync of this object.
-    pub on_premises_last_sync_date_time: Option<DateTime<Utc>>,
-    /// Source anchor.
-    pub on_premises_immutable_id: Option<Box<str>>,
-    /// Sync provisioning errors.
-    #[serde(deserialize_with = "null_as_empty_list")]
-    pub on_premises_provisioning_errors: Vec<ProvisioningError>,
-    /// `minor`, `notAdult`, `adult`.
-    pub age_group: Option<Box<str>>,
-    /// `granted`, `denied`, `notRequired`.
-    pub consent_provided_for_minor: Option<Box<str>>,
-    /// Computed legal age group.
-    pub legal_age_group_classification: Option<Box<str>>,
-    /// `SMTP:primary`, `smtp:alias`, `SIP:...`.
-    #[serde(deserialize_with = "null_as_empty_list")]
-    pub proxy_addresses: Vec<Box<str>>,
-    /// Creation time.
-    pub created_date_time: Option<DateTime<Utc>>,
-}
-
-impl User {
-    /// The best human name: UPN, else display name, else id.
-    pub fn name(&self) -> &str {
-        self.user_principal_name
-            .as_deref()
-            .or(self.display_name.as_deref())
-            .unwrap_or(&self.id)
-    }
-
-    /// True for `userType == Guest` (case-insensitive).
-    pub fn is_guest(&self) -> bool {
-        self.user_type
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
-    }
-}
-
 /// One authentication method from `/users/{id}/authentication/methods` or a typed list.
 ///
 /// The typed variants are boxed and `Other` holds boxed text, so that the common case (a
@@ -470,7 +391,7 @@ where
 
 /// A list that Graph may send as null, held without spare capacity: serde grows a list as it
 /// reads it (four slots for one element), and a large tenant holds hundreds of thousands.
-fn null_as_empty_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+pub(super) fn null_as_empty_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -293,7 +293,7 @@ mod tests {
         apply_all(&mut objects, changes).unwrap();
         assert_eq!(objects["a"], r#"{"id":"a","passwordPolicies":"None"}"#);
         let user: crate::snapshot::User = serde_json::from_str(&objects["a"]).unwrap();
-        assert_eq!((user.mail, user.age_group), (None, None));
+        assert_eq!((user.mail.as_deref(), user.age_group()), (None, None));
         assert_eq!(user.password_policies.as_deref(), Some("None"));
     }
 
