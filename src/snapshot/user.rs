@@ -20,7 +20,7 @@ pub struct ProvisioningError {
     pub category: Option<Box<str>>,
     /// When it happened.
     pub occurred_date_time: Option<DateTime<Utc>>,
-    /// The property in conflict, such as `UserPrincipalName`.
+    /// `UserPrincipalName` or `ProxyAddress`.
     pub property_causing_error: Option<Box<str>>,
     /// The conflicting value.
     pub value: Option<Box<str>>,
@@ -60,7 +60,8 @@ pub struct User {
     pub proxy_addresses: Box<[Box<str>]>,
     /// Creation time.
     pub created_date_time: Option<DateTime<Utc>>,
-    /// The properties few users have set; `None` when none is.
+    /// The properties few users have set; `None` when none is, so that two users with the
+    /// same properties are equal: set it through [`User::set_seldom`].
     pub seldom: Option<Box<SeldomUserProperties>>,
 }
 
@@ -103,6 +104,11 @@ impl User {
             .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
     }
 
+    /// Sets the seldom-set properties, boxed only when one of them is set.
+    pub fn set_seldom(&mut self, seldom: SeldomUserProperties) {
+        self.seldom = seldom.boxed_if_set();
+    }
+
     /// `creationType`.
     pub fn creation_type(&self) -> Option<&str> {
         self.seldom.as_ref()?.creation_type.as_deref()
@@ -135,9 +141,10 @@ impl User {
 }
 
 /// A user as Graph writes it: every property of `$select`, null or absent alike.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-#[derive(Default)]
+///
+/// Named `User` for serde, so that a parse error names the Graph type, not this one.
+#[derive(Default, Deserialize)]
+#[serde(rename = "User", rename_all = "camelCase", default)]
 struct UserWire {
     id: UserId,
     user_principal_name: Option<Box<str>>,
@@ -170,7 +177,7 @@ impl From<UserWire> for User {
             consent_provided_for_minor: wire.consent_provided_for_minor,
             legal_age_group_classification: wire.legal_age_group_classification,
         };
-        Self {
+        let mut user = Self {
             id: wire.id,
             user_principal_name: wire.user_principal_name,
             display_name: wire.display_name,
@@ -184,8 +191,10 @@ impl From<UserWire> for User {
             on_premises_immutable_id: wire.on_premises_immutable_id,
             proxy_addresses: wire.proxy_addresses.into(),
             created_date_time: wire.created_date_time,
-            seldom: seldom.boxed_if_set(),
-        }
+            seldom: None,
+        };
+        user.set_seldom(seldom);
+        user
     }
 }
 
@@ -309,7 +318,25 @@ mod tests {
     }
 
     #[test]
-    fn the_user_is_smaller_than_its_wire_form() {
+    fn a_parse_error_names_the_graph_type() {
+        let error = serde_json::from_value::<User>(json!("not a user")).unwrap_err();
+        assert!(error.to_string().contains("struct User"), "{error}");
+    }
+
+    #[test]
+    fn seldom_properties_set_empty_are_no_box() {
+        let mut user = User::default();
+        user.set_seldom(SeldomUserProperties::default());
+        assert_eq!(user, User::default());
+        user.set_seldom(SeldomUserProperties {
+            age_group: Some("minor".into()),
+            ..SeldomUserProperties::default()
+        });
+        assert_eq!(user.age_group(), Some("minor"));
+    }
+
+    #[test]
+    fn a_user_is_at_most_176_bytes() {
         // What a 100,000-user tenant holds inline per user (issue 10): 264 bytes before the
         // seldom properties were boxed.
         assert!(

@@ -173,7 +173,7 @@ async fn listed<T: DeserializeOwned + DirectoryObject>(
     Ok(last_by_id(items))
 }
 
-/// Makes room for `more` items, growing by at least a quarter: a list of 100,000 users (264
+/// Makes room for `more` items, growing by at least a quarter: a list of 100,000 users (176
 /// bytes each) keeps at most a quarter spare, where doubling could leave nearly half.
 fn grow_for<T>(items: &mut Vec<T>, more: usize) {
     let free = items.capacity() - items.len();
