@@ -5,6 +5,7 @@
 //! resolves nothing. Per-user sections keep a result per user, so a 403 on one mailbox fails
 //! only that mailbox's instances.
 
+mod methods;
 pub mod types;
 mod user;
 
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use methods::{AuthMethod, Fido2Method, TapMethod, WindowsHelloMethod};
 pub use types::*;
 pub use user::{ProvisioningError, SeldomUserProperties, User};
 
