@@ -210,9 +210,8 @@ fn mailbox_standing(sweep: &Sweep, user: &str, kind: Kind, read: bool) -> Standi
 }
 
 /// Merges one section in place: `fresh` keeps its listed users, and each user this scan did
-/// not read takes their stored read by its standing (or is pending). The map is not copied,
-/// so a section of 100,000 users is never held twice during the merge, and it is handed on
-/// with full nodes ([`with_full_nodes`]; issue 10).
+/// not read takes their stored read by its standing (or is pending). The map is not rebuilt,
+/// so a section of 100,000 users is never held twice during the merge (issue 10).
 fn merge_kind<T: Serialize + DeserializeOwned>(
     (sweep, mut stored): (&Sweep, KindReads<T>),
     (listed, standing): (&Listed, &StandingOf<'_>),
@@ -250,25 +249,7 @@ fn merge_kind<T: Serialize + DeserializeOwned>(
             fresh.insert(user, result);
         }
     }
-    (with_full_nodes(fresh), coverage)
-}
-
-/// `section` rebuilt with full B-tree nodes, holding no more memory while it is rebuilt.
-///
-/// A B-tree filled in key order, as collection and the merge fill a section, splits each full
-/// leaf into six entries and five, so its nodes stay about half full: 93 bytes an entry of a
-/// section, against 50 when rebuilt, about 8 MB at 100,000 users' three sections (measured with
-/// a counting allocator). `append` into a non-empty map builds the merged tree from both
-/// sorted sequences with full nodes, and frees the old nodes as it goes, so unlike `collect`
-/// (which gathers the entries into a vector first) it never holds the section twice.
-fn with_full_nodes<T>(mut section: PerUser<T>) -> PerUser<T> {
-    let Some((user, read)) = section.pop_first() else {
-        return section;
-    };
-    let mut full = PerUser::new();
-    full.insert(user, read);
-    full.append(&mut section);
-    full
+    (fresh, coverage)
 }
 
 /// The stored read of `user`, parsed, counted by its standing; pending when none is stored;
@@ -363,26 +344,5 @@ mod tests {
                 ("rules", 0, 0, 1)
             ]
         );
-    }
-
-    #[test]
-    fn a_section_rebuilt_with_full_nodes_keeps_every_read_in_order() {
-        assert!(with_full_nodes(PerUser::<u8>::new()).is_empty());
-        let mut section = PerUser::new();
-        for n in 0..2_500u32 {
-            let read = if n % 7 == 0 {
-                Err(pending())
-            } else {
-                Ok(vec![n])
-            };
-            section.insert(UserId::from(format!("user-{n:05}")), read);
-        }
-        let expected = section.clone();
-        let rebuilt = with_full_nodes(section);
-        assert_eq!(rebuilt, expected);
-        assert!(rebuilt
-            .keys()
-            .zip(rebuilt.keys().skip(1))
-            .all(|(a, b)| a < b));
     }
 }
