@@ -5,8 +5,8 @@
 //! largest item at the daemon's peak (issue 10, BENCHMARKS.md). So the properties few users
 //! have set (the age group trio, `creationType`, provisioning errors) sit in one box that most
 //! users do not allocate, and lists are boxed slices. The JSON form, read from Graph and the
-//! state file and written by `scan --format json`, is unchanged: [`UserWire`] reads it and
-//! [`UserWireRef`] writes it.
+//! state file's stored Graph objects, and written where a whole snapshot is (the benchmarks'
+//! snapshot files), is unchanged: [`UserWire`] reads it and [`UserWireRef`] writes it.
 
 use super::types::{null_as_empty_list, UserId};
 use chrono::{DateTime, Utc};
