@@ -6,9 +6,11 @@
 //! (`0` for transport errors); 429 and 503-with-Retry-After also count as throttled.
 
 use super::auth::TokenProvider;
+use super::body::{bounded_body, json_content_type, BodyError, MAX_BODY_BYTES};
 use super::errors::{graph_error_code, GraphError};
 use super::limit_warning::{self, Brake};
 use super::pacer::Pacer;
+pub use super::pool::Pool;
 use super::retry::{RetryBudget, RetryPolicy};
 use crate::metrics::Metrics;
 use reqwest::{Method, StatusCode};
@@ -20,41 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 /// `User-Agent` of every request (Microsoft's decorated-traffic form).
 pub const USER_AGENT: &str = concat!("ISV|m365-posture|m365-posture/", env!("CARGO_PKG_VERSION"));
-
-/// Which concurrency pool a request uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pool {
-    /// Directory (identity) endpoints.
-    Directory,
-    /// Exchange (mailbox) endpoints: calendars and inbox rules.
-    Exchange,
-    /// The identity reports bucket: the registration report and, as Microsoft's throttling
-    /// page lists `authenticationMethod` there, per-user authentication-method reads. Shares
-    /// the directory concurrency and is paced by the tenant's reports [`Pacer`].
-    Reports,
-}
-
-impl Pool {
-    /// Every pool, in the order of [`Pool::index`].
-    pub const ALL: [Pool; 3] = [Pool::Directory, Pool::Exchange, Pool::Reports];
-
-    /// The metrics label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Directory => "directory",
-            Self::Exchange => "exchange",
-            Self::Reports => "reports",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::Directory => 0,
-            Self::Exchange => 1,
-            Self::Reports => 2,
-        }
-    }
-}
 
 /// Builds the shared reqwest client: timeouts, no redirects, the agent's `User-Agent`.
 pub fn http_client(request_timeout: Duration) -> Result<reqwest::Client, GraphError> {
@@ -399,54 +366,5 @@ impl GraphClient {
             .graph_requests
             .with_label_values(&[&self.tenant, code])
             .inc();
-    }
-}
-
-/// Largest answer body read (a `$batch` of 20 full pages of 999 users stays far below it);
-/// a longer one fails the request instead of growing memory without bound.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads the body chunk by chunk, stopping at [`MAX_BODY_BYTES`] (also when `Content-Length`
-/// announces more).
-async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let announced = response.content_length().unwrap_or(0);
-    if usize::try_from(announced).map_or(true, |n| n > MAX_BODY_BYTES) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// A success answer with a body must say it is JSON (Graph sends `application/json`, with
-/// OData parameters); an HTML error page from a proxy is malformed, whatever its status.
-fn json_content_type(headers: &reqwest::header::HeaderMap) -> Result<(), GraphError> {
-    let Some(value) = headers.get(reqwest::header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let media = value
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if media == "application/json" || media.ends_with("+json") {
-        Ok(())
-    } else {
-        Err(GraphError::Malformed(format!(
-            "content type {media:?} is not json"
-        )))
     }
 }

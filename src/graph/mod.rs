@@ -1,5 +1,5 @@
 //! Microsoft Graph access: authentication ([`auth`]), the HTTP client with retries and
-//! per-tenant request pools ([`client`]), slowing a pool Graph warns about
+//! per-tenant request pools ([`client`], [`pool`]; answer bodies capped in `body`), slowing a pool Graph warns about
 //! ([`limit_warning`]), `@odata.nextLink` paging ([`paging`]), `$batch`
 //! ([`batch`]) and the error model ([`errors`]).
 //!
@@ -10,12 +10,14 @@
 pub mod assertion;
 pub mod auth;
 pub mod batch;
+mod body;
 pub mod client;
 pub mod device_code;
 pub mod errors;
 pub mod limit_warning;
 pub mod pacer;
 pub mod paging;
+pub mod pool;
 pub mod retry;
 
 pub use auth::{RefreshTokenStore, TokenProvider};
