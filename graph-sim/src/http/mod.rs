@@ -4,9 +4,11 @@
 //! Submodules: `server` (hyper accept loop, faults that act on the connection or body),
 //! `graph` (one Graph GET), `batch`, `token`, `throttle`, `routes`, `odata`, `filter`, `simapi`.
 
+mod admission;
 pub(crate) mod assertion;
 pub(crate) mod batch;
 pub(crate) mod delta;
+mod device_flow;
 pub(crate) mod filter;
 pub(crate) mod graph;
 pub(crate) mod graph_mailbox;
