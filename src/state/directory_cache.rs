@@ -18,7 +18,8 @@ use super::{from_ms, to_ms, StateError, Store};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-/// A collection as stored.
+/// A collection as stored (the tests' view; the daemon reads a head and streams the objects).
+#[cfg(test)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredCollection {
     /// The initial query of the stored round and its deltaLink.
@@ -54,7 +55,8 @@ pub struct CollectionWrite {
 }
 
 impl Store {
-    /// The stored objects and deltaLink of one collection of a tenant.
+    /// The stored objects and deltaLink of one collection of a tenant, at once (tests only).
+    #[cfg(test)]
     pub fn load_directory(
         &self,
         tenant: &str,
