@@ -91,7 +91,7 @@ fn hostile_values_are_escaped_exactly() {
     assert!(line.contains(r"cs3=C:\\new\\dir\=1 "), "{line}");
     assert!(
         line.contains(
-            r"cs4=Evil\\App | x\=1\r\ninjected CEF:0|a|b|1|c|d|10| act\=resolved ü 日本 #1 "
+            r"cs4=Evil\\App | x\=1\ninjected CEF:0|a|b|1|c|d|10| act\=resolved ü 日本 #1 "
         ),
         "{line}"
     );
@@ -103,7 +103,7 @@ fn hostile_values_are_escaped_exactly() {
     assert_eq!(fields["act"], "new");
     assert_eq!(
         fields["cs4"],
-        "Evil\\App | x=1\r\ninjected CEF:0|a|b|1|c|d|10| act=resolved ü 日本 #1"
+        "Evil\\App | x=1\ninjected CEF:0|a|b|1|c|d|10| act=resolved ü 日本 #1"
     );
     assert_eq!(
         fields,

@@ -212,8 +212,9 @@ fn push_header(out: &mut String, value: &str) {
     }
 }
 
-/// Escapes an extension value: `\` → `\\`, `=` → `\=`, LF → `\n`, CR → `\r`; other control
-/// characters (TAB, NUL, DEL, C1) become a space; spaces at both ends are trimmed first.
+/// Escapes an extension value as siem-cef.md section 1.3's encoder rule (CONTRACT section 5):
+/// `\` → `\\`, `=` → `\=`, CRLF → `\n`, LF → `\n`, CR → `\r`; other control characters (TAB, NUL,
+/// DEL, C1) become a space; spaces at both ends are trimmed first.
 pub fn escape_extension(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     push_extension(&mut out, value.trim_matches(blank));
@@ -221,13 +222,19 @@ pub fn escape_extension(value: &str) -> String {
 }
 
 /// The value a strict parser gives back for `value` after [`escape_extension`]: control
-/// characters other than CR and LF become spaces, then spaces at both ends are trimmed.
+/// characters other than CR and LF become spaces, spaces at both ends are trimmed, and a CRLF
+/// is one line break (LF).
 pub fn normalize_extension(value: &str) -> String {
-    value
-        .trim_matches(blank)
-        .chars()
-        .map(|c| if blank(c) { ' ' } else { c })
-        .collect()
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.trim_matches(blank).chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            c if blank(c) => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What normalisation turns into a space (control characters other than CR and LF), and the
@@ -247,7 +254,12 @@ fn push_extension(out: &mut String, value: &str) {
         out.push_str(value);
         return;
     }
-    for c in value.chars() {
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            // CRLF is one line break, written as LF's escape (siem-cef.md section 1.3).
+            continue;
+        }
         if blank(c) {
             out.push(' ');
         } else {
@@ -304,13 +316,15 @@ mod tests {
         assert_eq!(escape_header(r"a\b|c=d"), r"a\\b\|c=d");
         assert_eq!(escape_header("x\r\ny\tz"), "x  y z");
         assert_eq!(escape_extension(r"C:\Temp a=b|c"), r"C:\\Temp a\=b|c");
-        assert_eq!(escape_extension("l1\nl2\r\n"), r"l1\nl2\r\n");
+        assert_eq!(escape_extension("l1\nl2\r\n"), r"l1\nl2\n");
+        assert_eq!(escape_extension("a\r\rb\n\rc\r"), r"a\r\rb\n\rc\r");
         assert_eq!(escape_extension("  tab\there \u{0}  "), "tab here");
     }
 
     /// Escaping as first written (replace, trim, then escape char by char): the one-pass
     /// versions with their plain-ASCII fast paths must give the same text.
     fn reference_normalize(value: &str) -> String {
+        let value = value.replace("\r\n", "\n");
         let replaced: String = value
             .chars()
             .map(|c| {

@@ -1,6 +1,6 @@
 //! What a strict CEF parser must give back for an event: the contract's fields, written out
 //! here independently of the renderer (values normalised the way CONTRACT section 5 allows:
-//! control characters other than CR/LF become spaces, spaces at both ends are trimmed, empty
+//! control characters other than CR/LF become spaces, a CRLF is one LF, spaces at both ends are trimmed, empty
 //! values are left out with their label).
 
 #![allow(dead_code)]
@@ -9,6 +9,8 @@ use m365_posture::events::{EventAction, FindingEvent};
 use std::collections::BTreeMap;
 
 pub fn normalize(value: &str) -> String {
+    // A CRLF is written as one escaped LF (siem-cef.md section 1.3's encoder rule).
+    let value = value.replace("\r\n", "\n");
     let replaced: String = value
         .chars()
         .map(|c| {
