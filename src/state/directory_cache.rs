@@ -18,8 +18,7 @@ use super::{from_ms, to_ms, StateError, Store};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
-/// A collection as stored (the tests' view; the daemon reads a head and streams the objects).
-#[cfg(test)]
+/// A collection as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredCollection {
     /// The initial query of the stored round and its deltaLink.
@@ -55,8 +54,7 @@ pub struct CollectionWrite {
 }
 
 impl Store {
-    /// The stored objects and deltaLink of one collection of a tenant, at once (tests only).
-    #[cfg(test)]
+    /// The stored objects and deltaLink of one collection of a tenant.
     pub fn load_directory(
         &self,
         tenant: &str,
