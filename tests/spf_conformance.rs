@@ -233,7 +233,7 @@ fn verdict(scenario: &Scenario) -> SpfVerdict {
 /// The class of a verdict: `permerror`, `none`, `temperror` or `evaluated`.
 fn class_of(verdict: &SpfVerdict) -> &'static str {
     match verdict {
-        SpfVerdict::Evaluated { .. } => "evaluated",
+        SpfVerdict::Evaluated { .. } | SpfVerdict::Undecided { .. } => "evaluated",
         SpfVerdict::Missing { reason, .. } if reason.as_str() == "multiple" => "permerror",
         SpfVerdict::Missing { .. } => "none",
         SpfVerdict::PermError { .. } => "permerror",

@@ -54,6 +54,7 @@ const GOOGLE3: (&str, &[&str]) = (
 const PLUS: (&str, &[&str]) = ("bad.example", &["v=spf1 +all"]);
 const SOFT: (&str, &[&str]) = ("soft.example", &["v=spf1 ~all"]);
 const NEUTRAL: (&str, &[&str]) = ("neutral.example", &["v=spf1 ?all"]);
+const REDIR_MACRO: (&str, &[&str]) = ("redir.example", &["v=spf1 redirect=%{d}._spf.example.net"]);
 const V4ANY: (&str, &[&str]) = ("v4any.example", &["v=spf1 +ip4:0.0.0.0/0 -all"]);
 const REDIR_PLUS: (&str, &[&str]) = ("_spf.example.net", &["v=spf1 +all"]);
 const STRICT: (&str, &[&str]) = ("strict.example", &["v=spf1 ip4:192.0.2.0/24 -all"]);
@@ -156,7 +157,10 @@ const TABLE: &[Row] = &[
     // Macros.
     ("include macro", &[&["v=spf1 include:%{i}._spf.example.com -all"]], &[], "ok"),
     ("exists macro", &[&["v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} ~all"]], &[], "ok"),
-    ("redirect macro", &[&["v=spf1 redirect=%{d}._spf.example.net"]], &[], "ok"),
+    ("redirect macro", &[&["v=spf1 redirect=%{d}._spf.example.net"]], &[], "undecided"),
+    ("redirect macro after a pass /1", &[&["v=spf1 ip4:0.0.0.0/1 redirect=%{d}._spf.example.net"]], &[], "undecided"),
+    ("include of a redirect macro does not match", &[&["v=spf1 include:redir.example -all"]], &[REDIR_MACRO], "ok"),
+    ("redirect to a redirect macro", &[&["v=spf1 redirect=redir.example"]], &[REDIR_MACRO], "undecided"),
     ("broken macro", &[&["v=spf1 include:%{x}.example.com -all"]], &[], "perm:syntax"),
     ("c macro outside exp", &[&["v=spf1 include:%{c}.x.example -all"]], &[], "perm:syntax"),
     ("r macro outside exp", &[&["v=spf1 exists:%{r}.x.example -all"]], &[], "perm:syntax"),
@@ -265,6 +269,7 @@ fn summary(verdict: &SpfVerdict) -> String {
             allows_any: Some(any),
             ..
         } => format!("any:{}", any.reason),
+        SpfVerdict::Undecided { .. } => "undecided".to_owned(),
         SpfVerdict::Missing { reason, .. } => reason.as_str().to_owned(),
         SpfVerdict::PermError { error, .. } => format!("perm:{}", error.kind()),
         SpfVerdict::DnsError(failure) => format!("dns:{failure}"),

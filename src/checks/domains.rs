@@ -54,6 +54,15 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
                 {
                     Err(failure)
                 }
+                // No evidence either way: the instance keeps its state (findings-spec.md E1).
+                SpfVerdict::Undecided { unevaluable, .. } if id == FindingId::SpfAllowsAny => {
+                    Err(Unavailable::NotApplicable {
+                        detail: format!(
+                            "spf outcome decided by unevaluated terms: {}",
+                            unevaluable.join(" ")
+                        ),
+                    })
+                }
                 verdict => Ok(verdict),
             },
             |name, verdict| spf_finding(id, name, verdict, options),

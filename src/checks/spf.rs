@@ -31,7 +31,7 @@ pub use record::{
 pub use verdict::{AllowsAny, AllowsAnyReason, MissingReason, SpfError, SpfVerdict};
 
 use crate::snapshot::{HostAnswers, Unavailable};
-use walk::{Stop, Walker};
+use walk::{Reach, Stop, Walker};
 
 /// RFC 7208 section 4.6.4: at most 10 DNS-querying terms per evaluation.
 pub const MAX_DNS_LOOKUPS: usize = 10;
@@ -107,6 +107,10 @@ pub fn evaluate_spf(domain: &str, dns: &SpfAnswers<'_, '_>) -> SpfVerdict {
     };
     let mut walker = Walker::new(dns, false);
     match walker.walk_text(&name, record) {
+        Ok(Reach::Undecided) => SpfVerdict::Undecided {
+            record: record.clone(),
+            unevaluable: walker.unevaluable,
+        },
         Ok(reach) => SpfVerdict::Evaluated {
             record: record.clone(),
             allows_any: reach.into_allows_any(),

@@ -131,6 +131,16 @@ pub enum SpfVerdict {
         /// Terms skipped because they contain macros.
         unevaluable: Vec<String>,
     },
+    /// Exactly one record, whose outcome a term not evaluated decides (a `redirect=` to a
+    /// macro): no verdict on `domain.spf_allows_any`, so that domain counts as unevaluated
+    /// and its instance keeps its state. The record is there and not a permerror as far as
+    /// walked, which is what `spf_missing` and `spf_invalid` judge.
+    Undecided {
+        /// The domain's SPF record.
+        record: String,
+        /// Terms skipped because they contain macros.
+        unevaluable: Vec<String>,
+    },
     /// No usable record (fires `domain.spf_missing`).
     Missing {
         /// Why.

@@ -17,15 +17,19 @@ pub(super) enum Reach {
     /// Some addresses pass (or get neutral) unconditionally. `complete` is false when only one
     /// address family is covered (a `/0` range), so the walk of a caller continues.
     Any { found: AllowsAny, complete: bool },
-    /// A `-all`/`~all` (or equivalent) closes the policy; or the outcome is unevaluable.
+    /// A `-all`/`~all` (or equivalent) closes the policy.
     Closed,
+    /// The outcome is decided by a term the walk cannot evaluate: a `redirect=` whose target
+    /// has a macro. Neither "any" nor "closed": findings-spec.md E1 says not to fire on a
+    /// macro term, and it is no evidence that the policy is closed either.
+    Undecided,
 }
 
 impl Reach {
     pub(super) fn into_allows_any(self) -> Option<AllowsAny> {
         match self {
             Self::Any { found, .. } => Some(found),
-            Self::Closed => None,
+            Self::Closed | Self::Undecided => None,
         }
     }
 
@@ -264,7 +268,7 @@ impl<'l, 'a> Walker<'l, 'a> {
         let term = format!("redirect={}", spec.text);
         self.count_lookup(domain, &term)?;
         let Some(target) = self.resolvable(spec, &term) else {
-            return Ok(Reach::Closed);
+            return Ok(Reach::Undecided);
         };
         Ok(match self.follow(domain, &term, &target)? {
             Some(Reach::Any {
@@ -274,6 +278,7 @@ impl<'l, 'a> Walker<'l, 'a> {
                 found.via_redirect.insert(0, target);
                 Reach::Any { found, complete }
             }
+            Some(Reach::Undecided) => Reach::Undecided,
             Some(Reach::Closed) | None => Reach::Closed,
         })
     }
