@@ -161,14 +161,17 @@ impl Sweep {
     }
 
     /// True when data read at `read_at` is due again: older than `scan.per_user_max_age`, or
-    /// than a seventh of it for a read Graph answered "cannot be read".
+    /// than a seventh of it for a read Graph answered "cannot be read". A read stamped ahead
+    /// of the clock (the clock was set back since) is due too: its age is unknown, and left
+    /// alone it would stay current until the clock caught up.
     fn is_older_than_bound(&self, read_at: DateTime<Utc>, not_readable: bool) -> bool {
         let bound = if not_readable {
             self.max_age / NOT_READABLE_AGE_DIVISOR
         } else {
             self.max_age
         };
-        self.now.signed_duration_since(read_at) >= bound
+        let age = self.now.signed_duration_since(read_at);
+        age < chrono::Duration::zero() || age >= bound
     }
 
     /// When a mailbox read of `user` is due: `None` when the stored read is current, else the
@@ -292,5 +295,13 @@ mod tests {
         );
         assert!(sweep_over("damaged", 1).methods_due("u", ReportRow::Listed("fido2|x")));
         assert!(!sweep_over("[]", 1).methods_due("u", ReportRow::Listed("fido2|x")));
+    }
+
+    #[test]
+    fn a_read_stamped_ahead_of_the_clock_is_due_again() {
+        let ahead = sweep_over("[]", -24);
+        assert!(ahead.methods_due("u", ReportRow::Listed("fido2|x")));
+        assert!(ahead.mailbox_due("u", Kind::AuthMethods).is_some());
+        assert!(!sweep_over("[]", 0).methods_due("u", ReportRow::Listed("fido2|x")));
     }
 }
