@@ -66,7 +66,7 @@ fn diff_peak(
             tenant_id: "00000000-0000-4000-8000-000000000000",
             now: m365_posture::scan::clock_now(),
             stored,
-            evaluated_before: &evaluated,
+            baseline_over: &evaluated,
             outcomes: &[],
             policy: Policy {
                 suppressions: &[],

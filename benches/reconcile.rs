@@ -116,7 +116,7 @@ fn run_case(name: &str) -> Result<(), BenchError> {
         tenant_id: TENANT_ID,
         now: scan_time(),
         stored: &stored,
-        evaluated_before: &evaluated,
+        baseline_over: &evaluated,
         outcomes: &outcomes,
         policy: Policy {
             suppressions: &[],

@@ -270,7 +270,14 @@ impl CommitJob {
     fn run(self, store: &Store) -> Result<(ScanStatus, usize), StateError> {
         let name = self.tenant.name.as_str();
         let stored = store.load_instances(name)?;
-        let evaluated: BTreeSet<FindingId> = store.evaluated_findings(name)?.into_iter().collect();
+        // A baseline lasts until the check's data is complete: for a per-user check, the
+        // tenant's first sweep; at most `per_user_max_age`, the age every read is due by.
+        let longest = chrono::Duration::from_std(self.config.scan.per_user_max_age)
+            .unwrap_or(chrono::Duration::MAX);
+        let baseline_over: BTreeSet<FindingId> = store
+            .baseline_over(name, self.started, longest)?
+            .into_iter()
+            .collect();
         let ScanOutput {
             outcomes, error, ..
         } = self.output;
@@ -283,7 +290,7 @@ impl CommitJob {
                 tenant_id: &self.tenant.tenant_id,
                 now: self.started,
                 stored: &stored,
-                evaluated_before: &evaluated,
+                baseline_over: &baseline_over,
                 outcomes: &[],
                 policy: Policy {
                     suppressions: &self.config.suppressions,

@@ -7,9 +7,10 @@
 )]
 
 use chrono::{DateTime, TimeZone, Utc};
-use m365_posture::checks::{Evaluation, Outcome};
+use m365_posture::checks::{Evaluation, Outcome, ReasonsBuilder};
 use m365_posture::config::{FirstScan, Secret};
 use m365_posture::findings::{Finding, FindingId};
+use m365_posture::snapshot::Unavailable;
 use m365_posture::state::commit::{OutboxLimit, ScanRecord, ScanStatus};
 use m365_posture::state::reconcile::{diff, Changes, DiffInput, Policy};
 use m365_posture::state::{Store, CURRENT_VERSION};
@@ -21,9 +22,28 @@ fn at(hour: u32) -> DateTime<Utc> {
 }
 
 fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
+    changes_with(store, now, users, &[], FirstScan::Emit)
+}
+
+/// The changes of a scan whose `user.account_disabled` check finds `users`, and whose sweep
+/// has not reached the users in `pending` yet (not collected).
+fn changes_with(
+    store: &Store,
+    now: DateTime<Utc>,
+    users: &[&str],
+    pending: &[&str],
+    first_scan: FirstScan,
+) -> Changes {
     let stored = store.load_instances("contoso").unwrap();
+    let mut failed = ReasonsBuilder::default();
+    for user in pending {
+        let reason = Unavailable::NotCollected {
+            detail: "the sweep has not reached this user yet".into(),
+        };
+        failed.insert_display(user, &reason);
+    }
     let evaluated: BTreeSet<FindingId> = store
-        .evaluated_findings("contoso")
+        .baseline_over("contoso", now, chrono::Duration::days(7))
         .unwrap()
         .into_iter()
         .collect();
@@ -40,7 +60,7 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
         FindingId::AccountDisabled,
         Outcome::Evaluated(Evaluation {
             findings,
-            failed_resources: Default::default(),
+            failed_resources: failed.build(),
             ..Evaluation::default()
         }),
     )];
@@ -50,12 +70,12 @@ fn changes_for(store: &Store, now: DateTime<Utc>, users: &[&str]) -> Changes {
         tenant_id: "tid",
         now,
         stored: &stored,
-        evaluated_before: &evaluated,
+        baseline_over: &evaluated,
         outcomes: &outcomes,
         policy: Policy {
             suppressions: &[],
             severity_overrides: &overrides,
-            first_scan: FirstScan::Emit,
+            first_scan,
         },
     })
 }
@@ -286,4 +306,60 @@ fn a_read_only_open_changes_nothing_and_leaves_no_companions() {
         Store::open_read_only(&path),
         Err(m365_posture::state::StateError::NewerSchema { .. })
     ));
+}
+
+/// With `first_scan = "baseline"`, a sweep that spans several scans (issue 10) is baselined
+/// whole: instances found while users are still pending record silently, and the baseline
+/// ends at the first evaluation with every user collected.
+#[test]
+fn the_baseline_lasts_until_the_first_sweep_has_reached_every_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let scan = |hour: u32, users: &[&str], pending: &[&str]| {
+        let changes = changes_with(&store, at(hour), users, pending, FirstScan::Baseline);
+        store
+            .apply("contoso", &changes, &record(at(hour)), NO_LIMIT)
+            .unwrap();
+        let mut announced: Vec<String> = changes
+            .events
+            .iter()
+            .map(|e| format!("{}:{}", e.resource_id, e.action.as_str()))
+            .collect();
+        announced.sort();
+        announced
+    };
+    // Scan 1 reads u1; u2 and u3 are pending. Scan 2 reaches u2, u3 still pending.
+    assert!(scan(1, &["u1"], &["u2", "u3"]).is_empty());
+    assert!(scan(2, &["u1", "u2"], &["u3"]).is_empty());
+    // Scan 3 reaches everyone: the sweep's last users are still the baseline.
+    assert!(scan(3, &["u1", "u2", "u3"], &[]).is_empty());
+    // From now on changes are announced.
+    assert_eq!(scan(4, &["u2", "u3", "u4"], &[]), ["u1:resolved", "u4:new"]);
+}
+
+/// A sweep that never completes does not keep new instances silent for good: the baseline
+/// ends `per_user_max_age` after the check's first evaluation.
+#[test]
+fn the_baseline_ends_after_the_longest_age_even_if_users_stay_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let first = changes_with(&store, at(1), &["u1"], &["u2"], FirstScan::Baseline);
+    assert!(first.events.is_empty());
+    store
+        .apply("contoso", &first, &record(at(1)), NO_LIMIT)
+        .unwrap();
+    let week_later = at(1) + chrono::Duration::days(7);
+    let later = changes_with(
+        &store,
+        week_later,
+        &["u1", "u3"],
+        &["u2"],
+        FirstScan::Baseline,
+    );
+    let events: Vec<&str> = later
+        .events
+        .iter()
+        .map(|e| e.resource_id.as_str())
+        .collect();
+    assert_eq!(events, ["u3"]);
 }

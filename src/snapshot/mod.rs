@@ -68,6 +68,9 @@ pub enum Unavailable {
     },
 }
 
+/// How [`Unavailable::NotCollected`] reasons start when displayed (as in `failed_resources`).
+pub const NOT_COLLECTED: &str = "not_collected";
+
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -79,7 +82,7 @@ impl fmt::Display for Unavailable {
             Self::DnsFailure(failure) => write!(f, "dns_{}: {}", failure.detail, failure.name),
             Self::NotReadable { reason } => write!(f, "not_readable: {reason}"),
             Self::NotApplicable { detail } => write!(f, "not_applicable: {detail}"),
-            Self::NotCollected { detail } => write!(f, "not_collected: {detail}"),
+            Self::NotCollected { detail } => write!(f, "{NOT_COLLECTED}: {detail}"),
         }
     }
 }

@@ -133,14 +133,20 @@ fn write_checks(
     at: DateTime<Utc>,
 ) -> Result<(), StateError> {
     let mut upsert = tx.prepare_cached(
-        "INSERT INTO check_status (tenant, finding, status, reason, severity, at_ms, evaluated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO check_status (tenant, finding, status, reason, severity, at_ms,
+             evaluated_at_ms, first_evaluated_ms, baseline_ended_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
          ON CONFLICT (tenant, finding) DO UPDATE SET status = excluded.status,
              reason = excluded.reason, severity = excluded.severity, at_ms = excluded.at_ms,
-             evaluated_at_ms = COALESCE(excluded.evaluated_at_ms, check_status.evaluated_at_ms)",
+             evaluated_at_ms = COALESCE(excluded.evaluated_at_ms, check_status.evaluated_at_ms),
+             first_evaluated_ms =
+                 COALESCE(check_status.first_evaluated_ms, excluded.first_evaluated_ms),
+             baseline_ended_ms =
+                 COALESCE(check_status.baseline_ended_ms, excluded.baseline_ended_ms)",
     )?;
     for check in &changes.checks {
         let evaluated = (check.state != CheckState::Skipped).then_some(to_ms(at));
+        let baseline_ended = evaluated.filter(|_| check.all_collected);
         upsert.execute(params![
             tenant,
             check.finding.as_str(),
@@ -149,6 +155,7 @@ fn write_checks(
             check.severity.as_str(),
             to_ms(at),
             evaluated,
+            baseline_ended,
         ])?;
     }
     Ok(())

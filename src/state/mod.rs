@@ -145,13 +145,23 @@ impl Store {
         load_instances(&conn, tenant)
     }
 
-    /// Whether each finding has ever been evaluated for the tenant (for the baseline option).
-    pub fn evaluated_findings(&self, tenant: &str) -> Result<Vec<FindingId>, StateError> {
+    /// The findings whose `first_scan = "baseline"` is over for the tenant: their check was
+    /// once evaluated with every resource collected (for a per-user check, once the first
+    /// sweep reached every user), or was first evaluated `longest` or more before `now`, so
+    /// that a sweep that never completes cannot keep new instances silent for good.
+    pub fn baseline_over(
+        &self,
+        tenant: &str,
+        now: DateTime<Utc>,
+        longest: chrono::Duration,
+    ) -> Result<Vec<FindingId>, StateError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare(
-            "SELECT finding FROM check_status WHERE tenant = ?1 AND evaluated_at_ms IS NOT NULL",
+            "SELECT finding FROM check_status WHERE tenant = ?1
+             AND (baseline_ended_ms IS NOT NULL OR first_evaluated_ms <= ?2)",
         )?;
-        let rows = stmt.query_map([tenant], |row| row.get::<_, String>(0))?;
+        let since = now.checked_sub_signed(longest).map_or(i64::MIN, to_ms);
+        let rows = stmt.query_map(params![tenant, since], |row| row.get::<_, String>(0))?;
         let mut found = Vec::new();
         for name in rows {
             if let Ok(id) = name?.parse::<FindingId>() {

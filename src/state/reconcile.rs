@@ -13,6 +13,7 @@ use crate::checks::{Evaluation, Outcome, ResourceReasons};
 use crate::config::{FirstScan, Suppression};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
+use crate::snapshot::NOT_COLLECTED;
 use crate::suppress::{is_suppressed, InstanceKey};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,9 +50,9 @@ pub struct DiffInput<'a> {
     pub now: DateTime<Utc>,
     /// Every stored instance of the tenant.
     pub stored: &'a [StoredInstance],
-    /// Findings whose check has been evaluated for this tenant before (baseline applies to the
-    /// others when `first_scan` is `Baseline`).
-    pub evaluated_before: &'a BTreeSet<FindingId>,
+    /// Findings whose baseline is over for this tenant ([`crate::state::Store::baseline_over`]);
+    /// with `first_scan = "baseline"` the others record their instances without events.
+    pub baseline_over: &'a BTreeSet<FindingId>,
     /// The scan's check outcomes.
     pub outcomes: &'a [(FindingId, Outcome)],
     /// Config policy.
@@ -91,6 +92,10 @@ pub struct CheckStatus {
     pub reason: Option<String>,
     /// Effective severity at this scan.
     pub severity: Severity,
+    /// Evaluated with every resource's data collected: none pending in the per-user sweep or
+    /// left out by a scan cut short ([`crate::snapshot::Unavailable::NotCollected`]). Failed
+    /// reads (a 403, a 404, a malformed answer) do not count against it: they were collected.
+    pub all_collected: bool,
 }
 
 /// The result of a diff: rows to upsert, events to enqueue, check statuses to record.
@@ -134,6 +139,7 @@ fn diff_each(
                 state: CheckState::Skipped,
                 reason: Some(reason),
                 severity,
+                all_collected: false,
             },
             Outcome::Evaluated(evaluation) => {
                 let check = CheckDiff {
@@ -142,7 +148,7 @@ fn diff_each(
                     severity,
                     stored: &stored,
                     baseline: input.policy.first_scan == FirstScan::Baseline
-                        && !input.evaluated_before.contains(&finding),
+                        && !input.baseline_over.contains(&finding),
                 };
                 let Evaluation {
                     findings,
@@ -178,6 +184,7 @@ fn evaluated_status(
         },
         reason,
         severity,
+        all_collected: !failed.has_reason_starting_with(NOT_COLLECTED),
     }
 }
 

@@ -53,7 +53,7 @@ impl World {
             tenant_id: TENANT_ID,
             now,
             stored: &self.stored,
-            evaluated_before: &self.evaluated,
+            baseline_over: &self.evaluated,
             outcomes,
             policy: Policy {
                 suppressions: &self.suppressions,

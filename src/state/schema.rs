@@ -113,6 +113,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, collection, id)
     );
     ",
+    // 6: when each check was first evaluated, and when its `first_scan = "baseline"` ended: at
+    // its first evaluation with every resource collected, which for a per-user check is the
+    // end of the tenant's first sweep, not its first scan. A check evaluated before this
+    // version has had its baseline.
+    "
+    ALTER TABLE check_status ADD COLUMN first_evaluated_ms INTEGER;
+    ALTER TABLE check_status ADD COLUMN baseline_ended_ms INTEGER;
+    UPDATE check_status SET first_evaluated_ms = evaluated_at_ms,
+        baseline_ended_ms = evaluated_at_ms
+        WHERE evaluated_at_ms IS NOT NULL;
+    ",
 ];
 
 /// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.
@@ -167,4 +178,43 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StateError> {
     }
     conn.execute_batch(outbox::SCHEMA)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// A state file written before version 6 keeps its baselines: a check it evaluated does
+    /// not start a second baseline after the upgrade; one never evaluated still has its own.
+    #[test]
+    fn version_6_counts_checks_evaluated_before_it_as_past_their_baseline() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+            .unwrap();
+        for (index, ddl) in MIGRATIONS[..5].iter().enumerate() {
+            conn.execute_batch(ddl).unwrap();
+            conn.execute("INSERT INTO schema_version VALUES (?1)", [index + 1])
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO check_status VALUES ('t', 'user.account_disabled', 'partial', NULL,
+                 'low', 7, 7);
+             INSERT INTO check_status VALUES ('t', 'user.mfa_not_registered', 'skipped', NULL,
+                 'high', 7, NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row = |finding: &str| -> (Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT first_evaluated_ms, baseline_ended_ms FROM check_status
+                 WHERE finding = ?1",
+                [finding],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(row("user.account_disabled"), (Some(7), Some(7)));
+        assert_eq!(row("user.mfa_not_registered"), (None, None));
+    }
 }
