@@ -92,6 +92,7 @@ pub fn report(
                 .scan_summary(&t.name)
                 .map_err(state_error)?
                 .and_then(|s| s.last_success_finished),
+            checks: store.check_records(&t.name).map_err(state_error)?,
         });
     }
     let report = build(tenants, &config.suppressions, now);

@@ -52,8 +52,10 @@ fn tenant_section(page: &mut String, tenant: &TenantPosture) {
     );
     summary_table(page, tenant);
     page.push_str("<h3>Open findings</h3>\n");
-    if tenant.open.is_empty() {
+    if tenant.open.is_empty() && tenant.not_evaluated.is_empty() {
         page.push_str("<p class=\"none\">No open findings.</p>\n");
+    } else if tenant.open.is_empty() {
+        page.push_str("<p>No open findings among the checks evaluated; see the checks not fully evaluated below.</p>\n");
     } else {
         page.push_str("<table class=\"findings\">\n<thead><tr><th>Severity</th><th>Finding</th><th>Resource</th><th>First seen</th><th>Evidence</th><th>Remediation and references</th></tr></thead>\n<tbody>\n");
         for instance in &tenant.open {
@@ -61,6 +63,7 @@ fn tenant_section(page: &mut String, tenant: &TenantPosture) {
         }
         page.push_str("</tbody>\n</table>\n");
     }
+    unevaluated_table(page, tenant);
     if !tenant.suppressed.is_empty() {
         page.push_str("<h3>Suppressed (accepted) findings</h3>\n");
         page.push_str("<table class=\"suppressed\">\n<thead><tr><th>Severity</th><th>Finding</th><th>Resource</th><th>First seen</th><th>Evidence</th><th>Remediation and references</th><th>Reason</th><th>Owner</th><th>Expires</th></tr></thead>\n<tbody>\n");
@@ -70,6 +73,28 @@ fn tenant_section(page: &mut String, tenant: &TenantPosture) {
         page.push_str("</tbody>\n</table>\n");
     }
     page.push_str("</section>\n");
+}
+
+/// The checks the last scan skipped or evaluated in part: no finding under them is no evidence.
+fn unevaluated_table(page: &mut String, tenant: &TenantPosture) {
+    if tenant.not_evaluated.is_empty() {
+        return;
+    }
+    page.push_str("<h3>Checks not fully evaluated at the last scan</h3>\n");
+    page.push_str("<p>Their findings keep the state they had; a missing finding here is not a clean result.</p>\n");
+    page.push_str("<table class=\"not-evaluated\">\n<thead><tr><th>Check</th><th>Status</th><th>Reason</th><th>Last evaluated</th></tr></thead>\n<tbody>\n");
+    for check in &tenant.not_evaluated {
+        let _ = writeln!(
+            page,
+            "<tr data-finding=\"{id}\"><td>{title}<br><span class=\"id\">{id}</span></td><td>{status}</td><td>{reason}</td><td>{when}</td></tr>",
+            id = check.finding.as_str(),
+            title = escape(check.title),
+            status = escape(&check.status),
+            reason = escape(check.reason.as_deref().unwrap_or("")),
+            when = check.last_evaluated.as_deref().map_or_else(|| "never".to_owned(), escape),
+        );
+    }
+    page.push_str("</tbody>\n</table>\n");
 }
 
 fn summary_table(page: &mut String, tenant: &TenantPosture) {

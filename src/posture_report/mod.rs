@@ -6,7 +6,9 @@
 //!
 //! Building is pure: stored instances, the config's suppressions and a given `now` in, a
 //! [`PostureReport`] out. Only open instances are listed; the state file keeps resolved ones
-//! too, but a report is about what is wrong now.
+//! too, but a report is about what is wrong now. Checks the last scan skipped or evaluated only
+//! in part are listed apart, so that no open finding under a check never evaluated reads as
+//! clean.
 
 pub mod csv;
 pub mod html;
@@ -14,6 +16,7 @@ pub mod html;
 use crate::config::Suppression;
 use crate::findings::{Category, FindingId, Severity};
 use crate::references::{references, Reference};
+use crate::state::summary::CheckRecord;
 use crate::state::StoredInstance;
 use crate::suppress::{covers, in_force, InstanceKey};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -41,6 +44,24 @@ pub struct TenantPosture {
     pub open: Vec<ReportedInstance>,
     /// Open instances a suppression covers, in the same order.
     pub suppressed: Vec<SuppressedInstance>,
+    /// Checks the last scan skipped or evaluated only in part, in catalogue order: their
+    /// absence from `open` is no evidence.
+    pub not_evaluated: Vec<UnevaluatedCheck>,
+}
+
+/// A check the last scan did not evaluate fully.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnevaluatedCheck {
+    /// Finding id.
+    pub finding: FindingId,
+    /// Catalogue title.
+    pub title: &'static str,
+    /// `skipped` (not evaluated) or `partial` (some resources' data missing).
+    pub status: String,
+    /// Why, as the scan recorded it.
+    pub reason: Option<String>,
+    /// When it was last evaluated at all, RFC 3339; `None` for never.
+    pub last_evaluated: Option<String>,
 }
 
 /// Open instances of one severity and category.
@@ -108,6 +129,8 @@ pub struct TenantState {
     pub instances: Vec<StoredInstance>,
     /// End of the last successful scan.
     pub last_success: Option<DateTime<Utc>>,
+    /// How each check ended at the last committed scan.
+    pub checks: Vec<CheckRecord>,
 }
 
 /// Builds the report of `tenants` with the config's `suppressions` at `now`.
@@ -157,12 +180,29 @@ fn tenant_posture(
         }
     }
     TenantPosture {
+        not_evaluated: not_evaluated(&state.checks),
         counts: counts(&open),
         tenant: state.tenant,
         last_success: state.last_success.map(rfc3339),
         open,
         suppressed,
     }
+}
+
+fn not_evaluated(checks: &[CheckRecord]) -> Vec<UnevaluatedCheck> {
+    let mut listed: Vec<UnevaluatedCheck> = checks
+        .iter()
+        .filter(|check| check.status != "ok")
+        .map(|check| UnevaluatedCheck {
+            finding: check.finding,
+            title: check.finding.meta().title,
+            status: check.status.clone(),
+            reason: check.reason.clone(),
+            last_evaluated: check.evaluated_at.map(rfc3339),
+        })
+        .collect();
+    listed.sort_by_key(|check| check.finding);
+    listed
 }
 
 fn counts(open: &[ReportedInstance]) -> Vec<SeverityCount> {

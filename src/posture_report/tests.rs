@@ -56,6 +56,7 @@ fn state() -> TenantState {
             resolved,
         ],
         last_success: Some(at(2)),
+        checks: Vec::new(),
     }
 }
 
@@ -142,4 +143,71 @@ fn csv_has_one_row_per_open_instance_quoted_and_defused() {
     );
     assert!(lines[3].contains(",suppressed,"));
     assert!(lines[1].contains("; CIS M365 2.1.8; CISA SCuBA MS.EXO.2.2v3;"));
+}
+
+/// A check the last scan skipped (a permission missing) or evaluated in part is listed apart,
+/// and a tenant without open findings under such checks is not called clean.
+#[test]
+fn checks_not_fully_evaluated_are_listed_and_the_page_does_not_say_clean() {
+    use crate::state::summary::CheckRecord;
+    let record = |finding, status: &str, reason: Option<&str>, evaluated| CheckRecord {
+        finding,
+        status: status.into(),
+        reason: reason.map(str::to_owned),
+        evaluated_at: evaluated,
+    };
+    let mut state = state();
+    state.instances.clear();
+    state.checks = vec![
+        record(FindingId::AccountDisabled, "ok", None, Some(at(2))),
+        record(
+            FindingId::RuleForwardsExternal,
+            "skipped",
+            Some("permission_denied: MailboxSettings.Read"),
+            None,
+        ),
+        record(
+            FindingId::SpfAllowsAny,
+            "partial",
+            Some("1 resources failed, first: dns_servfail: contoso.com"),
+            Some(at(2)),
+        ),
+    ];
+    let report = build(vec![state], &[], at(3));
+    let listed: Vec<(&str, &str, Option<&str>)> = report.tenants[0]
+        .not_evaluated
+        .iter()
+        .map(|c| {
+            (
+                c.finding.as_str(),
+                c.status.as_str(),
+                c.last_evaluated.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "domain.spf_allows_any",
+                "partial",
+                Some("2026-11-02T08:00:00Z")
+            ),
+            ("mail.rule_forwards_external", "skipped", None),
+        ]
+    );
+    let page = render_html(&report);
+    assert!(!page.contains("No open findings.</p>"), "{page}");
+    assert!(page.contains("Checks not fully evaluated at the last scan"));
+    assert!(page.contains("permission_denied: MailboxSettings.Read"));
+    let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+    assert_eq!(
+        json["tenants"][0]["not_evaluated"][1]["finding"],
+        "mail.rule_forwards_external"
+    );
+    // With every check evaluated fully, the page says there is nothing open.
+    let mut clean = super::tests::state();
+    clean.instances.clear();
+    let page = render_html(&build(vec![clean], &[], at(3)));
+    assert!(page.contains("No open findings.</p>"));
 }

@@ -1,5 +1,5 @@
-//! Read-only views of committed state for `/metrics`: finding counts per check, check status,
-//! last scans and event counts. Everything here is computed from the file, so values survive
+//! Read-only views of committed state for `/metrics` and `report`: finding counts per check,
+//! check status, last scans and event counts. Everything here is computed from the file, so values survive
 //! restarts and a failed scan leaves the last committed counts in place.
 
 use super::{from_ms, StateError, Store};
@@ -27,6 +27,19 @@ pub struct CheckSummary {
     /// it moves only when an instance opens, so alerts on it fire for the first scan's
     /// findings and once per new instance, not once per restart.
     pub newest_first_seen: Option<DateTime<Utc>>,
+}
+
+/// How one check of a tenant ended at the last committed scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// Which check.
+    pub finding: FindingId,
+    /// `ok`, `partial` or `skipped`.
+    pub status: String,
+    /// Why it was skipped or partial.
+    pub reason: Option<String>,
+    /// When it was last evaluated (partly or fully); `None` if never.
+    pub evaluated_at: Option<DateTime<Utc>>,
 }
 
 /// Open instances of one finding: counts and the newest first-seen time.
@@ -81,6 +94,29 @@ impl Store {
                 newest_first_seen: open.newest_first_seen_ms.map(from_ms),
             });
         }
+        Ok(found)
+    }
+
+    /// How each check of a tenant ended at the last committed scan, in catalogue order.
+    pub fn check_records(&self, tenant: &str) -> Result<Vec<CheckRecord>, StateError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT finding, status, reason, evaluated_at_ms FROM check_status WHERE tenant = ?1",
+        )?;
+        let mut rows = stmt.query([tenant])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let Ok(finding) = row.get::<_, String>(0)?.parse::<FindingId>() else {
+                continue;
+            };
+            found.push(CheckRecord {
+                finding,
+                status: row.get(1)?,
+                reason: row.get(2)?,
+                evaluated_at: row.get::<_, Option<i64>>(3)?.map(from_ms),
+            });
+        }
+        found.sort_by_key(|record| record.finding);
         Ok(found)
     }
 
