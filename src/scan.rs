@@ -40,6 +40,8 @@ pub struct ScanOutput {
     pub error: Option<String>,
     /// The per-user sweep has due reads it did not reach: the next scan comes sooner.
     pub sweep_pending: bool,
+    /// The tenant's id as Graph's `/organization` answered it; `None` when it was not read.
+    pub organization_id: Option<String>,
 }
 
 /// Produces check outcomes for a tenant: collection plus evaluation, or a script in tests.
@@ -106,7 +108,12 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
                 now,
                 options: &config.checks,
             };
+            let organization_id = (collected.snapshot.organization.as_ref())
+                .ok()
+                .map(|organization| organization.id.clone())
+                .filter(|id| !id.is_empty());
             ScanOutput {
+                organization_id,
                 outcomes: evaluate_releasing(collected.snapshot, &ctx),
                 error: collected.error,
                 sweep_pending: collected.sweep_pending,
@@ -269,6 +276,9 @@ impl CommitJob {
     /// Returns the scan status and how many events were enqueued.
     fn run(self, store: &Store) -> Result<(ScanStatus, usize), StateError> {
         let name = self.tenant.name.as_str();
+        if let Some(organization) = &self.output.organization_id {
+            store.bind_organization(name, organization)?;
+        }
         let stored = store.load_instances(name)?;
         // A baseline lasts until the check's data is complete: for a per-user check, the
         // tenant's first sweep; at most `per_user_max_age`, the age every read is due by.

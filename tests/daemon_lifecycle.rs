@@ -446,3 +446,65 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
         "listener still open after shutdown"
     );
 }
+
+/// A config that points a tenant's name at another Entra organization (its `tenant_id`
+/// changed) fails the scan: the first organization's instances are not resolved against the
+/// second's directory, and nothing is announced. Pointed back, scans commit again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organization_under_the_same_name_resolves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let scanner = ScriptedScanner::default();
+    let first = "11111111-1111-1111-1111-111111111111";
+    let other = "22222222-2222-2222-2222-222222222222";
+    scanner.set(
+        "contoso",
+        Script {
+            organization: Some(first.to_owned()),
+            ..ad(&["u1", "u2"])
+        },
+    );
+    let (daemon, metrics) = start(
+        config(&state, &["contoso"], Duration::from_millis(50)),
+        &scanner,
+    )
+    .await;
+    next_scan(&metrics, &scanner, "contoso").await;
+    assert_eq!(events(&state), vec![pair("new", "u1"), pair("new", "u2")]);
+
+    // The other organization has no such users: a commit would resolve both.
+    scanner.set(
+        "contoso",
+        Script {
+            organization: Some(other.to_owned()),
+            ..ad(&["x9"])
+        },
+    );
+    next_scan(&metrics, &scanner, "contoso").await;
+    next_scan(&metrics, &scanner, "contoso").await;
+    let m = scrape(&daemon).await;
+    assert_eq!(m[r#"m365_posture_scan_success{tenant="contoso"}"#], 0.0);
+    assert_eq!(sum(&m, AD_GAUGE, &[]), 2.0);
+    assert_eq!(events(&state).len(), 2);
+    let error: String = rusqlite::Connection::open(&state)
+        .unwrap()
+        .query_row(
+            "SELECT error FROM scans WHERE tenant = 'contoso' ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(error.contains(first) && error.contains(other), "{error}");
+
+    // The same organization again (its id in another case) commits as before.
+    scanner.set(
+        "contoso",
+        Script {
+            organization: Some(first.to_uppercase()),
+            ..ad(&["u2"])
+        },
+    );
+    next_scan(&metrics, &scanner, "contoso").await;
+    assert_eq!(events(&state)[2..], [pair("resolved", "u1")]);
+    daemon.shutdown(Duration::from_secs(5)).await;
+}

@@ -47,6 +47,21 @@ pub enum StateError {
         /// Highest version this build knows.
         supported: i64,
     },
+    /// Graph answered as another organization than the one the tenant's state belongs to.
+    #[error(
+        "tenant {tenant:?} holds the state of Entra organization {stored}, but Graph answered as \
+         organization {seen}: nothing is committed, so no instance resolves against another \
+         tenant's directory. If the tenant_id was changed on purpose, give the tenant a new name \
+         to start its state afresh"
+    )]
+    OrganizationChanged {
+        /// Tenant name from config.
+        tenant: String,
+        /// The organization id the state belongs to.
+        stored: String,
+        /// The organization id Graph answered with now.
+        seen: String,
+    },
     /// The outbox failed.
     #[error(transparent)]
     Outbox(#[from] outbox::OutboxError),
@@ -143,6 +158,29 @@ impl Store {
     pub fn load_instances(&self, tenant: &str) -> Result<Vec<StoredInstance>, StateError> {
         let conn = self.lock()?;
         load_instances(&conn, tenant)
+    }
+
+    /// Binds the tenant name to the Entra organization Graph answered as, on first sight, and
+    /// refuses another one afterwards ([`StateError::OrganizationChanged`]).
+    pub fn bind_organization(&self, tenant: &str, organization_id: &str) -> Result<(), StateError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO tenant_organization (tenant, organization_id) VALUES (?1, ?2)",
+            params![tenant, organization_id],
+        )?;
+        let stored: String = conn.query_row(
+            "SELECT organization_id FROM tenant_organization WHERE tenant = ?1",
+            [tenant],
+            |row| row.get(0),
+        )?;
+        if stored.eq_ignore_ascii_case(organization_id) {
+            return Ok(());
+        }
+        Err(StateError::OrganizationChanged {
+            tenant: tenant.to_owned(),
+            stored,
+            seen: organization_id.to_owned(),
+        })
     }
 
     /// The findings whose `first_scan = "baseline"` is over for the tenant: their check was

@@ -124,6 +124,15 @@ const MIGRATIONS: &[&str] = &[
         baseline_ended_ms = evaluated_at_ms
         WHERE evaluated_at_ms IS NOT NULL;
     ",
+    // 7: which Entra organization each configured tenant name stands for, as Graph's
+    // `/organization` answered: a config that points the name at another tenant must not
+    // resolve the first tenant's instances against the second's directory.
+    "
+    CREATE TABLE tenant_organization (
+        tenant TEXT PRIMARY KEY,
+        organization_id TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Refuses a file a reader of this build cannot read: not a state file, or a newer schema.
