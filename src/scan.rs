@@ -40,8 +40,6 @@ pub struct ScanOutput {
     pub error: Option<String>,
     /// The per-user sweep has due reads it did not reach: the next scan comes sooner.
     pub sweep_pending: bool,
-    /// The tenant's id as Graph's `/organization` answered it; `None` when it was not read.
-    pub organization_id: Option<String>,
 }
 
 /// Produces check outcomes for a tenant: collection plus evaluation, or a script in tests.
@@ -108,12 +106,7 @@ impl<S: SnapshotSource> TenantScanner for CollectAndEvaluate<S> {
                 now,
                 options: &config.checks,
             };
-            let organization_id = (collected.snapshot.organization.as_ref())
-                .ok()
-                .map(|organization| organization.id.clone())
-                .filter(|id| !id.is_empty());
             ScanOutput {
-                organization_id,
                 outcomes: evaluate_releasing(collected.snapshot, &ctx),
                 error: collected.error,
                 sweep_pending: collected.sweep_pending,
@@ -163,6 +156,11 @@ pub async fn scan_once(env: &ScanEnv, tenant: &str, cancel: &CancellationToken) 
         return ScanEnd::Cancelled;
     };
     let started = clock_now();
+    if let Err(error) = bind_tenant_id(env, tenant_config).await {
+        let status = record_failure(env, tenant, started, error).await;
+        count_scan(env, tenant, status);
+        return ScanEnd::Finished(status);
+    }
     let scan_cancel = cancel.child_token();
     let attempt = tokio::time::timeout(
         config.scan.timeout,
@@ -197,6 +195,22 @@ pub async fn scan_once(env: &ScanEnv, tenant: &str, cancel: &CancellationToken) 
     };
     count_scan(env, tenant, status);
     ScanEnd::Finished(status)
+}
+
+/// Refuses to scan a tenant name whose state belongs to another Entra tenant id, before any
+/// collection reads or writes its stored directory and per-user reads. A state file that
+/// cannot be read here is left to the scan, whose commit reports it.
+async fn bind_tenant_id(env: &ScanEnv, tenant: &TenantConfig) -> Result<(), String> {
+    let store = env.store.clone();
+    let (name, id) = (tenant.name.clone(), tenant.tenant_id.clone());
+    match tokio::task::spawn_blocking(move || store.bind_tenant_id(&name, &id)).await {
+        Ok(Err(refused @ StateError::TenantIdChanged { .. })) => Err(refused.to_string()),
+        Ok(Err(err)) => {
+            tracing::warn!(tenant = %tenant.name, error = %err, "Cannot check the tenant id in the state file");
+            Ok(())
+        }
+        Ok(Ok(())) | Err(_) => Ok(()),
+    }
 }
 
 fn count_scan(env: &ScanEnv, tenant: &str, status: ScanStatus) {
@@ -276,9 +290,6 @@ impl CommitJob {
     /// Returns the scan status and how many events were enqueued.
     fn run(self, store: &Store) -> Result<(ScanStatus, usize), StateError> {
         let name = self.tenant.name.as_str();
-        if let Some(organization) = &self.output.organization_id {
-            store.bind_organization(name, organization)?;
-        }
         let stored = store.load_instances(name)?;
         // A baseline lasts until the check's data is complete: for a per-user check, the
         // tenant's first sweep; at most `per_user_max_age`, the age every read is due by.

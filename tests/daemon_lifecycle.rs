@@ -447,41 +447,32 @@ async fn endpoints_answer_and_promtool_accepts_the_exposition() {
     );
 }
 
-/// A config that points a tenant's name at another Entra organization (its `tenant_id`
-/// changed) fails the scan: the first organization's instances are not resolved against the
-/// second's directory, and nothing is announced. Pointed back, scans commit again.
+/// A config that points a tenant's name at another Entra tenant (its `tenant_id` changed)
+/// is not scanned: the first tenant's instances are not resolved against the second's
+/// directory, and nothing is announced. Pointed back (the id in another case), scans commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_organization_under_the_same_name_resolves_nothing() {
+async fn another_tenant_id_under_the_same_name_scans_nothing_and_resolves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     let scanner = ScriptedScanner::default();
-    let first = "11111111-1111-1111-1111-111111111111";
-    let other = "22222222-2222-2222-2222-222222222222";
-    scanner.set(
-        "contoso",
-        Script {
-            organization: Some(first.to_owned()),
-            ..ad(&["u1", "u2"])
-        },
-    );
-    let (daemon, metrics) = start(
-        config(&state, &["contoso"], Duration::from_millis(50)),
-        &scanner,
-    )
-    .await;
+    scanner.set("contoso", ad(&["u1", "u2"]));
+    let mut first = config(&state, &["contoso"], Duration::from_millis(50));
+    first.tenants[0].tenant_id = "aaaaaaaa-1111-1111-1111-111111111111".to_owned();
+    let first_id = first.tenants[0].tenant_id.clone();
+    let (daemon, metrics) = start(first.clone(), &scanner).await;
     next_scan(&metrics, &scanner, "contoso").await;
     assert_eq!(events(&state), vec![pair("new", "u1"), pair("new", "u2")]);
+    daemon.shutdown(Duration::from_secs(5)).await;
 
-    // The other organization has no such users: a commit would resolve both.
-    scanner.set(
-        "contoso",
-        Script {
-            organization: Some(other.to_owned()),
-            ..ad(&["x9"])
-        },
-    );
-    next_scan(&metrics, &scanner, "contoso").await;
-    next_scan(&metrics, &scanner, "contoso").await;
+    // The other tenant has no such users: a commit would resolve both.
+    scanner.set("contoso", ad(&["x9"]));
+    let mut other = first.clone();
+    let other_id = "22222222-2222-2222-2222-222222222222";
+    other.tenants[0].tenant_id = other_id.to_owned();
+    let (daemon, metrics) = start(other, &scanner).await;
+    let started = scanner.started("contoso");
+    wait_until("two refused scans", || finished(&metrics, "contoso") >= 2).await;
+    assert_eq!(scanner.started("contoso"), started, "nothing was collected");
     let m = scrape(&daemon).await;
     assert_eq!(m[r#"m365_posture_scan_success{tenant="contoso"}"#], 0.0);
     assert_eq!(sum(&m, AD_GAUGE, &[]), 2.0);
@@ -494,16 +485,16 @@ async fn another_organization_under_the_same_name_resolves_nothing() {
             |row| row.get(0),
         )
         .unwrap();
-    assert!(error.contains(first) && error.contains(other), "{error}");
-
-    // The same organization again (its id in another case) commits as before.
-    scanner.set(
-        "contoso",
-        Script {
-            organization: Some(first.to_uppercase()),
-            ..ad(&["u2"])
-        },
+    assert!(
+        error.contains(&first_id) && error.contains(other_id),
+        "{error}"
     );
+    daemon.shutdown(Duration::from_secs(5)).await;
+
+    let mut back = first;
+    back.tenants[0].tenant_id = first_id.to_uppercase();
+    scanner.set("contoso", ad(&["u2"]));
+    let (daemon, metrics) = start(back, &scanner).await;
     next_scan(&metrics, &scanner, "contoso").await;
     assert_eq!(events(&state)[2..], [pair("resolved", "u1")]);
     daemon.shutdown(Duration::from_secs(5)).await;

@@ -47,20 +47,20 @@ pub enum StateError {
         /// Highest version this build knows.
         supported: i64,
     },
-    /// Graph answered as another organization than the one the tenant's state belongs to.
+    /// The config names another Entra tenant than the one the tenant's state belongs to.
     #[error(
-        "tenant {tenant:?} holds the state of Entra organization {stored}, but Graph answered as \
-         organization {seen}: nothing is committed, so no instance resolves against another \
+        "tenant {tenant:?} holds the state of Entra tenant {stored}, but the config now names \
+         tenant {configured}: it is not scanned, so no instance resolves against another \
          tenant's directory. If the tenant_id was changed on purpose, give the tenant a new name \
          to start its state afresh"
     )]
-    OrganizationChanged {
+    TenantIdChanged {
         /// Tenant name from config.
         tenant: String,
-        /// The organization id the state belongs to.
+        /// The tenant id the state belongs to.
         stored: String,
-        /// The organization id Graph answered with now.
-        seen: String,
+        /// The tenant id the config names now.
+        configured: String,
     },
     /// The outbox failed.
     #[error(transparent)]
@@ -160,26 +160,27 @@ impl Store {
         load_instances(&conn, tenant)
     }
 
-    /// Binds the tenant name to the Entra organization Graph answered as, on first sight, and
-    /// refuses another one afterwards ([`StateError::OrganizationChanged`]).
-    pub fn bind_organization(&self, tenant: &str, organization_id: &str) -> Result<(), StateError> {
+    /// Binds the tenant name to its Entra tenant id (a GUID, compared without case) on first
+    /// sight, and refuses another one afterwards ([`StateError::TenantIdChanged`]). A state
+    /// file from before the binding takes the id the config names at its first scan.
+    pub fn bind_tenant_id(&self, tenant: &str, tenant_id: &str) -> Result<(), StateError> {
         let conn = self.lock()?;
         conn.execute(
-            "INSERT OR IGNORE INTO tenant_organization (tenant, organization_id) VALUES (?1, ?2)",
-            params![tenant, organization_id],
+            "INSERT OR IGNORE INTO tenant_identity (tenant, tenant_id) VALUES (?1, ?2)",
+            params![tenant, tenant_id],
         )?;
         let stored: String = conn.query_row(
-            "SELECT organization_id FROM tenant_organization WHERE tenant = ?1",
+            "SELECT tenant_id FROM tenant_identity WHERE tenant = ?1",
             [tenant],
             |row| row.get(0),
         )?;
-        if stored.eq_ignore_ascii_case(organization_id) {
+        if stored.eq_ignore_ascii_case(tenant_id) {
             return Ok(());
         }
-        Err(StateError::OrganizationChanged {
+        Err(StateError::TenantIdChanged {
             tenant: tenant.to_owned(),
             stored,
-            seen: organization_id.to_owned(),
+            configured: tenant_id.to_owned(),
         })
     }
 

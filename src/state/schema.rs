@@ -124,13 +124,13 @@ const MIGRATIONS: &[&str] = &[
         baseline_ended_ms = evaluated_at_ms
         WHERE evaluated_at_ms IS NOT NULL;
     ",
-    // 7: which Entra organization each configured tenant name stands for, as Graph's
-    // `/organization` answered: a config that points the name at another tenant must not
-    // resolve the first tenant's instances against the second's directory.
+    // 7: which Entra tenant id each configured tenant name stands for: a config that points
+    // the name at another tenant must not resolve the first tenant's instances against the
+    // second's directory, nor mix their stored directory and per-user reads.
     "
-    CREATE TABLE tenant_organization (
+    CREATE TABLE tenant_identity (
         tenant TEXT PRIMARY KEY,
-        organization_id TEXT NOT NULL
+        tenant_id TEXT NOT NULL
     );
     ",
 ];

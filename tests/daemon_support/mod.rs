@@ -98,8 +98,6 @@ pub struct Script {
     pub outage: bool,
     /// Scans sleep this long (to test deadlines and shutdown).
     pub delay: Duration,
-    /// The organization id Graph answers as (`/organization`); `None`: not read.
-    pub organization: Option<String>,
 }
 
 /// A scanner that answers from a shared, mutable [`Script`] and counts its scans per tenant.
@@ -187,7 +185,7 @@ impl TenantScanner for ScriptedScanner {
                 .cloned()
                 .unwrap_or_default();
             tokio::select! {
-                () = cancel.cancelled() => return ScanOutput { outcomes: vec![], error: Some("cancelled".into()), sweep_pending: false, organization_id: None },
+                () = cancel.cancelled() => return ScanOutput { outcomes: vec![], error: Some("cancelled".into()), sweep_pending: false },
                 () = tokio::time::sleep(script.delay) => {}
             }
             ScanOutput {
@@ -197,7 +195,6 @@ impl TenantScanner for ScriptedScanner {
                     .collect(),
                 error: script.outage.then(|| "graph unavailable".to_owned()),
                 sweep_pending: false,
-                organization_id: script.organization.clone(),
             }
         })
     }
