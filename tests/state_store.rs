@@ -34,13 +34,28 @@ fn changes_with(
     pending: &[&str],
     first_scan: FirstScan,
 ) -> Changes {
+    let not_collected = Unavailable::NotCollected {
+        detail: "the sweep has not reached this user yet".into(),
+    };
+    let failed: Vec<(&str, Unavailable)> = pending
+        .iter()
+        .map(|u| (*u, not_collected.clone()))
+        .collect();
+    changes_failing(store, now, users, &failed, first_scan)
+}
+
+/// As [`changes_with`], with the users in `failed` failed for the reason given.
+fn changes_failing(
+    store: &Store,
+    now: DateTime<Utc>,
+    users: &[&str],
+    failures: &[(&str, Unavailable)],
+    first_scan: FirstScan,
+) -> Changes {
     let stored = store.load_instances("contoso").unwrap();
     let mut failed = ReasonsBuilder::default();
-    for user in pending {
-        let reason = Unavailable::NotCollected {
-            detail: "the sweep has not reached this user yet".into(),
-        };
-        failed.insert_display(user, &reason);
+    for (user, reason) in failures {
+        failed.insert_display(user, reason);
     }
     let evaluated: BTreeSet<FindingId> = store
         .baseline_over("contoso", now, chrono::Duration::days(7))
@@ -362,4 +377,30 @@ fn the_baseline_ends_after_the_longest_age_even_if_users_stay_pending() {
         .map(|e| e.resource_id.as_str())
         .collect();
     assert_eq!(events, ["u3"]);
+}
+
+/// Users whose reads were throttled or failed in transit are read again by a later scan: they
+/// keep the baseline on, while a lasting refusal (a missing permission) does not.
+#[test]
+fn transient_failures_keep_the_baseline_on_lasting_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let scan = |hour: u32, users: &[&str], failed: &[(&str, Unavailable)]| {
+        let changes = changes_failing(&store, at(hour), users, failed, FirstScan::Baseline);
+        store
+            .apply("contoso", &changes, &record(at(hour)), NO_LIMIT)
+            .unwrap();
+        changes.events.len()
+    };
+    assert_eq!(scan(1, &["u1"], &[("u2", Unavailable::Throttled)]), 0);
+    let transport = Unavailable::Transport {
+        detail: "connection reset".into(),
+    };
+    assert_eq!(scan(2, &["u1", "u2"], &[("u3", transport)]), 0);
+    let denied = Unavailable::PermissionDenied {
+        permission: "User.Read.All".into(),
+    };
+    assert_eq!(scan(3, &["u1", "u2", "u3"], &[("u4", denied.clone())]), 0);
+    // The baseline ended at scan 3: a new instance is announced.
+    assert_eq!(scan(4, &["u1", "u2", "u3", "u5"], &[("u4", denied)]), 1);
 }

@@ -71,6 +71,18 @@ pub enum Unavailable {
 /// How [`Unavailable::NotCollected`] reasons start when displayed (as in `failed_resources`).
 pub const NOT_COLLECTED: &str = "not_collected";
 
+/// How the displayed reasons of failures a later scan may not meet again start: not collected
+/// (pending in the sweep, a scan cut short), throttled, a Graph error status, a transport
+/// error, a DNS failure. The others last until something changes: a permission missing, an
+/// answer that does not parse, "cannot be read", "not applicable".
+pub const TRANSIENT_REASONS: [&str; 5] = [
+    NOT_COLLECTED,
+    "throttled",
+    "graph_error",
+    "transport_error",
+    "dns_",
+];
+
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -299,5 +311,32 @@ mod tests {
         assert_eq!(failure.to_string(), "dns_servfail: _dmarc.contoso.com");
         // One per-user entry of a 100,000-user snapshot holds one of these (issue 10).
         assert!(std::mem::size_of::<Unavailable>() <= 32);
+    }
+
+    #[test]
+    fn transient_reasons_name_exactly_the_failures_a_later_scan_may_not_meet() {
+        let detail = || "x".to_owned();
+        let transient = [
+            Unavailable::NotCollected { detail: detail() },
+            Unavailable::Throttled,
+            Unavailable::GraphError { status: 503 },
+            Unavailable::Transport { detail: detail() },
+            Unavailable::dns_failure("contoso.com", "timeout"),
+        ];
+        let lasting = [
+            Unavailable::PermissionDenied {
+                permission: "MailboxSettings.Read".into(),
+            },
+            Unavailable::Malformed { detail: detail() },
+            Unavailable::NotReadable { reason: detail() },
+            Unavailable::NotApplicable { detail: detail() },
+        ];
+        let is_transient = |u: &Unavailable| {
+            TRANSIENT_REASONS
+                .iter()
+                .any(|p| u.to_string().starts_with(p))
+        };
+        assert!(transient.iter().all(is_transient));
+        assert!(!lasting.iter().any(is_transient));
     }
 }

@@ -13,7 +13,7 @@ use crate::checks::{Evaluation, Outcome, ResourceReasons};
 use crate::config::{FirstScan, Suppression};
 use crate::events::{fingerprint, EventAction, FindingEvent};
 use crate::findings::{Category, Finding, FindingId, Severity};
-use crate::snapshot::NOT_COLLECTED;
+use crate::snapshot::TRANSIENT_REASONS;
 use crate::suppress::{is_suppressed, InstanceKey};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,9 +92,10 @@ pub struct CheckStatus {
     pub reason: Option<String>,
     /// Effective severity at this scan.
     pub severity: Severity,
-    /// Evaluated with every resource's data collected: none pending in the per-user sweep or
-    /// left out by a scan cut short ([`crate::snapshot::Unavailable::NotCollected`]). Failed
-    /// reads (a 403, a 404, a malformed answer) do not count against it: they were collected.
+    /// Evaluated with every resource's data collected, or refused for a lasting reason (a 403,
+    /// a 404, a malformed answer): none pending in the per-user sweep, left out by a scan cut
+    /// short, throttled, or failed in transit or in DNS
+    /// ([`crate::snapshot::TRANSIENT_REASONS`]). Ends a `first_scan = "baseline"`.
     pub all_collected: bool,
 }
 
@@ -184,7 +185,9 @@ fn evaluated_status(
         },
         reason,
         severity,
-        all_collected: !failed.has_reason_starting_with(NOT_COLLECTED),
+        all_collected: !TRANSIENT_REASONS
+            .iter()
+            .any(|prefix| failed.has_reason_starting_with(prefix)),
     }
 }
 
