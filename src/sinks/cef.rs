@@ -278,33 +278,52 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// The bytes `c` takes once escaped (a blank becomes one space).
 fn escaped_len(c: char) -> usize {
     match c {
         '\\' | '=' | '\n' | '\r' => 2,
+        c if blank(c) => 1,
         c => c.len_utf8(),
     }
 }
 
 /// Shortens `value` so that its escaped form is at most `budget` bytes, cutting between
-/// characters and appending [`TRUNCATION_MARK`]; empty when even the mark does not fit.
+/// characters (a CRLF, one escape, stays whole) and appending [`TRUNCATION_MARK`]; empty when
+/// even the mark does not fit. The text kept is `value`'s own, so [`push_extension`] escapes it
+/// exactly as it escapes the whole value.
 fn shorten(value: &str, budget: usize) -> String {
-    let normalized = normalize_extension(value);
-    if normalized.chars().map(escaped_len).sum::<usize>() <= budget {
-        return normalized;
+    let value = value.trim_matches(blank);
+    if escaped_prefix(value, usize::MAX).0 <= budget {
+        return value.to_owned();
     }
     let Some(room) = budget.checked_sub(TRUNCATION_MARK.len()) else {
         return String::new();
     };
-    let mut used = 0;
-    let mut kept = String::new();
-    for c in normalized.chars() {
-        used += escaped_len(c);
-        if used > room {
+    let end = escaped_prefix(value, room).1;
+    let kept = value.get(..end).unwrap_or_default().trim_end_matches(blank);
+    format!("{kept}{TRUNCATION_MARK}")
+}
+
+/// The escaped length of the longest prefix of `value` whose escaped form fits in `room`, and
+/// the byte where that prefix ends.
+fn escaped_prefix(value: &str, room: usize) -> (usize, usize) {
+    let (mut used, mut end) = (0, 0);
+    let mut chars = value.char_indices().peekable();
+    while let Some((index, c)) = chars.next() {
+        let (len, next) = match chars.peek() {
+            Some(&(at, '\n')) if c == '\r' => (2, at + 1),
+            _ => (escaped_len(c), index + c.len_utf8()),
+        };
+        if used + len > room {
             break;
         }
-        kept.push(c);
+        if next > index + c.len_utf8() {
+            chars.next();
+        }
+        used += len;
+        end = next;
     }
-    format!("{}{TRUNCATION_MARK}", kept.trim_end_matches(' '))
+    (used, end)
 }
 
 #[cfg(test)]
@@ -393,13 +412,29 @@ mod tests {
         }
     }
 
+    /// A shortened value is a prefix of the whole one as a parser reads it back, whatever CRs
+    /// and LFs it holds, and its escaped form fits the budget.
+    #[test]
+    fn shortened_line_breaks_escape_as_in_the_whole_value() {
+        let value = "a\r\r\nb\r\nc\rd\n\r\n\te=f";
+        let whole = escape_extension(value);
+        for budget in 0..60 {
+            let short = shorten(value, budget);
+            let escaped = escape_extension(&short);
+            assert!(escaped.len() <= budget || escaped == whole, "{budget}");
+            if let Some(kept) = escaped.strip_suffix(TRUNCATION_MARK) {
+                assert!(whole.starts_with(kept), "{budget}: {kept:?} of {whole:?}");
+            }
+        }
+    }
+
     #[test]
     fn shorten_never_cuts_an_escape_or_a_character() {
         let value = "é=é=é=é=é=";
         for budget in 0..40 {
             let short = shorten(value, budget);
             let escaped = escape_extension(&short);
-            assert!(escaped.len() <= budget || short == normalize_extension(value));
+            assert!(escaped.len() <= budget || escaped == escape_extension(value));
             if !short.is_empty() && short != value {
                 assert!(short.ends_with(TRUNCATION_MARK));
                 assert!(!escaped.ends_with('\\') || escaped.ends_with("\\\\"));
