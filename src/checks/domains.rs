@@ -54,13 +54,11 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
                 {
                     Err(failure)
                 }
-                // No evidence either way: the instance keeps its state (findings-spec.md E1).
-                SpfVerdict::Undecided { unevaluable, .. } if id == FindingId::SpfAllowsAny => {
+                // No evidence either way: the domain is unevaluated and its instance keeps its
+                // state (findings-spec.md E1: macros are not expanded).
+                SpfVerdict::Undecided { .. } if id == FindingId::SpfAllowsAny => {
                     Err(Unavailable::NotApplicable {
-                        detail: format!(
-                            "spf outcome decided by unevaluated terms: {}",
-                            unevaluable.join(" ")
-                        ),
+                        detail: SPF_REDIRECT_MACRO.to_owned(),
                     })
                 }
                 verdict => Ok(verdict),
@@ -87,7 +85,12 @@ pub fn evaluate(id: FindingId, snapshot: &TenantSnapshot, ctx: &EvalCtx<'_>) -> 
     Outcome::Evaluated(evaluation)
 }
 
-/// Judges each domain; a domain whose verdict failed goes to `failed_resources` instead.
+/// The `unevaluated` reason of a domain whose SPF outcome a `redirect=` to a macro decides.
+pub const SPF_REDIRECT_MACRO: &str = "spf_redirect_macro";
+
+/// Judges each domain; a domain whose verdict failed goes to `failed_resources` instead, and
+/// one that cannot be judged although its data arrived ([`Unavailable::NotApplicable`]) to
+/// `unevaluated`, with the detail as its reason.
 fn per_domain<V>(
     names: Vec<String>,
     verdict_of: impl Fn(&str) -> Result<V, Unavailable>,
@@ -95,13 +98,16 @@ fn per_domain<V>(
 ) -> Evaluation {
     let mut evaluation = Evaluation::default();
     let mut failed = ReasonsBuilder::default();
+    let mut unevaluated = ReasonsBuilder::default();
     for name in names {
         match verdict_of(&name) {
             Ok(verdict) => evaluation.findings.extend(finding_of(&name, &verdict)),
+            Err(Unavailable::NotApplicable { detail }) => unevaluated.insert(&name, &detail),
             Err(failure) => failed.insert_display(&name, &failure),
         }
     }
     evaluation.failed_resources = failed.build();
+    evaluation.unevaluated = unevaluated.build();
     evaluation
 }
 
