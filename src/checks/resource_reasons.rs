@@ -107,15 +107,7 @@ impl ResourceReasons {
 
     /// True when some id's reason starts with `prefix`.
     pub fn has_reason_starting_with(&self, prefix: &str) -> bool {
-        // A reason replaced by a later one for the same id stays in `reasons`: look only at
-        // reasons some id has.
-        let matching: Vec<usize> = (self.0.reasons.iter().enumerate())
-            .filter(|(_, reason)| reason.starts_with(prefix))
-            .map(|(index, _)| index)
-            .collect();
-        !matching.is_empty()
-            && (self.0.reason_of.iter())
-                .any(|&index| usize::try_from(index).is_ok_and(|i| matching.contains(&i)))
+        self.iter().any(|(_, reason)| reason.starts_with(prefix))
     }
 
     /// `(id, reason)` in id order.

@@ -156,9 +156,9 @@ fn checks_not_fully_evaluated_are_listed_and_the_page_does_not_say_clean() {
         reason: reason.map(str::to_owned),
         evaluated_at: evaluated,
     };
-    let mut state = state();
-    state.instances.clear();
-    state.checks = vec![
+    let mut partly = state();
+    partly.instances.clear();
+    partly.checks = vec![
         record(FindingId::AccountDisabled, "ok", None, Some(at(2))),
         record(
             FindingId::RuleForwardsExternal,
@@ -173,7 +173,7 @@ fn checks_not_fully_evaluated_are_listed_and_the_page_does_not_say_clean() {
             Some(at(2)),
         ),
     ];
-    let report = build(vec![state], &[], at(3));
+    let report = build(vec![partly], &[], at(3));
     let listed: Vec<(&str, &str, Option<&str>)> = report.tenants[0]
         .not_evaluated
         .iter()
@@ -206,7 +206,7 @@ fn checks_not_fully_evaluated_are_listed_and_the_page_does_not_say_clean() {
         "mail.rule_forwards_external"
     );
     // With every check evaluated fully, the page says there is nothing open.
-    let mut clean = super::tests::state();
+    let mut clean = state();
     clean.instances.clear();
     let page = render_html(&build(vec![clean], &[], at(3)));
     assert!(page.contains("No open findings.</p>"));
